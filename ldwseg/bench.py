@@ -1,0 +1,149 @@
+"""Side-by-side timing of LDW pooling and the layers it replaces (``ldwseg bench``).
+
+Every case runs in the same process on the same inputs; the reported figure is the
+median of ``repeats`` runs after two warm-up runs. "fwd" runs under ``no_grad``;
+"fwd+bwd" also computes the gradients of the input and of every parameter with
+``torch.autograd.grad``. Pools are compared with ``MaxPool2d(2)`` on the same
+``(N, C, H, W)`` input. The reverse pool maps ``(N, 4C, H/2, W/2)`` to ``(N, C, H, W)``;
+it is compared with the ``ConvTranspose2d(2C, C, 2, stride=2)`` that a UNet decoder
+uses at that level (the LDW decoder replaces it by a 1x1 conv plus the reverse pool).
+pytorch_wavelets' Haar DWT/IDWT, when installed, is timed with the K=2 LDW pool as its
+baseline, so there a ratio above 1 means LDW pooling is faster.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .pooling import LDWPool2d, LDWUnpool2d
+
+__all__ = ["SHAPES", "BenchRow", "run_pool_benchmark", "format_table"]
+
+SHAPES: tuple[tuple[int, int, int, int], ...] = ((8, 64, 128, 128), (8, 128, 64, 64), (8, 256, 32, 32), (8, 512, 16, 16))
+
+
+@dataclass
+class BenchRow:
+    shape: tuple[int, int, int, int]
+    name: str
+    fwd_ms: float
+    fwdbwd_ms: float
+    baseline: str | None = None
+    ratio_fwd: float | None = None
+    ratio_fwdbwd: float | None = None
+
+
+def _median_ms(fn: Callable[[], object], repeats: int) -> float:
+    for _ in range(2):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _time_module(module: nn.Module, x: Tensor, repeats: int) -> tuple[float, float]:
+    def forward() -> None:
+        with torch.no_grad():
+            module(x)
+
+    inputs = [x.detach().requires_grad_()] + [p for p in module.parameters() if p.requires_grad]
+    probe = module(inputs[0])
+    out = probe[0] if isinstance(probe, (tuple, list)) else probe
+    grad_out = torch.randn_like(out)
+
+    def forward_backward() -> None:
+        y = module(inputs[0])
+        y = y[0] if isinstance(y, (tuple, list)) else y
+        torch.autograd.grad(y, inputs, grad_out)
+
+    return _median_ms(forward, repeats), _median_ms(forward_backward, repeats)
+
+
+class _Clone(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x.clone()
+
+
+def _peer_modules() -> dict[str, tuple[nn.Module, nn.Module]]:
+    try:
+        from pytorch_wavelets import DWTForward, DWTInverse
+    except ImportError:
+        return {}
+
+    class _Inverse(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.idwt = DWTInverse(wave="haar", mode="periodization")
+
+        def forward(self, y: Tensor) -> Tensor:
+            c = y.shape[1] // 4
+            highs = torch.stack([y[:, c : 2 * c], y[:, 2 * c : 3 * c], y[:, 3 * c :]], dim=2)
+            return self.idwt((y[:, :c], [highs]))
+
+    return {"pytorch_wavelets haar": (DWTForward(J=1, wave="haar", mode="periodization"), _Inverse())}
+
+
+def run_pool_benchmark(
+    *,
+    shapes: tuple[tuple[int, int, int, int], ...] = SHAPES,
+    repeats: int = 7,
+    quick: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[BenchRow]:
+    """Time every case on every shape and return the rows with their ratios."""
+    if quick:
+        shapes = shapes[-1:]
+    rows: list[BenchRow] = []
+    gen = torch.Generator().manual_seed(0)
+    for shape in shapes:
+        n, c, h, w = shape
+        if progress:
+            progress(f"timing {shape} ...")
+        x = torch.randn(shape, generator=gen)
+        sub = torch.randn(n, 4 * c, h // 2, w // 2, generator=gen)
+        dec = torch.randn(n, 2 * c, h // 2, w // 2, generator=gen)
+
+        def add(name: str, module: nn.Module, inp: Tensor, baseline: str | None = None) -> None:
+            fwd, fb = _time_module(module, inp, repeats)
+            row = BenchRow(shape, name, fwd, fb, baseline)
+            if baseline is not None:
+                ref = next(r for r in rows if r.shape == shape and r.name == baseline)
+                row.ratio_fwd, row.ratio_fwdbwd = fwd / ref.fwd_ms, fb / ref.fwdbwd_ms
+            rows.append(row)
+
+        add("x.clone()", _Clone(), x)
+        add("MaxPool2d(2)", nn.MaxPool2d(2), x)
+        add("ConvTranspose2d(2C,C,2,2)", nn.ConvTranspose2d(2 * c, c, 2, stride=2), dec)
+        for wavelet in ("haar", "db2"):
+            pool = LDWPool2d(wavelet=wavelet, constraint="orthogonal")
+            add(f"LDWPool2d K={pool.kernel_size}", pool, x, "MaxPool2d(2)")
+            add(f"LDWUnpool2d K={pool.kernel_size}", LDWUnpool2d(pool), sub, "ConvTranspose2d(2C,C,2,2)")
+        for peer, (dwt, idwt) in _peer_modules().items():
+            add(f"{peer} DWT", dwt, x, "LDWPool2d K=2")
+            add(f"{peer} IDWT", idwt, sub, "LDWUnpool2d K=2")
+    return rows
+
+
+def format_table(rows: list[BenchRow]) -> str:
+    """A plain-text table of the rows, one block per shape."""
+    lines = [
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms; "
+        "ratio = time / baseline time (below 1 is faster)",
+    ]
+    header = f"{'case':32s} {'fwd':>9s} {'fwd+bwd':>9s} {'ratio fwd':>10s} {'ratio f+b':>10s}  baseline"
+    for shape in dict.fromkeys(r.shape for r in rows):
+        lines += ["", f"input {shape}", header]
+        for r in (r for r in rows if r.shape == shape):
+            rf = "" if r.ratio_fwd is None else f"{r.ratio_fwd:.2f}"
+            rb = "" if r.ratio_fwdbwd is None else f"{r.ratio_fwdbwd:.2f}"
+            lines.append(f"{r.name:32s} {r.fwd_ms:9.2f} {r.fwdbwd_ms:9.2f} {rf:>10s} {rb:>10s}  {r.baseline or ''}")
+    return "\n".join(lines)

@@ -1,0 +1,47 @@
+"""The ``ldwseg`` command line: a thin typer layer over library functions."""
+
+from __future__ import annotations
+
+import typer
+
+from . import __version__
+
+app = typer.Typer(
+    name="ldwseg",
+    help="Segmentation and reconstruction with Learnable Discrete Wavelet Pooling (LDW-Pooling).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"ldwseg {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """Segmentation and reconstruction with Learnable Discrete Wavelet Pooling."""
+
+
+@app.command()
+def bench(
+    repeats: int = typer.Option(7, min=1, help="Timed repetitions per case; the median is reported."),
+    threads: int = typer.Option(0, min=0, help="torch threads (0: leave torch's default)."),
+    quick: bool = typer.Option(False, help="Only the smallest shape, for a fast look."),
+) -> None:
+    """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""
+    import torch
+
+    from .bench import format_table, run_pool_benchmark
+
+    if threads:
+        torch.set_num_threads(threads)
+    rows = run_pool_benchmark(repeats=repeats, quick=quick, progress=typer.echo)
+    typer.echo(format_table(rows))
