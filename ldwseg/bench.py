@@ -1,7 +1,10 @@
 """Side-by-side timing of LDW pooling and the layers it replaces (``ldwseg bench``).
 
 Every case runs in the same process on the same inputs; the reported figure is the
-median of ``repeats`` runs after two warm-up runs. "fwd" runs under ``no_grad``;
+median of ``repeats`` runs, with the cases of one shape run in turn (round robin) so
+that drift in the machine's load affects them alike. By default each timed run follows
+an untimed run of the same case (warm caches, as in a plain repeat loop); ``warm=False``
+times them with the other cases in between (cold caches). "fwd" runs under ``no_grad``;
 "fwd+bwd" also computes the gradients of the input and of every parameter with
 ``torch.autograd.grad``. Pools are compared with ``MaxPool2d(2)`` on the same
 ``(N, C, H, W)`` input. The reverse pool maps ``(N, 4C, H/2, W/2)`` to ``(N, C, H, W)``;
@@ -39,33 +42,46 @@ class BenchRow:
     ratio_fwdbwd: float | None = None
 
 
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def _cases(module: nn.Module, x: Tensor) -> tuple[Callable[[], None], Callable[[], None]]:
+    """The forward-only and forward+backward closures of one module on one input."""
+    inputs = [x.detach().requires_grad_()] + [p for p in module.parameters() if p.requires_grad]
+    grad_outs = [torch.randn_like(t) for t in _tensors(module(inputs[0]))]
 
-
-def _time_module(module: nn.Module, x: Tensor, repeats: int) -> tuple[float, float]:
     def forward() -> None:
         with torch.no_grad():
             module(x)
 
-    inputs = [x.detach().requires_grad_()] + [p for p in module.parameters() if p.requires_grad]
-    probe = module(inputs[0])
-    out = probe[0] if isinstance(probe, (tuple, list)) else probe
-    grad_out = torch.randn_like(out)
-
     def forward_backward() -> None:
-        y = module(inputs[0])
-        y = y[0] if isinstance(y, (tuple, list)) else y
-        torch.autograd.grad(y, inputs, grad_out)
+        torch.autograd.grad(_tensors(module(inputs[0])), inputs, grad_outs)
 
-    return _median_ms(forward, repeats), _median_ms(forward_backward, repeats)
+    return forward, forward_backward
+
+
+def _tensors(out: Tensor | tuple | list) -> list[Tensor]:
+    """Every tensor of a module's output (pytorch_wavelets returns ``(yl, [yh])``)."""
+    if isinstance(out, Tensor):
+        return [out]
+    return [t for item in out for t in _tensors(item)]
+
+
+def _round_robin_ms(calls: list[Callable[[], None]], repeats: int, warm: bool) -> list[float]:
+    """Median milliseconds of each call, the calls interleaved so drift hits all alike.
+
+    ``warm``: each timed call directly follows an untimed call of the same case, so its
+    inputs are in cache as in a plain repeat loop; otherwise the other cases run between
+    (inputs come from memory, as in a network).
+    """
+    for call in calls:
+        call()
+    times: list[list[float]] = [[] for _ in calls]
+    for _ in range(repeats):
+        for i, call in enumerate(calls):
+            if warm:
+                call()
+            start = time.perf_counter()
+            call()
+            times[i].append(time.perf_counter() - start)
+    return [1e3 * statistics.median(t) for t in times]
 
 
 class _Clone(nn.Module):
@@ -95,8 +111,9 @@ def _peer_modules() -> dict[str, tuple[nn.Module, nn.Module]]:
 def run_pool_benchmark(
     *,
     shapes: tuple[tuple[int, int, int, int], ...] = SHAPES,
-    repeats: int = 7,
+    repeats: int = 15,
     quick: bool = False,
+    warm: bool = True,
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchRow]:
     """Time every case on every shape and return the rows with their ratios."""
@@ -111,25 +128,27 @@ def run_pool_benchmark(
         x = torch.randn(shape, generator=gen)
         sub = torch.randn(n, 4 * c, h // 2, w // 2, generator=gen)
         dec = torch.randn(n, 2 * c, h // 2, w // 2, generator=gen)
-
-        def add(name: str, module: nn.Module, inp: Tensor, baseline: str | None = None) -> None:
-            fwd, fb = _time_module(module, inp, repeats)
-            row = BenchRow(shape, name, fwd, fb, baseline)
-            if baseline is not None:
-                ref = next(r for r in rows if r.shape == shape and r.name == baseline)
-                row.ratio_fwd, row.ratio_fwdbwd = fwd / ref.fwd_ms, fb / ref.fwdbwd_ms
-            rows.append(row)
-
-        add("x.clone()", _Clone(), x)
-        add("MaxPool2d(2)", nn.MaxPool2d(2), x)
-        add("ConvTranspose2d(2C,C,2,2)", nn.ConvTranspose2d(2 * c, c, 2, stride=2), dec)
+        cases: list[tuple[str, nn.Module, Tensor, str | None]] = [
+            ("x.clone()", _Clone(), x, None),
+            ("MaxPool2d(2)", nn.MaxPool2d(2), x, None),
+            ("ConvTranspose2d(2C,C,2,2)", nn.ConvTranspose2d(2 * c, c, 2, stride=2), dec, None),
+        ]
         for wavelet in ("haar", "db2"):
             pool = LDWPool2d(wavelet=wavelet, constraint="orthogonal")
-            add(f"LDWPool2d K={pool.kernel_size}", pool, x, "MaxPool2d(2)")
-            add(f"LDWUnpool2d K={pool.kernel_size}", LDWUnpool2d(pool), sub, "ConvTranspose2d(2C,C,2,2)")
+            cases.append((f"LDWPool2d K={pool.kernel_size}", pool, x, "MaxPool2d(2)"))
+            cases.append((f"LDWUnpool2d K={pool.kernel_size}", LDWUnpool2d(pool), sub, "ConvTranspose2d(2C,C,2,2)"))
         for peer, (dwt, idwt) in _peer_modules().items():
-            add(f"{peer} DWT", dwt, x, "LDWPool2d K=2")
-            add(f"{peer} IDWT", idwt, sub, "LDWUnpool2d K=2")
+            cases.append((f"{peer} DWT", dwt, x, "LDWPool2d K=2"))
+            cases.append((f"{peer} IDWT", idwt, sub, "LDWUnpool2d K=2"))
+        calls = [_cases(module, inp) for _, module, inp, _ in cases]
+        fwd = _round_robin_ms([f for f, _ in calls], repeats, warm)
+        fwdbwd = _round_robin_ms([fb for _, fb in calls], repeats, warm)
+        shape_rows = {name: BenchRow(shape, name, f, fb, base) for (name, _, _, base), f, fb in zip(cases, fwd, fwdbwd)}
+        for row in shape_rows.values():
+            if row.baseline is not None:
+                ref = shape_rows[row.baseline]
+                row.ratio_fwd, row.ratio_fwdbwd = row.fwd_ms / ref.fwd_ms, row.fwdbwd_ms / ref.fwdbwd_ms
+        rows.extend(shape_rows.values())
     return rows
 
 

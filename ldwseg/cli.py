@@ -32,9 +32,10 @@ def main(
 
 @app.command()
 def bench(
-    repeats: int = typer.Option(7, min=1, help="Timed repetitions per case; the median is reported."),
+    repeats: int = typer.Option(15, min=1, help="Timed repetitions per case; the median is reported."),
     threads: int = typer.Option(0, min=0, help="torch threads (0: leave torch's default)."),
     quick: bool = typer.Option(False, help="Only the smallest shape, for a fast look."),
+    warm: bool = typer.Option(True, help="Time with warm caches (--no-warm: other cases run in between)."),
 ) -> None:
     """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""
     import torch
@@ -43,5 +44,5 @@ def bench(
 
     if threads:
         torch.set_num_threads(threads)
-    rows = run_pool_benchmark(repeats=repeats, quick=quick, progress=typer.echo)
+    rows = run_pool_benchmark(repeats=repeats, quick=quick, warm=warm, progress=typer.echo)
     typer.echo(format_table(rows))

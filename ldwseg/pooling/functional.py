@@ -23,22 +23,29 @@ Conventions (used everywhere in ldwseg):
 Synthesis is the exact adjoint (transpose) of analysis on even sizes, so for an
 orthogonal perfect-reconstruction bank ``synthesis(analysis(x)) == x``.
 
-Implementation: the two separable passes are written as strided phase views of the
-input, so periodic extension costs no padded copy (a tap ``i >= 2`` reads the phase
-``i % 2`` rolled by ``i // 2`` coarse samples, split into two slices). Gradients are
-hand-written: the input gradient of analysis *is* synthesis and vice versa, and the
-filter gradients are phase-wise inner products. The passes run height first, then
-width, which keeps the wide contiguous rows in the first pass; the result equals the
-paper's rows-then-columns order because the two passes commute.
+Implementation: with ``K = 2m`` taps (odd ``K`` gets a trailing zero tap), output
+``(i, j)`` of band ``XY`` only reads the four polyphase planes ``P_pq = x[p::2, q::2]``
+at ``(i + a, j + c)`` for ``a, c < m``. So the whole transform is
+
+    bands = sum_{a,c} M_ac @ roll(P, (-a, -c)),    M_ac[XY, pq] = Y[2a + p] * X[2c + q]
+
+a few 4x4 matrix products over the stacked planes (periodic extension is the roll, exact
+for maps of any size), which BLAS streams at memory speed. The input gradient of
+analysis *is* synthesis (``sum roll(M_ac^T @ g, (a, c))``) and vice versa, and the
+gradient of the mixing matrices is ``g @ roll(P)^T``; autograd carries it back to
+``W^L`` and ``W^H``. On the CPU the batch is processed in chunks of about 8 MB so that
+temporaries stay in cache and below glibc's mmap threshold.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
 
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]
 
@@ -56,164 +63,174 @@ def pad_to_even(x: Tensor) -> Tensor:
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
 
-def _phases(x: Tensor, dim: int, tap: int) -> tuple[Tensor, int]:
-    """Phase ``tap % 2`` of ``x`` along ``dim`` (a strided view) and its coarse roll."""
-    half = x.shape[dim] // 2
-    view = x.unflatten(dim, (half, 2)).select(dim + 1 if dim >= 0 else dim, tap % 2)
-    return view, (tap // 2) % half
+_CHUNK_BYTES = 8 * 2**20
 
 
-def _corr2(x: Tensor, f: Tensor, dim: int, out: Tensor | None = None) -> Tensor:
-    """``out[k] = sum_i f[i] x[(2k + i) mod n]`` along ``dim`` (Eq. 3 on one axis)."""
-    for i in range(f.shape[0]):
-        phase, shift = _phases(x, dim, i)
-        half = phase.shape[dim]
-        if i == 0:
-            out = torch.mul(phase, f[0], out=out) if out is not None else phase * f[0]
-            continue
-        head = out.narrow(dim, 0, half - shift)
-        head.addcmul_(phase.narrow(dim, shift, half - shift), f[i])
-        if shift:
-            tail = out.narrow(dim, half - shift, shift)
-            tail.addcmul_(phase.narrow(dim, 0, shift), f[i])
+def _chunks(x: Tensor) -> list[slice]:
+    """Batch slices of about ``_CHUNK_BYTES`` on the CPU, the whole batch elsewhere."""
+    n = x.shape[0]
+    if x.device.type != "cpu" or n <= 1:
+        return [slice(0, n)]
+    per_sample = max(1, x[0].numel() * x.element_size())
+    step = max(1, _CHUNK_BYTES // per_sample)
+    return [slice(i, min(i + step, n)) for i in range(0, n, step)]
+
+
+def _split4(x: Tensor) -> Tensor:
+    """Polyphase planes ``P[:, 2p + q] = x[..., p::2, q::2]``, shape ``(N, 4, C, h, w)``."""
+    n, c, h2, w2 = x.shape
+    planes = torch.empty((n, 4, c, h2 // 2, w2 // 2), dtype=x.dtype, device=x.device)
+    for p in range(2):
+        for q in range(2):
+            planes[:, 2 * p + q].copy_(x[..., p::2, q::2])
+    return planes
+
+
+def _merge4(planes: Tensor, out: Tensor) -> Tensor:
+    """Inverse of :func:`_split4`, written into ``out``."""
+    for p in range(2):
+        for q in range(2):
+            out[..., p::2, q::2].copy_(planes[:, 2 * p + q])
     return out
 
 
-def _corr2_adjoint(y: Tensor, f: Tensor, dim: int, out: Tensor, accumulate: bool) -> Tensor:
-    """Adjoint of :func:`_corr2`: ``out[(2k + i) mod n] += f[i] y[k]``."""
-    for i in range(f.shape[0]):
-        phase, shift = _phases(out, dim, i)
-        half = phase.shape[dim]
-        if i < 2 and not accumulate:
-            torch.mul(y, f[i], out=phase)
-            continue
-        phase.narrow(dim, shift, half - shift).addcmul_(y.narrow(dim, 0, half - shift), f[i])
-        if shift:
-            phase.narrow(dim, 0, shift).addcmul_(y.narrow(dim, half - shift, shift), f[i])
-    return out
+def _mixing_matrices(low: Tensor, high: Tensor) -> Tensor:
+    """``M[a * m + c][2X + Y, 2p + q] = Y[2a + p] * X[2c + q]`` with ``X, Y`` in (low, high)."""
+    f = torch.stack([low, high])
+    if f.shape[1] % 2:
+        f = torch.cat([f, f.new_zeros(2, 1)], dim=1)
+    m = f.shape[1] // 2
+    f = f.view(2, m, 2)  # [filter, coarse tap a, phase p]
+    mix = torch.einsum("yap,xcq->acxypq", f, f)
+    return mix.reshape(m * m, 4, 4)
 
 
-def _phase_dots(x: Tensor, g: Tensor, dim: int, taps: int) -> Tensor:
-    """``d[i] = sum_k g[k] x[(2k + i) mod n]``: the gradient of :func:`_corr2` in ``f``."""
-    dots = []
-    for i in range(taps):
-        phase, shift = _phases(x, dim, i)
-        half = phase.shape[dim]
-        total = (phase.narrow(dim, shift, half - shift) * g.narrow(dim, 0, half - shift)).sum()
-        if shift:
-            total = total + (phase.narrow(dim, 0, shift) * g.narrow(dim, half - shift, shift)).sum()
-        dots.append(total)
-    return torch.stack(dots)
+def _shifts(count: int) -> list[tuple[int, int]]:
+    """The ``m * m`` coarse shifts ``(a, c)`` of ``count = m * m`` mixing matrices."""
+    m = math.isqrt(int(count))
+    return [(a, c) for a in range(m) for c in range(m)]
 
 
-def _height(x: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-    """Vertical pass: low- and high-pass along the height (Eqs. 5-8, one axis)."""
-    return _corr2(x, low, -2), _corr2(x, high, -2)
+def _mix(planes: Tensor, mix: Tensor, out: Tensor) -> Tensor:
+    """``out = sum_ac M_ac @ roll(P, (-a, -c))`` (analysis on the planes).
 
-
-def _width(c_low: Tensor, c_high: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    """Horizontal pass on the two height-filtered maps, written as ``[LL|LH|HL|HH]``."""
-    n, c, h, w2 = c_low.shape
-    out = torch.empty((n, 4, c, h, w2 // 2), dtype=c_low.dtype, device=c_low.device)
-    for band, (wfilt, src) in enumerate(((low, c_low), (low, c_high), (high, c_low), (high, c_high))):
-        _corr2(src, wfilt, -1, out=out[:, band])
-    return out.view(n, 4 * c, h, w2 // 2)
-
-
-def _width_adjoint(y: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
-    """Adjoint of :func:`_width`: two height-filtered maps from the four subbands."""
-    n, c4, h, w = y.shape
-    bands = y.view(n, 4, c4 // 4, h, w)
-    shape = (n, c4 // 4, h, 2 * w)
-    c_low = torch.empty(shape, dtype=y.dtype, device=y.device)
-    c_high = torch.empty(shape, dtype=y.dtype, device=y.device)
-    _corr2_adjoint(bands[:, 0], low, -1, c_low, accumulate=False)
-    _corr2_adjoint(bands[:, 2], high, -1, c_low, accumulate=True)
-    _corr2_adjoint(bands[:, 1], low, -1, c_high, accumulate=False)
-    _corr2_adjoint(bands[:, 3], high, -1, c_high, accumulate=True)
-    return c_low, c_high
-
-
-def _height_adjoint(c_low: Tensor, c_high: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    """Adjoint of :func:`_height`."""
-    n, c, h, w = c_low.shape
-    out = torch.empty((n, c, 2 * h, w), dtype=c_low.dtype, device=c_low.device)
-    _corr2_adjoint(c_low, low, -2, out, accumulate=False)
-    _corr2_adjoint(c_high, high, -2, out, accumulate=True)
-    return out
-
-
-def _filter_grads(
-    x: Tensor,
-    c: tuple[Tensor, Tensor],
-    gc: tuple[Tensor, Tensor],
-    g: Tensor,
-    taps: int,
-) -> tuple[Tensor, Tensor]:
-    """Gradients of ``<g, analysis(x)>`` in ``low`` and ``high``.
-
-    ``c`` are the height-filtered maps of ``x`` and ``gc`` the width-adjoint of ``g``.
+    ``bmm`` with an expanded (stride-0) matrix streams the planes in place, where
+    ``torch.matmul`` would fold the product into one GEMM on a transposed copy.
     """
+    n, _, c, h, w = planes.shape
+    flat = out.view(n, 4, c * h * w)
+    for k, (a, b) in enumerate(_shifts(mix.shape[0])):
+        shifted = planes if a == b == 0 else torch.roll(planes, (-a, -b), dims=(-2, -1))
+        if k == 0:
+            torch.bmm(mix[0].expand(n, 4, 4), shifted.view(n, 4, -1), out=flat)
+        else:
+            flat.baddbmm_(mix[k].expand(n, 4, 4), shifted.view(n, 4, -1))
+    return out
+
+
+def _unmix(bands: Tensor, mix: Tensor) -> Tensor:
+    """Adjoint of :func:`_mix`: ``P = sum_ac roll(M_ac^T @ bands, (a, c))``."""
+    n, c4, h, w = bands.shape
+    flat = bands.reshape(n, 4, -1)
+    planes = None
+    for k, (a, b) in enumerate(_shifts(mix.shape[0])):
+        part = torch.bmm(mix[k].T.expand(n, 4, 4), flat).view(n, 4, c4 // 4, h, w)
+        if a or b:
+            part = torch.roll(part, (a, b), dims=(-2, -1))
+        planes = part if planes is None else planes.add_(part)
+    return planes
+
+
+def _gram(planes: Tensor, bands: Tensor, count: int) -> Tensor:
+    """``G_ac = sum_n bands_n @ roll(P_n, (-a, -c))^T``: the gradient of :func:`_mix` in ``M``."""
+    n = planes.shape[0]
+    flat = bands.reshape(n, 4, -1)
+    grams = []
+    for a, b in _shifts(count):
+        shifted = planes if a == b == 0 else torch.roll(planes, (-a, -b), dims=(-2, -1))
+        grams.append(torch.bmm(flat, shifted.view(n, 4, -1).transpose(1, 2)).sum(0))
+    return torch.stack(grams)
+
+
+def _analysis_planes(x: Tensor, mix: Tensor) -> tuple[Tensor, list[Tensor]]:
+    """Analysis of ``x`` and the polyphase planes of each batch chunk (kept for backward)."""
+    n, c, h2, w2 = x.shape
+    out = torch.empty((n, 4 * c, h2 // 2, w2 // 2), dtype=x.dtype, device=x.device)
+    planes = []
+    for part in _chunks(x):
+        planes.append(_split4(x[part]))
+        _mix(planes[-1], mix, out[part])
+    return out, planes
+
+
+def _synthesis_raw(y: Tensor, mix: Tensor) -> Tensor:
+    n, c4, h, w = y.shape
+    out = torch.empty((n, c4 // 4, 2 * h, 2 * w), dtype=y.dtype, device=y.device)
+    for part in _chunks(out):
+        _merge4(_unmix(y[part], mix), out[part])
+    return out
+
+
+def _analysis_backward(planes: list[Tensor], g: Tensor, mix: Tensor, need_x: bool, need_mix: bool):
+    """``(synthesis(g), gram(x, g))`` in one pass over the chunks of the saved planes."""
     n, c4, h, w = g.shape
-    bands = g.view(n, 4, c4 // 4, h, w)
-    d_low = (
-        _phase_dots(c[0], bands[:, 0], -1, taps)
-        + _phase_dots(c[1], bands[:, 1], -1, taps)
-        + _phase_dots(x, gc[0], -2, taps)
-    )
-    d_high = (
-        _phase_dots(c[0], bands[:, 2], -1, taps)
-        + _phase_dots(c[1], bands[:, 3], -1, taps)
-        + _phase_dots(x, gc[1], -2, taps)
-    )
-    return d_low, d_high
+    grad_x = torch.empty((n, c4 // 4, 2 * h, 2 * w), dtype=g.dtype, device=g.device) if need_x else None
+    gram = torch.zeros_like(mix) if need_mix else None
+    start = 0
+    for chunk in planes:
+        part = slice(start, start + chunk.shape[0])
+        start = part.stop
+        if grad_x is not None:
+            _merge4(_unmix(g[part], mix), grad_x[part])
+        if gram is not None:
+            gram += _gram(chunk, g[part], mix.shape[0])
+    return grad_x, gram
 
 
-def _analysis_raw(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    return _width(*_height(x, low, high), low, high)
-
-
-def _synthesis_raw(y: Tensor, low: Tensor, high: Tensor) -> Tensor:
-    return _height_adjoint(*_width_adjoint(y, low, high), low, high)
+def _synthesis_backward(y: Tensor, g: Tensor, mix: Tensor, need_y: bool, need_mix: bool):
+    """``(analysis(g), gram(g, y))``: by ``<g, S(y)> = <A(g), y>`` the mixing gradient of
+    synthesis is the analysis gram with signal and cotangent swapped."""
+    n, c, h2, w2 = g.shape
+    grad_y = torch.empty((n, 4 * c, h2 // 2, w2 // 2), dtype=g.dtype, device=g.device) if need_y else None
+    gram = torch.zeros_like(mix) if need_mix else None
+    for part in _chunks(g):
+        planes = _split4(g[part])
+        if grad_y is not None:
+            _mix(planes, mix, grad_y[part])
+        if gram is not None:
+            gram += _gram(planes, y[part], mix.shape[0])
+    return grad_y, gram
 
 
 class _Analysis(torch.autograd.Function):
+    """Analysis with a hand-written backward. It keeps the input's polyphase planes
+    (one input-sized buffer, in place of the input itself) so the backward pass does
+    not split the input again."""
+
     @staticmethod
-    def forward(ctx, x: Tensor, low: Tensor, high: Tensor) -> Tensor:
-        ctx.save_for_backward(x, low, high)
-        return _analysis_raw(x, low, high)
+    def forward(ctx, x: Tensor, mix: Tensor) -> Tensor:
+        out, planes = _analysis_planes(x, mix)
+        ctx.save_for_backward(mix, *planes)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        x, low, high = ctx.saved_tensors
-        g = g.contiguous()
-        gc = _width_adjoint(g, low, high)
-        grad_x = _height_adjoint(*gc, low, high) if ctx.needs_input_grad[0] else None
-        grad_low = grad_high = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            grad_low, grad_high = _filter_grads(x, _height(x, low, high), gc, g, low.shape[0])
-        return grad_x, grad_low, grad_high
+        mix, *planes = ctx.saved_tensors
+        return _analysis_backward(planes, g.contiguous(), mix, *ctx.needs_input_grad)
 
 
 class _Synthesis(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, y: Tensor, low: Tensor, high: Tensor) -> Tensor:
-        ctx.save_for_backward(y, low, high)
-        return _synthesis_raw(y, low, high)
+    def forward(ctx, y: Tensor, mix: Tensor) -> Tensor:
+        ctx.save_for_backward(y, mix)
+        return _synthesis_raw(y, mix)
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, g: Tensor):
-        y, low, high = ctx.saved_tensors
-        g = g.contiguous()
-        c = _height(g, low, high)
-        grad_y = _width(*c, low, high) if ctx.needs_input_grad[0] else None
-        grad_low = grad_high = None
-        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
-            gc = _width_adjoint(y, low, high)
-            grad_low, grad_high = _filter_grads(g, c, gc, y, low.shape[0])
-        return grad_y, grad_low, grad_high
+        y, mix = ctx.saved_tensors
+        return _synthesis_backward(y, g.contiguous(), mix, *ctx.needs_input_grad)
 
 
 def _as_filter(f: Tensor | Sequence[float], like: Tensor, name: str) -> Tensor:
@@ -268,9 +285,8 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
     if low.shape != high.shape:
         raise ValueError(f"low and high must have the same length, got {low.shape[0]} and {high.shape[0]}")
     x = pad_to_even(x).contiguous()
-    if _needs_autograd(x, low, high):
-        return _Analysis.apply(x, low, high)
-    return _analysis_raw(x, low, high)
+    mix = _mixing_matrices(low, high)
+    return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis_planes(x, mix)[0]
 
 
 def ldw_synthesis(
@@ -304,7 +320,8 @@ def ldw_synthesis(
             f"expected height {2 * h} or {2 * h - 1} and width {2 * w} or {2 * w - 1}"
         )
     y = y.contiguous()
-    x = _Synthesis.apply(y, low, high) if _needs_autograd(y, low, high) else _synthesis_raw(y, low, high)
+    mix = _mixing_matrices(low, high)
+    x = _Synthesis.apply(y, mix) if _needs_autograd(y, mix) else _synthesis_raw(y, mix)
     if (out_h, out_w) != (2 * h, 2 * w):
         x = x[..., :out_h, :out_w]
     return x
