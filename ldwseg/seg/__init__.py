@@ -1,0 +1,1 @@
+"""Semantic segmentation with LDW-UNet: data, metrics, training, evaluation, prediction."""

@@ -1,0 +1,170 @@
+"""``SegmentationDataset``: (image, mask) pairs from files, checked as they are read."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from ...errors import DataError
+from .info import DatasetInfo
+from .reading import SampleError, read_image, read_mask
+
+__all__ = ["BadFile", "PairTransform", "SegmentationDataset", "validate"]
+
+logger = logging.getLogger(__name__)
+
+_LISTED = 5  # how many file names an error message lists before "and N more"
+
+
+class PairTransform(Protocol):
+    """Maps a uint8 ``(H, W, 3)`` image and an int64 ``(H, W)`` mask to the pair a model consumes."""
+
+    def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[Any, Any]: ...
+
+
+@dataclass(frozen=True)
+class BadFile:
+    """A sample that cannot be used: the offending file and why."""
+
+    path: Path
+    reason: str
+
+
+def _listing(paths: Sequence[Path]) -> str:
+    shown = ", ".join(str(p) for p in paths[:_LISTED])
+    return shown + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
+
+
+class SegmentationDataset(Dataset):
+    """A list of ``(image_path, mask_path)`` pairs read into ``(image, mask)`` items.
+
+    Without a transform an item is an RGB ``uint8`` ``(H, W, 3)`` array and an ``int64``
+    ``(H, W)`` array with labels in ``[0, K)`` and 255 = ignore. With a transform (see
+    :mod:`ldwseg.seg.data.transforms`) it is whatever the transform returns, normally a float32
+    ``(3, H, W)`` tensor and an int64 ``(H, W)`` tensor.
+
+    Each item is checked as it is read: unreadable files, masks whose size differs from the
+    image and labels outside ``[0, K)`` other than 255 raise :class:`~ldwseg.errors.DataError`
+    naming the file. Use :func:`validate` to check every file at once.
+
+    Args:
+        files: ``(image_path, mask_path)`` pairs.
+        info: the label metadata; ``info.num_classes`` bounds the labels.
+        transform: applied to each ``(image, mask)`` pair.
+        label_map: raw mask value -> label (CamVid: ``{11: 255}``), applied before the check.
+        skip_bad: read every pair now and drop those that fail (listed in ``.skipped``, logged);
+            otherwise missing files raise now and broken ones when read.
+    """
+
+    def __init__(
+        self,
+        files: Sequence[tuple[Path, Path]],
+        *,
+        info: DatasetInfo,
+        transform: PairTransform | None = None,
+        label_map: Mapping[int, int] | None = None,
+        skip_bad: bool = False,
+    ) -> None:
+        self.info = info
+        self.transform = transform
+        self.label_map = dict(label_map or {})
+        self.files: list[tuple[Path, Path]] = [(Path(i), Path(m)) for i, m in files]
+        self.skipped: list[BadFile] = []
+        if not self.files:
+            raise DataError(f"{info.name}: expected at least one (image, mask) pair, found none; check the data root")
+        self._drop_missing(skip_bad=skip_bad)
+        if skip_bad:
+            self._drop(validate(self))
+
+    def _drop_missing(self, *, skip_bad: bool) -> None:
+        missing = [p for pair in self.files for p in pair if not p.is_file()]
+        if missing and not skip_bad:
+            raise DataError(
+                f"{self.info.name}: {len(missing)} listed files are missing: {_listing(missing)}; "
+                "restore them, fix the split list, or pass skip_bad=True (--skip-bad) to drop those samples"
+            )
+        self._drop([BadFile(p, "missing file") for p in missing])
+
+    def _drop(self, bad: list[BadFile]) -> None:
+        if not bad:
+            return
+        paths = {b.path for b in bad}
+        kept = [pair for pair in self.files if not paths.intersection(pair)]
+        logger.warning(
+            "%s: skipped %d of %d samples: %s",
+            self.info.name,
+            len(self.files) - len(kept),
+            len(self.files),
+            "; ".join(f"{b.path} ({b.reason})" for b in bad[:_LISTED]),
+        )
+        self.skipped += bad
+        if not kept:
+            raise DataError(
+                f"{self.info.name}: all {len(self.files)} samples are bad, e.g. {bad[0].path} ({bad[0].reason}); "
+                "check the data root and the files"
+            )
+        self.files = kept
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The checked, untransformed pair: RGB uint8 ``(H, W, 3)`` and int64 ``(H, W)``."""
+        image_path, mask_path = self.files[index]
+        image = read_image(image_path)
+        mask = read_mask(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise SampleError(
+                mask_path,
+                f"mask {mask_path} is {mask.shape[1]}x{mask.shape[0]} (WxH) but image {image_path} is "
+                f"{image.shape[1]}x{image.shape[0]}; expected equal sizes, re-export the mask at the image's size",
+            )
+        if self.label_map:
+            raw = mask.copy()
+            for src, dst in self.label_map.items():
+                mask[raw == src] = dst
+        num_classes, ignore = self.info.num_classes, self.info.ignore_index
+        bad = (mask < 0) | ((mask >= num_classes) & (mask != ignore))
+        if bad.any():
+            values = np.unique(mask[bad]).tolist()
+            raise SampleError(
+                mask_path,
+                f"mask {mask_path} has label values {values[:10]} outside [0, {num_classes}) "
+                f"({ignore} = ignore); expected {self.info.name} labels, check num_classes or fix the mask",
+            )
+        return image, mask
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        image, mask = self.load(index)
+        if self.transform is None:
+            return image, mask
+        return self.transform(image, mask)
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}({self.info.name!r}, samples={len(self)}, classes={self.info.num_classes}, "
+            f"skipped={len(self.skipped)}, transform={self.transform!r})"
+        )
+
+
+def validate(dataset: SegmentationDataset) -> list[BadFile]:
+    """Read every pair of ``dataset`` and return the ones that fail, with the reason.
+
+    Checks what reading an item checks (readable files, equal sizes, labels in range), so an
+    empty list means that every item can be loaded.
+    """
+    bad: list[BadFile] = []
+    for index in range(len(dataset.files)):
+        try:
+            dataset.load(index)
+        except SampleError as err:
+            bad.append(BadFile(err.path, str(err)))
+    return bad

@@ -1,0 +1,106 @@
+"""What a data set's labels mean: class names, colours and the ignore label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...errors import DataError
+from .palette import IGNORE_INDEX, voc_palette
+
+__all__ = [
+    "CAMVID_CLASSES",
+    "CAMVID_PALETTE",
+    "SYNTHETIC_CLASSES",
+    "VOC_CLASSES",
+    "DatasetInfo",
+    "camvid_info",
+    "folder_info",
+    "synthetic_info",
+    "voc_info",
+]
+
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor",
+)  # fmt: skip
+
+# SegNet's CamVid class order; label 11 (void) becomes the ignore label.
+CAMVID_CLASSES = (
+    "Sky", "Building", "Pole", "Road", "Pavement", "Tree", "SignSymbol", "Fence", "Car", "Pedestrian", "Bicyclist",
+)  # fmt: skip
+
+# The colours of the SegNet tutorial's CamVid visualisation, in class order.
+CAMVID_PALETTE = np.array(
+    [
+        (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222), (128, 128, 0),
+        (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0), (0, 128, 192),
+    ],
+    dtype=np.uint8,
+)  # fmt: skip
+
+# The generated data set of :mod:`ldwseg.seg.data.synthetic`; label i is drawn as shape i.
+SYNTHETIC_CLASSES = ("background", "disk", "rectangle", "triangle", "ring", "curve")
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetInfo:
+    """Label metadata of a data set.
+
+    Attributes:
+        name: registry name (``"voc12"``, ``"camvid"``, ...).
+        num_classes: ``K``; labels are ``0..K-1``.
+        ignore_index: the label of pixels that no loss or metric counts (255).
+        class_names: ``K`` names, in label order.
+        palette: ``(K, 3)`` ``uint8`` colours, in label order.
+    """
+
+    name: str
+    num_classes: int
+    class_names: list[str]
+    palette: np.ndarray
+    ignore_index: int = field(default=IGNORE_INDEX)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_classes < IGNORE_INDEX:
+            raise DataError(
+                f"{self.name}: expected 1 <= num_classes < {IGNORE_INDEX} (label {IGNORE_INDEX} means ignore), "
+                f"got {self.num_classes}; pass a smaller --num-classes"
+            )
+        if len(self.class_names) != self.num_classes:
+            raise DataError(
+                f"{self.name}: {len(self.class_names)} class names for {self.num_classes} classes; give one per class"
+            )
+        if self.palette.shape != (self.num_classes, 3) or self.palette.dtype != np.uint8:
+            raise DataError(
+                f"{self.name}: expected a uint8 palette of shape ({self.num_classes}, 3), "
+                f"got {self.palette.dtype} {self.palette.shape}"
+            )
+
+
+def voc_info(name: str = "voc12") -> DatasetInfo:
+    """PASCAL VOC 2012: background and 20 object classes, VOC colours."""
+    return DatasetInfo(name, len(VOC_CLASSES), list(VOC_CLASSES), voc_palette(len(VOC_CLASSES)))
+
+
+def camvid_info() -> DatasetInfo:
+    """CamVid (SegNet version): 11 road-scene classes; void is ignored."""
+    return DatasetInfo("camvid", len(CAMVID_CLASSES), list(CAMVID_CLASSES), CAMVID_PALETTE.copy())
+
+
+def synthetic_info() -> DatasetInfo:
+    """The generated shapes data set: background, 4 filled shapes and thin curves, VOC colours."""
+    names = list(SYNTHETIC_CLASSES)
+    return DatasetInfo("synthetic", len(names), names, voc_palette(len(names)))
+
+
+def folder_info(num_classes: int | None) -> DatasetInfo:
+    """A user's folder of images and index masks: ``num_classes`` generic classes, VOC colours."""
+    if num_classes is None:
+        raise DataError(
+            "the folder data set needs the number of classes, got none; pass num_classes=K "
+            "(--num-classes K), where the masks hold labels 0..K-1 and 255 = ignore"
+        )
+    names = [f"class{i}" for i in range(max(num_classes, 0))]
+    return DatasetInfo("folder", num_classes, names, voc_palette()[: len(names)])

@@ -1,0 +1,130 @@
+"""One training epoch and one evaluation pass for segmentation."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+from ..errors import LDWSegError
+from ..pooling import wavelet_loss
+from .metrics import SegmentationMetrics
+
+__all__ = ["NonFiniteLossError", "autocast", "segmentation_criterion", "train_one_epoch", "evaluate"]
+
+
+class NonFiniteLossError(LDWSegError):
+    """The loss became NaN or infinite."""
+
+
+def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``amp`` in ``{"off", "bf16", "fp16"}``."""
+    if amp == "off":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def segmentation_criterion(name: str, *, ignore_index: int = 255) -> Callable[[Tensor, Tensor], Tensor]:
+    """Cross-entropy ignoring ``ignore_index``, optionally plus smp's multiclass Dice loss."""
+    ce = nn.CrossEntropyLoss(ignore_index=ignore_index)
+    if name == "ce":
+        return ce
+    if name == "ce+dice":
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        dice = DiceLoss(mode="multiclass", ignore_index=ignore_index)
+        return lambda logits, target: ce(logits, target) + dice(logits, target)
+    raise ValueError(f"unknown segmentation loss {name!r}; choose ce or ce+dice")
+
+
+def _mean_across_ranks(values: dict[str, float], count: int, device: torch.device) -> dict[str, float]:
+    """Step-weighted means of ``values`` (sums over ``count`` steps) over all ranks."""
+    keys = sorted(values)
+    t = torch.tensor([values[k] for k in keys] + [float(count)], dtype=torch.float64, device=device)
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(t)
+    total = max(t[-1].item(), 1.0)
+    return {k: t[i].item() / total for i, k in enumerate(keys)}
+
+
+def train_one_epoch(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    optimizer: torch.optim.Optimizer,
+    criterion: Callable[[Tensor, Tensor], Tensor],
+    *,
+    device: torch.device,
+    wavelet_weight: float = 1.0,
+    amp: str = "off",
+    scaler: torch.amp.GradScaler | None = None,
+    channels_last: bool = False,
+    max_steps: int | None = None,
+    progress: Callable[[Iterable], Iterable] | None = None,
+    epoch: int = 0,
+) -> dict[str, float]:
+    """Train for one pass over ``loader``; loss = task + ``wavelet_weight`` * constraint loss.
+
+    Returns the step-averaged ``train_loss``, ``task_loss`` and ``wavelet_loss``.
+    """
+    model.train()
+    sums = {"train_loss": 0.0, "task_loss": 0.0, "wavelet_loss": 0.0}
+    steps = 0
+    batches = progress(loader) if progress is not None else loader
+    for step, (images, masks) in enumerate(batches):
+        if max_steps is not None and step >= max_steps:
+            break
+        images = images.to(device, non_blocking=True)
+        masks = masks.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        task = criterion(logits.float(), masks)
+        reg = wavelet_loss(model)
+        loss = task + wavelet_weight * reg
+        if not math.isfinite(loss.item()):
+            raise NonFiniteLossError(
+                f"the loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate "
+                "(--set optim.lr=...), switch off mixed precision (--amp off) or lower --wavelet-weight"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
+        sums["train_loss"] += loss.item()
+        sums["task_loss"] += task.item()
+        sums["wavelet_loss"] += reg.item()
+        steps += 1
+    return _mean_across_ranks(sums, steps, device)
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    metrics: SegmentationMetrics,
+    *,
+    device: torch.device,
+    amp: str = "off",
+    channels_last: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict:
+    """mIoU, per-class IoU and pixel accuracy over ``loader`` at the images' own size."""
+    model.eval()
+    metrics.reset()
+    for images, masks in progress(loader) if progress is not None else loader:
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        metrics.update(logits.float(), masks.to(device))
+    return metrics.compute()

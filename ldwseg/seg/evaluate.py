@@ -1,0 +1,59 @@
+"""Evaluate a segmentation checkpoint: mIoU, per-class IoU, pixel accuracy at full resolution."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch.utils.data import DataLoader
+
+from ..distributed import resolve_device
+from ..errors import CheckpointError
+from .checkpoints import load_segmentation_model
+from .data import build_dataset, eval_transform, pad_collate
+from .engine import evaluate
+from .metrics import SegmentationMetrics
+
+__all__ = ["evaluate_checkpoint"]
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    *,
+    dataset: str | None = None,
+    root: str | Path | None = None,
+    split: str | None = None,
+    device: str = "auto",
+    batch_size: int = 1,
+    num_workers: int = 0,
+    progress=None,
+) -> dict[str, Any]:
+    """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's."""
+    dev = resolve_device(device)
+    model, meta, cfg = load_segmentation_model(checkpoint, dev)
+    classes = int(meta["dataset"]["num_classes"])
+    name = dataset or cfg.data.dataset
+    if root is None and name == cfg.data.dataset:
+        root = cfg.data.root
+    split = split or cfg.data.val_split
+    data = build_dataset(
+        name, root, split, transform=eval_transform(), num_classes=cfg.data.num_classes if name == "folder" else None
+    )
+    if data.info.num_classes != classes:
+        raise CheckpointError(
+            f"{checkpoint} predicts {classes} classes but data set {name!r} has {data.info.num_classes}; "
+            "evaluate it on a data set with the same classes"
+        )
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=pad_collate, num_workers=num_workers)
+    amp = cfg.train.amp if (cfg.train.amp != "fp16" or dev.type == "cuda") else "off"
+    result = evaluate(model, loader, SegmentationMetrics(classes).to(dev), device=dev, amp=amp, progress=progress)
+    return {
+        "checkpoint": str(checkpoint),
+        "dataset": name,
+        "split": split,
+        "images": len(data),
+        "miou": result["miou"],
+        "per_class_iou": result["per_class_iou"],
+        "pixel_acc": result["pixel_acc"],
+        "class_names": list(data.info.class_names),
+    }
