@@ -115,7 +115,11 @@ def _fit(
     seed_everything(t.seed)
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
+    if not dist_info.is_main:
+        barrier(dist_info)  # rank 0 first: it may generate or download the data
     train_set, val_set, info = get_datasets(cfg)
+    if dist_info.is_main:
+        barrier(dist_info)
     train_loader, val_loader, sampler = get_loaders(train_set, val_set, cfg, dist_info)
     model = build_model(cfg, info.num_classes).to(device)
     if t.channels_last:

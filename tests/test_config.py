@@ -1,0 +1,73 @@
+"""Typed configs: YAML files, overrides, validation messages."""
+
+from pathlib import Path
+
+import pytest
+
+from ldwseg.config import Config, apply_overrides, load_config
+from ldwseg.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+
+
+def test_bundled_configs_load():
+    assert {p.name for p in CONFIGS} >= {"voc12_unet_maxpool.yaml", "voc12_unet_ldw.yaml", "synthetic.yaml"}
+    for path in CONFIGS:
+        load_config(path)
+
+
+def test_paper_recipe_in_the_voc_configs():
+    for name in ("voc12_unet_maxpool.yaml", "voc12_unet_ldw.yaml"):
+        cfg = load_config(Path(CONFIGS[0].parent / name))
+        assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.step_size, cfg.optim.gamma) == (1e-4, 1e-4, 100, 0.1)
+        assert (cfg.train.epochs, cfg.train.batch_size, cfg.model.base_width) == (400, 64, 64)
+    assert load_config(CONFIGS[0].parent / "voc12_unet_ldw.yaml").model.constraint == "paper"
+
+
+def test_overrides_are_typed():
+    cfg = load_config(None, ["model.base_width=32", "optim.lr=1e-3", "train.amp=bf16", "model.kernel_size=null"])
+    assert cfg.model.base_width == 32 and cfg.optim.lr == pytest.approx(1e-3) and cfg.train.amp == "bf16"
+    assert cfg.model.kernel_size is None
+    assert apply_overrides(Config(), {"train.epochs": 3}).train.epochs == 3
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.widht=3", "unknown key model.widht; valid keys are model.down, model.up"),
+        ("modle.depth=3", "unknown section 'modle'; valid sections are model, data, optim, train"),
+        ("train.epochs=ten", "train.epochs must be of type int, got 'ten'"),
+        ("train.epochs=0", "train.epochs must be >= 1"),
+        ("model.down=avg", "model.down='avg' is not valid; choose one of maxpool, ldw"),
+        ("train.epochs", "must look like section.field=value"),
+        ("epochs=3", "must name section.field"),
+    ],
+)
+def test_override_errors(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_config(None, [override])
+
+
+def test_ldw_up_needs_ldw_down():
+    with pytest.raises(ConfigError, match="pairs each reverse pool with an LDW pool"):
+        load_config(None, ["model.down=maxpool", "model.up=ldw"])
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("train:\n  batch_size: '8x'\n")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: train.batch_size must be of type int"):
+        load_config(wrong)
+
+
+def test_save_and_reload_round_trip(tmp_path):
+    cfg = load_config(None, ["model.up=ldw-detail", "data.root=/x/y", "train.wavelet_weight=0.5"])
+    cfg.save(tmp_path / "c.yaml")
+    assert load_config(tmp_path / "c.yaml") == cfg
+    assert Config.from_dict(cfg.to_dict()) == cfg
