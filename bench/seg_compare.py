@@ -6,7 +6,7 @@ cores: training crops of 160 px from images randomly scaled by 0.4-0.6, evaluati
 the whole validation split resized to 240x180 (masks with nearest neighbour). Reports
 val mIoU, parameters, FLOPs (one 240x180 image) and the median training step time.
 
-Usage: ``python bench/seg_compare.py [--data-root ../shared/data/camvid] [--epochs 20]``
+Usage: ``python bench/seg_compare.py [--data-root ../shared/data/camvid] [--epochs 10]``
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from ldwseg.config import load_config
 from ldwseg.seg.data import IMAGENET_MEAN, IMAGENET_STD, SegTransform, build_dataset, pad_collate, train_transform
 from ldwseg.seg.engine import evaluate, segmentation_criterion, train_one_epoch
 from ldwseg.seg.metrics import SegmentationMetrics
-from ldwseg.seg.sampling import EpochShardSampler, seed_epoch, seed_everything
-from ldwseg.seg.train import build_model
+from ldwseg.sampling import EpochShardSampler, seed_epoch, seed_everything
+from ldwseg.training import build_model
 
 VARIANTS = {
     "maxpool/deconv UNet": {"model.down": "maxpool", "model.up": "deconv", "train.wavelet_weight": 0.0},
@@ -95,7 +95,7 @@ def run(name: str, overrides: dict, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/camvid")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)

@@ -7,6 +7,7 @@ config is written next to every checkpoint and stored inside it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -23,7 +24,7 @@ __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", 
 DOWN_CHOICES = ("maxpool", "ldw")
 UP_CHOICES = ("deconv", "ldw", "ldw-detail")
 CONSTRAINT_CHOICES = ("paper", "orthogonal", "lattice")
-TASK_CHOICES = ("seg",)
+TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
 LOSS_CHOICES = ("ce", "ce+dice", "l1", "mse")
 
@@ -128,6 +129,11 @@ class TrainConfig:
         _positive("train.eval_every", self.eval_every)
         if self.wavelet_weight < 0:
             raise ConfigError(f"train.wavelet_weight must be >= 0, got {self.wavelet_weight}")
+        losses = {"seg": ("ce", "ce+dice"), "recon": ("l1", "mse")}[self.task]
+        if self.loss not in losses:
+            raise ConfigError(
+                f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose {' or '.join(losses)}"
+            )
 
 
 @dataclass
@@ -146,11 +152,11 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, source: str = "config") -> Config:
-        """Build and validate from nested dicts; unknown keys and wrong types are errors."""
+    def from_dict(cls, raw: dict[str, Any], *, source: str = "config", base: Config | None = None) -> Config:
+        """Build and validate from nested dicts (on top of ``base``); unknown keys and wrong types are errors."""
         if not isinstance(raw, dict):
             raise ConfigError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
-        cfg = cls()
+        cfg = copy.deepcopy(base) if base is not None else cls()
         for section_name, values in raw.items():
             section = _section(cfg, section_name, source)
             if values is None:
@@ -242,9 +248,37 @@ def _split_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+# What a task changes from the (segmentation) defaults; a config file, flags and --set still override it.
+TASK_DEFAULTS: dict[str, dict[str, Any]] = {
+    "seg": {},
+    "recon": {
+        "train.task": "recon",
+        "data.dataset": "photos",
+        "data.crop_size": 64,
+        "model.skip": False,
+        "model.up": "ldw-detail",
+        "train.loss": "l1",
+        "train.epochs": 80,
+        "train.batch_size": 16,
+        "optim.step_size": 60,
+    },
+}
+
+
+def _task_of(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> str:
+    items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
+    task = dict(items).get("train.task")
+    if task is None and isinstance(raw.get("train"), dict):
+        task = raw["train"].get("task")
+    task = task or "seg"
+    _choice("train.task", task, TASK_CHOICES)
+    return task
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file (if any), then the overrides; validated."""
-    cfg = Config()
+    """Defaults, the task's defaults, the YAML file (if any), then the overrides; validated."""
+    raw: dict[str, Any] = {}
+    source = "config"
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -253,5 +287,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict[str,
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        cfg = Config.from_dict(raw, source=str(path))
-    return apply_overrides(cfg, overrides or [])
+        source = str(path)
+    overrides = overrides or []
+    base = Config()
+    for dotted, value in TASK_DEFAULTS[_task_of(raw if isinstance(raw, dict) else {}, overrides)].items():
+        section, key = dotted.split(".", 1)
+        _set_field(getattr(base, section), section, key, value, "task defaults")
+    return apply_overrides(Config.from_dict(raw, source=source, base=base), overrides)

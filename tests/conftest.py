@@ -17,3 +17,20 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder {SHARED_DATA} is absent (it lives beside the checkout)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    """A private LDWSEG_DATA folder with the synthetic set already generated."""
+    from ldwseg.seg.data import generate_synthetic
+
+    root = tmp_path_factory.mktemp("ldwseg_data")
+    generate_synthetic(root / "synthetic")
+    return root
+
+
+@pytest.fixture
+def private_data(data_dir, monkeypatch) -> Path:
+    """Point LDWSEG_DATA at :func:`data_dir` so tests never write into the checkout."""
+    monkeypatch.setenv("LDWSEG_DATA", str(data_dir))
+    return data_dir

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from ldwseg.checkpoint import read_metadata
 from ldwseg.cli import app
-from ldwseg.seg.data import generate_synthetic
 from trees import make_voc
 
 runner = CliRunner()
@@ -24,17 +23,7 @@ TINY = [
 ]  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    """A private LDWSEG_DATA with the synthetic set already generated."""
-    root = tmp_path_factory.mktemp("ldwseg_data")
-    generate_synthetic(root / "synthetic")
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _private_data(data_dir, monkeypatch):
-    monkeypatch.setenv("LDWSEG_DATA", str(data_dir))
+pytestmark = pytest.mark.usefixtures("private_data")
 
 
 def train(out: Path, *args: str) -> str:

@@ -99,20 +99,28 @@ def initial_filters(
     """Resolve ``wavelet`` into float64 ``(low, high)`` arrays.
 
     Args:
-        wavelet: a PyWavelets orthogonal wavelet name, ``"random"``, or ``(low, high)``.
-        kernel_size: filter length ``K``; required for ``"random"``, otherwise a check.
+        wavelet: a PyWavelets orthogonal wavelet name, ``"random"`` (drawn to satisfy
+            ``constraint`` exactly: the paper's "pretrain" option), ``"noise"`` (plain
+            Gaussian taps of unit expected norm that satisfy no constraint: "no
+            pretrain"), or ``(low, high)``.
+        kernel_size: filter length ``K``; required for ``"random"`` and ``"noise"``.
         constraint: for ``"random"``, the constraint the drawn filters satisfy exactly.
-        seed: seed for ``"random"``; ``None`` draws from torch's global generator.
+        seed: seed for ``"random"``/``"noise"``; ``None`` draws from torch's global generator.
     """
     check_constraint(constraint)
-    if isinstance(wavelet, str) and wavelet == "random":
+    if isinstance(wavelet, str) and wavelet in ("random", "noise"):
         if kernel_size is None or kernel_size < 2:
-            raise ValueError("wavelet='random' needs kernel_size=K with K >= 2")
+            raise ValueError(f"wavelet={wavelet!r} needs kernel_size=K with K >= 2")
         if seed is None:
             seed = int(torch.randint(0, 2**31 - 1, ()).item())
         rng = np.random.default_rng(seed)
-        draw = _random_paper if constraint == "paper" else _random_orthogonal
-        low, high = draw(kernel_size, rng)
+        if wavelet == "noise":
+            if constraint == "lattice":
+                raise ValueError("wavelet='noise' cannot be a lattice: every lattice filter is orthogonal")
+            low, high = rng.standard_normal((2, kernel_size)) / math.sqrt(kernel_size)
+        else:
+            draw = _random_paper if constraint == "paper" else _random_orthogonal
+            low, high = draw(kernel_size, rng)
     elif isinstance(wavelet, str):
         low, high = _named(wavelet)
     else:

@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from ..distributed import resolve_device
 from ..errors import CheckpointError
-from .checkpoints import load_segmentation_model
+from ..runs import load_run_model
 from .data import build_dataset, eval_transform, pad_collate
 from .engine import evaluate
 from .metrics import SegmentationMetrics
@@ -30,7 +30,7 @@ def evaluate_checkpoint(
 ) -> dict[str, Any]:
     """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's."""
     dev = resolve_device(device)
-    model, meta, cfg = load_segmentation_model(checkpoint, dev)
+    model, meta, cfg = load_run_model(checkpoint, dev, task="seg")
     classes = int(meta["dataset"]["num_classes"])
     name = dataset or cfg.data.dataset
     if root is None and name == cfg.data.dataset:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..distributed import resolve_device
-from .checkpoints import load_segmentation_model
+from ..runs import load_run_model
 from .data import colorize, eval_transform, overlay, read_image
 
 __all__ = ["predict_images"]
@@ -29,7 +29,7 @@ def predict_images(
 ) -> list[Path]:
     """Write ``<stem>_mask.png`` (palette PNG of class indices) and ``<stem>_overlay.png``."""
     dev = resolve_device(device)
-    model, meta, _ = load_segmentation_model(checkpoint, dev)
+    model, meta, _ = load_run_model(checkpoint, dev, task="seg")
     palette = np.asarray(meta["dataset"]["palette"], dtype=np.uint8)
     paths = [Path(p) for p in images]
     arrays = [read_image(p) for p in paths]  # every file is checked before anything is written

@@ -1,0 +1,10 @@
+"""The ``ldwseg`` command line: a thin typer layer over library functions.
+
+Every command turns a known problem (:class:`~ldwseg.errors.LDWSegError`, a missing
+file) into one line on stderr and a non-zero exit.
+"""
+
+from . import bench_cmd, recon_cmd, seg_cmd, train_cmd  # noqa: F401  (registers the commands)
+from .app import app
+
+__all__ = ["app"]

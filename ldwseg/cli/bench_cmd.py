@@ -1,0 +1,25 @@
+"""``ldwseg bench``: the pooling benchmark."""
+
+from __future__ import annotations
+
+import typer
+
+from .app import app, log
+
+
+@app.command()
+def bench(
+    repeats: int = typer.Option(15, min=1, help="Timed repetitions per case; the median is reported."),
+    threads: int = typer.Option(0, min=0, help="torch threads (0: leave torch's default)."),
+    quick: bool = typer.Option(False, help="Only the smallest shape, for a fast look."),
+    warm: bool = typer.Option(True, help="Time with warm caches (--no-warm: other cases run in between)."),
+) -> None:
+    """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""
+    import torch
+
+    from ..bench import format_table, run_pool_benchmark
+
+    if threads:
+        torch.set_num_threads(threads)
+    rows = run_pool_benchmark(repeats=repeats, quick=quick, warm=warm, progress=log.info)
+    typer.echo(format_table(rows))

@@ -1,0 +1,57 @@
+"""``ldwseg reconstruct`` and ``ldwseg filters``."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, user_errors
+
+
+def _db(value: float) -> str:
+    return "inf (exact)" if math.isinf(value) else f"{value:.2f} dB"
+
+
+@app.command()
+@user_errors
+def reconstruct(
+    image: Path = typer.Argument(..., help="PNG, JPEG, TIFF, ...: gray, RGB or RGBA, 8 or 16 bit."),
+    checkpoint: Optional[Path] = typer.Option(None, help="A reconstruction checkpoint; without it, the pure LDW round trip."),
+    out: Optional[Path] = typer.Option(None, help="Output file [default: <name>_recon.png beside the input]."),
+    levels: Optional[int] = typer.Option(None, min=1, help="Levels of the round trip without --checkpoint [default: 3]."),
+    wavelet: Optional[str] = typer.Option(None, help="Wavelet of the round trip without --checkpoint [default: haar]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"psnr": ..., "ssim": ..., "output": ...}.'),
+) -> None:
+    """Reconstruct an image at its own size; print PSNR and SSIM against the input."""
+    from ..recon.reconstruct import reconstruct_image
+
+    result = reconstruct_image(image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device)
+    if as_json:  # an exact round trip prints "psnr": Infinity, which json.loads reads as float("inf")
+        typer.echo(json.dumps({"psnr": result["psnr"], "ssim": result["ssim"], "output": result["output"]}))
+        return
+    typer.echo(f"PSNR {_db(result['psnr'])}, SSIM {result['ssim']:.6f} -> {result['output']}")
+
+
+@app.command()
+@user_errors
+def filters(
+    checkpoint: Path = typer.Argument(..., help="A segmentation or reconstruction checkpoint."),
+    out: Optional[Path] = typer.Option(None, help="PNG of taps and frequency responses [default: <ckpt>_filters.png]."),
+) -> None:
+    """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error."""
+    from ..filters import format_reports, model_from_checkpoint, pool_reports
+    from ..viz import plot_filters
+
+    model, _ = model_from_checkpoint(checkpoint)
+    reports = pool_reports(model)
+    if not reports:
+        typer.echo(f"{checkpoint} has no LDW pools (a max-pool model); nothing to plot")
+        return
+    typer.echo(format_reports(reports))
+    path = plot_filters(reports, out or checkpoint.with_name(checkpoint.stem + "_filters.png"))
+    typer.echo(f"wrote {path}")

@@ -1,0 +1,56 @@
+"""``ldwseg evaluate`` and ``ldwseg predict`` for segmentation checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, progress, user_errors
+
+
+@app.command()
+@user_errors
+def evaluate(
+    checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint (best.safetensors or last.safetensors)."),
+    dataset: Optional[str] = typer.Option(None, help="Data set name [default: the one it was trained on]."),
+    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: the training run's]."),
+    split: Optional[str] = typer.Option(None, help="Split to evaluate [default: the validation split]."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    batch_size: int = typer.Option(1, min=1, help="Images per batch (padded with the ignore label)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """mIoU, per-class IoU and pixel accuracy of a checkpoint at full resolution."""
+    from ..seg.evaluate import evaluate_checkpoint
+    from ..seg.metrics import format_iou_table
+
+    result = evaluate_checkpoint(
+        checkpoint, dataset=dataset, root=data_root, split=split, device=device, batch_size=batch_size,
+        progress=lambda it: progress(it, "evaluating"),
+    )
+    if as_json:
+        typer.echo(json.dumps({k: result[k] for k in ("miou", "per_class_iou", "pixel_acc", "dataset", "split", "images")}))
+        return
+    typer.echo(format_iou_table(result["per_class_iou"], result["class_names"]))
+    typer.echo(
+        f"{result['dataset']} {result['split']} ({result['images']} images): "
+        f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}"
+    )
+
+
+@app.command()
+@user_errors
+def predict(
+    checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint."),
+    images: list[Path] = typer.Argument(..., help="Image files."),
+    out: Path = typer.Option(Path("predictions"), help="Folder for <name>_mask.png and <name>_overlay.png."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    overlay: bool = typer.Option(True, help="Also write colour overlays on the image."),
+) -> None:
+    """Colour-coded masks (dataset palette) and overlays for image files."""
+    from ..seg.predict import predict_images
+
+    written = predict_images(checkpoint, images, out, device=device, with_overlay=overlay)
+    typer.echo(f"wrote {len(written)} files to {out}")

@@ -1,0 +1,164 @@
+"""What the LDW pools of a trained model learned: filters, constraint terms, PR error, spectra.
+
+:func:`model_from_checkpoint` rebuilds the UNet of a segmentation or reconstruction
+checkpoint, :func:`pool_reports` reads every :class:`~ldwseg.LDWPool2d` of a model into
+plain numbers and arrays, :func:`format_reports` prints them as a table and
+:func:`frequency_response` gives the magnitude responses that :mod:`ldwseg.viz` plots.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .models import UNet
+from .pooling import LDWPool2d
+from .runs import load_run_model
+
+__all__ = ["PoolReport", "format_reports", "frequency_response", "model_from_checkpoint", "pool_reports"]
+
+
+
+def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, dict[str, Any]]:
+    """The model of a ``"seg"`` or ``"recon"`` checkpoint in eval mode, and its metadata.
+
+    Raises:
+        CheckpointError: the file is not a readable ldwseg checkpoint, its task is neither
+            ``"seg"`` nor ``"recon"``, its metadata lacks the config or the class count, or
+            its weights do not fit the model the config describes.
+    """
+    model, meta, _ = load_run_model(path, device)
+    return model, meta
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    """The state of one :class:`~ldwseg.LDWPool2d`; filters are float64 arrays of length ``kernel_size``."""
+
+    name: str
+    """Qualified name in the model (``"downs.0.pool"``); the class name for a bare pool."""
+    constraint: str
+    wavelet_name: str
+    """The initial wavelet (``"haar"``, ``"random"``, ``"custom"`` for an explicit pair)."""
+    kernel_size: int
+    low: np.ndarray
+    high: np.ndarray
+    initial_low: np.ndarray
+    initial_high: np.ndarray
+    constraint_terms: dict[str, float]
+    """The terms of the trained constraint loss (none for ``"lattice"``)."""
+    paper_terms: dict[str, float]
+    """Eqs. 9-12 on the current filters, whatever the trained constraint."""
+    pr_error: float
+    """Largest entry of ``A^T A - I`` for the analysis operator ``A`` (0 for an orthogonal PR bank)."""
+    wavelet_loss: float
+    """Sum of :attr:`constraint_terms` (Eq. 13 for ``constraint="paper"``)."""
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to(device="cpu", dtype=torch.float64).numpy()
+
+
+@torch.no_grad()
+def pool_reports(model: nn.Module) -> list[PoolReport]:
+    """One :class:`PoolReport` per :class:`~ldwseg.LDWPool2d` in ``model``, in module order.
+
+    A pool reached through several paths (an :class:`~ldwseg.LDWUnpool2d` holds the pool
+    it reverses) is reported once, under its first name.
+    """
+    reports = []
+    for name, module in model.named_modules():
+        if not isinstance(module, LDWPool2d):
+            continue
+        low, high = module.filters()
+        reports.append(
+            PoolReport(
+                name=name or type(module).__name__,
+                constraint=module.constraint,
+                wavelet_name=module.wavelet_name,
+                kernel_size=module.kernel_size,
+                low=_array(low),
+                high=_array(high),
+                initial_low=_array(module.initial_low),
+                initial_high=_array(module.initial_high),
+                constraint_terms={k: float(v) for k, v in module.constraint_terms().items()},
+                paper_terms={k: float(v) for k, v in module.paper_terms().items()},
+                pr_error=module.pr_error(),
+                wavelet_loss=float(module.wavelet_loss()),
+            )
+        )
+    return reports
+
+
+def frequency_response(f: np.ndarray, n: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitude response ``|F(omega)| = |sum_k f[k] exp(-i omega k)|`` on ``n`` points of ``[0, pi]``.
+
+    The taps are real, so ``|F|`` is even and ``2 pi``-periodic and ``[0, pi]`` shows all
+    of it. The phase of the correlation used by the pooling differs only in sign, which
+    the magnitude does not see.
+
+    Args:
+        f: 1-D filter taps.
+        n: number of frequencies, ``omega_j = pi j / (n - 1)``.
+
+    Returns:
+        ``(omega, magnitude)``, both of shape ``(n,)``.
+
+    Example:
+        >>> omega, mag = frequency_response(np.array([1.0, 1.0]) / np.sqrt(2), n=3)
+        >>> np.round(mag, 6).tolist()  # sqrt(2) |cos(omega / 2)|
+        [1.414214, 1.0, 0.0]
+    """
+    taps = np.asarray(f, dtype=np.float64)
+    if taps.ndim != 1 or taps.size == 0:
+        raise ValueError(f"frequency_response needs a non-empty 1-D filter, got shape {taps.shape}")
+    if n < 2:
+        raise ValueError(f"frequency_response needs n >= 2 frequencies to span [0, pi], got n={n}")
+    omega = np.linspace(0.0, math.pi, n)
+    response = np.exp(-1j * np.outer(omega, np.arange(taps.size))) @ taps
+    return omega, np.abs(response)
+
+
+def _number(value: float) -> str:
+    return f"{value:.2e}"
+
+
+def format_reports(reports: list[PoolReport]) -> str:
+    """A plain-text table: pool, constraint, ``K``, wavelet loss, PR error, then the loss terms.
+
+    The term columns are the terms of the trained constraints other than the paper's
+    ("-" where a pool has no such term), then the paper's Eqs. 9-12 as ``paper.<term>``
+    for every pool (for a ``"paper"`` pool these are its constraint terms).
+    """
+    if not reports:
+        return "no LDWPool2d in the model (it has no learnable wavelet pooling to report)"
+    term_names = list(dict.fromkeys(k for r in reports if r.constraint != "paper" for k in r.constraint_terms))
+    paper_names = list(dict.fromkeys(k for r in reports for k in r.paper_terms))
+    header = ["pool", "constraint", "K", "wavelet loss", "PR error", *term_names, *(f"paper.{k}" for k in paper_names)]
+    rows = [header]
+    for r in reports:
+        rows.append(
+            [
+                r.name,
+                r.constraint,
+                str(r.kernel_size),
+                _number(r.wavelet_loss),
+                _number(r.pr_error),
+                *(_number(r.constraint_terms[k]) if k in r.constraint_terms else "-" for k in term_names),
+                *(_number(r.paper_terms[k]) if k in r.paper_terms else "-" for k in paper_names),
+            ]
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    # names and the constraint read left-aligned, numbers right-aligned
+    lines = [
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))).rstrip()
+        for row in rows
+    ]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,348 @@
+"""Image files for reconstruction: read any common image as floats, write it back losslessly.
+
+Unlike :func:`ldwseg.seg.data.reading.read_image`, which turns every file into 8-bit RGB
+for segmentation, this module keeps what a reconstruction must reproduce: the channels
+(gray, gray + alpha, RGB, RGBA), the bit depth (8 or 16) and the size.
+
+Pixel layout used here and by :mod:`ldwseg.recon` (file mode -> array channels ``C``,
+mode written back, bit depth):
+
+* ``1``, ``L`` -> 1 channel, written as ``L``, 8 bits;
+* ``I;16`` (and ``I;16B``, ``I;16L``, ``I;16N``; ``I`` when its values fit in 16 bits)
+  -> 1 channel, written as ``I;16``, 16 bits;
+* ``LA`` -> 2 channels, written as ``LA``, 8 bits;
+* ``RGB`` (and ``CMYK``, ``YCbCr``, ``RGBX``, ...) -> 3 channels, written as ``RGB``, 8 bits;
+* ``RGBA`` -> 4 channels, written as ``RGBA``, 8 bits;
+* ``P``, ``PA`` (palette) -> ``RGB``, or ``RGBA`` when the palette has transparency.
+
+Values are ``stored / (2**bit_depth - 1)``, so an 8-bit file reads as multiples of 1/255
+and :func:`save_image` writes ``round(clip(v, 0, 1) * (2**bit_depth - 1))``: reading a
+file and saving its array reproduces the file's pixels exactly.
+
+Limitations: Pillow decodes 16-bit *colour* PNG/TIFF files to 8 bits, so they are refused
+rather than silently truncated; floating-point TIFFs are refused too. Multi-frame files
+(GIF, TIFF stacks) are read as their first frame. Metadata (EXIF, ICC profiles) is not
+copied to the output.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import DataError
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SAVE_FORMATS",
+    "LoadedImage",
+    "load_image",
+    "output_format",
+    "save_image",
+]
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Default pixel limit of :func:`load_image` (10000 x 10000). It sits below Pillow's own
+decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 million), which
+Pillow enforces before ldwseg sees the size; a larger ``max_pixels`` cannot lift that."""
+
+SAVE_FORMATS = {
+    ".png": "PNG",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+}
+"""Output suffixes :func:`save_image` accepts, and the Pillow format each one writes."""
+
+# Modes each format stores exactly (WebP is written lossless); JPEG is lossy.
+_FORMAT_MODES = {
+    "PNG": ("L", "LA", "RGB", "RGBA", "I;16"),
+    "TIFF": ("L", "LA", "RGB", "RGBA", "I;16"),
+    "BMP": ("L", "RGB"),
+    "WEBP": ("RGB", "RGBA"),
+    "JPEG": ("L", "RGB"),
+}
+_SAVE_OPTIONS = {
+    "WEBP": {"lossless": True, "exact": True},  # exact: keep the colour under alpha = 0
+    "JPEG": {"quality": 95, "subsampling": 0},
+}
+_LOSSY_FORMATS = ("JPEG",)
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_TO_MODE = {
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "La": "LA",
+    "RGB": "RGB",
+    "RGBX": "RGB",
+    "CMYK": "RGB",
+    "YCbCr": "RGB",
+    "LAB": "RGB",
+    "HSV": "RGB",
+    "RGBA": "RGBA",
+    "RGBa": "RGBA",
+    "PA": "RGBA",
+}
+_CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
+# Raw (on-disk) modes of 16-bit colour samples that Pillow reduces to 8 bits.
+_COLOUR_16_RAW = ("LA", "RGB", "RGBA", "RGBX", "CMYK")
+
+
+@dataclass
+class LoadedImage:
+    """An image read by :func:`load_image`.
+
+    Attributes:
+        array: pixels as float32 ``(H, W, C)`` in ``[0, 1]`` (``C`` in 1-4, see the module table).
+        mode: the Pillow mode of the file as stored (``"P"``, ``"I;16"``, ``"RGBA"``, ...).
+        bit_depth: bits per sample, 8 or 16; ``array * (2**bit_depth - 1)`` are the stored values.
+        format: Pillow's name of the file format (``"PNG"``, ``"JPEG"``, ...).
+        path: the file it was read from.
+        has_alpha: whether the last channel of ``array`` is alpha.
+    """
+
+    array: np.ndarray
+    mode: str
+    bit_depth: int
+    format: str
+    path: Path
+    has_alpha: bool
+
+    @property
+    def pixel_mode(self) -> str:
+        """The Pillow mode :func:`save_image` writes: ``"I;16"`` for 16 bits, else L/LA/RGB/RGBA."""
+        return "I;16" if self.bit_depth == 16 else _CHANNEL_MODES[self.array.shape[-1]]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """``(width, height)``, as Pillow reports sizes."""
+        return self.array.shape[1], self.array.shape[0]
+
+
+def _raw_mode(image: Image.Image) -> str:
+    """The on-disk sample layout Pillow decodes from (``"RGB;16B"``, ``"I;16"``, ...)."""
+    if not image.tile:
+        return image.mode
+    args = image.tile[0][3]  # (codec, extents, offset, args); args[0] or args is the raw mode
+    raw = args if isinstance(args, str) else (args[0] if args else image.mode)
+    return raw if isinstance(raw, str) else image.mode
+
+
+def _open(path: Path, max_pixels: int, min_size: int) -> tuple[Image.Image, str]:
+    """Open and fully decode ``path`` after checking its header size against the limits.
+
+    Returns the image and its raw mode (read before decoding, which clears the tiles).
+    """
+    if not path.exists():
+        raise DataError(f"image file {path} does not exist; check the path")
+    if path.is_dir():
+        raise DataError(f"{path} is a directory; expected an image file")
+    if path.stat().st_size == 0:
+        raise DataError(f"image file {path} is empty (0 bytes); expected an image file, replace it")
+    try:
+        image = Image.open(path)
+    except PermissionError as err:
+        raise DataError(f"cannot read image file {path} ({err}); check its permissions") from err
+    except Image.DecompressionBombError as err:
+        raise DataError(
+            f"image file {path} is too large for Pillow ({err}); expected at most "
+            f"{2 * Image.MAX_IMAGE_PIXELS} pixels, downscale or tile the image"
+        ) from err
+    except OSError as err:  # UnidentifiedImageError is an OSError
+        raise DataError(
+            f"{path} is not an image PIL can read ({err}); expected a PNG, JPEG, TIFF, BMP or WebP file"
+        ) from err
+    try:
+        width, height = image.size
+        if width * height > max_pixels:
+            raise DataError(
+                f"image file {path} has {width}x{height} = {width * height} pixels, more than "
+                f"max_pixels={max_pixels}; downscale or tile the image, or raise max_pixels if memory allows"
+            )
+        if width < min_size or height < min_size:
+            raise DataError(
+                f"image file {path} is {width}x{height} pixels; expected at least {min_size}x{min_size} "
+                f"(min_size={min_size}), use a larger image"
+            )
+        raw = _raw_mode(image)
+        try:
+            image.load()
+        except (OSError, ValueError, SyntaxError, EOFError) as err:
+            raise DataError(
+                f"image file {path} is truncated or corrupt ({err}); expected a complete image, replace it"
+            ) from err
+    except BaseException:
+        image.close()
+        raise
+    return image, raw
+
+
+def _to_array(image: Image.Image, raw: str, path: Path) -> tuple[np.ndarray, int, bool]:
+    """``(float32 (H, W, C) array in [0, 1], bit depth, has alpha)`` of a decoded image."""
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image)
+        if mode == "I" and (values.min() < 0 or values.max() > 65535):
+            raise DataError(
+                f"image file {path} holds 32-bit integers outside [0, 65535]; expected 8 or 16-bit pixels, "
+                "convert it to a 16-bit image"
+            )
+        return (values.astype(np.float32) / 65535.0)[..., None], 16, False
+    if mode == "F":
+        raise DataError(
+            f"image file {path} holds floating-point pixels; expected 8 or 16-bit integer pixels, "
+            "convert it to a 16-bit PNG or TIFF"
+        )
+    raw_layout, _, raw_bits = raw.partition(";")
+    if raw_layout in _COLOUR_16_RAW and raw_bits.startswith("16"):
+        raise DataError(
+            f"image file {path} is a 16-bit {raw_layout} image, which Pillow can only decode to 8 bits; "
+            "expected 8-bit colour or 16-bit gray, convert it (or save each channel as a 16-bit gray file)"
+        )
+    if mode == "P":
+        target = "RGBA" if image.has_transparency_data else "RGB"
+    elif mode in _TO_MODE:
+        target = _TO_MODE[mode]
+    else:
+        raise DataError(f"image file {path} has the unsupported mode {mode!r}; expected gray, RGB or RGBA, convert it")
+    if target != mode:
+        image = image.convert(target)
+    values = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, -1)
+    return values.astype(np.float32) / 255.0, 8, target in ("LA", "RGBA")
+
+
+def load_image(path: str | Path, *, min_size: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read an image file, keeping its channels and bit depth.
+
+    Args:
+        path: a PNG, JPEG, TIFF, BMP or WebP file (anything Pillow decodes).
+        min_size: the smallest accepted width and height.
+        max_pixels: the largest accepted ``width * height``, checked on the header before
+            decoding (see :data:`DEFAULT_MAX_PIXELS`).
+
+    Returns:
+        A :class:`LoadedImage`; its array follows the module table.
+
+    Raises:
+        DataError: the file is missing, a directory, empty, not an image, truncated,
+            smaller than ``min_size`` or larger than ``max_pixels``, or has pixels this
+            module cannot keep exactly (16-bit colour, floating point).
+    """
+    path = Path(path)
+    image, raw = _open(path, max_pixels, min_size)
+    with image:
+        array, bit_depth, has_alpha = _to_array(image, raw, path)
+        return LoadedImage(
+            array=array, mode=image.mode, bit_depth=bit_depth, format=image.format or "", path=path, has_alpha=has_alpha
+        )
+
+
+def output_format(path: str | Path, like: LoadedImage) -> str:
+    """The Pillow format that ``path``'s suffix selects, checked against ``like``'s pixels.
+
+    Raises:
+        DataError: the suffix is unknown, or the format cannot store ``like.pixel_mode``
+            (alpha in JPEG or BMP, 16 bits outside PNG and TIFF, gray in WebP).
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAVE_FORMATS:
+        raise DataError(
+            f"cannot write {path}: unknown image suffix {path.suffix!r}; "
+            f"use one of {', '.join(SAVE_FORMATS)}"
+        )
+    fmt = SAVE_FORMATS[suffix]
+    mode = like.pixel_mode
+    if mode not in _FORMAT_MODES[fmt]:
+        fits = [s for s, f in SAVE_FORMATS.items() if mode in _FORMAT_MODES[f]]
+        raise DataError(
+            f"cannot write {path}: {fmt} cannot store {mode} pixels ({like.bit_depth}-bit, "
+            f"{like.array.shape[-1]} channels) of {like.path}; use one of {', '.join(fits)}"
+        )
+    return fmt
+
+
+def _quantize(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    top = 2**bit_depth - 1
+    dtype = np.uint16 if bit_depth == 16 else np.uint8
+    return np.rint(np.clip(array, 0.0, 1.0) * top).astype(dtype)
+
+
+def _write_atomic(path: Path, image: Image.Image, fmt: str) -> None:
+    """Save ``image`` to a new file beside ``path``, flush it to disk, then rename it over ``path``."""
+    # os.open with mode 0o666 gives the temporary file the permissions (umask applied) that
+    # a plain open() of ``path`` would; tempfile.mkstemp would leave it readable by the owner only.
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    created = False
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        created = True
+        with os.fdopen(fd, "wb") as handle:
+            image.save(handle, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+        created = False
+    except OSError as err:
+        raise DataError(f"cannot write {path} ({err}); check that the folder is writable and has free space") from err
+    finally:
+        if created:
+            temp.unlink(missing_ok=True)
+
+
+def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.ndarray:
+    """Write ``array`` with the channels, bit depth and size of ``like``, atomically.
+
+    The format follows ``path``'s suffix (:data:`SAVE_FORMATS`), whatever ``like``'s own
+    format was: a reconstruction of a JPEG is best written as ``.png``, as a ``.jpg``
+    output would add a second, lossy compression (quality 95, no chroma subsampling).
+    WebP is written lossless. Values are clipped to ``[0, 1]`` and rounded to the bit depth.
+    The file is written to a temporary file in the same folder and renamed over ``path``,
+    so a failure never leaves a partial file and an existing ``path`` stays intact.
+
+    Args:
+        path: the output file.
+        array: float ``(H, W, C)`` with ``like.array``'s shape (``(H, W)`` for ``C = 1``).
+        like: the image whose pixel layout is reproduced.
+
+    Returns:
+        The values as stored, float32 ``(H, W, C)`` in ``[0, 1]``: the quantised array,
+        or for JPEG the file decoded again.
+
+    Raises:
+        DataError: unknown suffix, a format that cannot store these pixels, NaN or
+            infinite values, a missing output folder, or a write that fails.
+        ValueError: ``array`` does not have ``like.array``'s shape.
+    """
+    path = Path(path)
+    fmt = output_format(path, like)
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.shape != like.array.shape:
+        raise ValueError(
+            f"cannot write {path}: the array has shape {array.shape}, expected {like.array.shape} "
+            f"(H, W, C) like {like.path}"
+        )
+    bad = np.count_nonzero(~np.isfinite(array))
+    if bad:
+        raise DataError(f"cannot write {path}: the array has {bad} NaN or infinite values; expected values in [0, 1]")
+    if not path.parent.is_dir():
+        raise DataError(f"cannot write {path}: the folder {path.parent} does not exist; create it first")
+    stored = _quantize(array, like.bit_depth)
+    # fromarray picks L / LA / RGB / RGBA from the channel count and I;16 from uint16
+    image = Image.fromarray(stored[..., 0] if stored.shape[-1] == 1 else stored)
+    _write_atomic(path, image, fmt)
+    if fmt in _LOSSY_FORMATS:
+        return load_image(path, min_size=1).array
+    top = float(2**like.bit_depth - 1)
+    return stored.astype(np.float32) / top

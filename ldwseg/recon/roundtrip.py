@@ -1,0 +1,190 @@
+"""Image reconstruction through LDW pooling: the multi-level wavelet round trip, and files.
+
+:func:`wavelet_round_trip` is the pure transform (a multi-level 2-D DWT and its inverse
+built from one :class:`~ldwseg.LDWPool2d`); :func:`reconstruct_file` runs it, or a
+trained model, on an image file and writes the result in the input's pixel format.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, DataError
+from ..imageio import load_image, output_format, save_image
+from ..pooling import initial_filters, ldw_analysis, ldw_synthesis
+from ..pooling.filters import WaveletSpec
+from .quality import psnr, ssim
+
+__all__ = ["DEFAULT_LEVELS", "DEFAULT_WAVELET", "max_levels", "reconstruct_file", "wavelet_round_trip"]
+
+DEFAULT_LEVELS = 3
+DEFAULT_WAVELET = "haar"
+_KEEP_SUFFIXES = (".png", ".tif", ".tiff")
+
+ModelFn = Callable[[Tensor], Tensor]
+
+
+def max_levels(height: int, width: int) -> int:
+    """The most levels an ``height x width`` image allows.
+
+    A level halves its input (``ceil(s / 2)``) and needs an input of at least 2 px per
+    side, so the answer is the number of halvings that take the shorter side down to 1:
+    ``ceil(log2(min(H, W)))``.
+    """
+    side, levels = min(height, width), 0
+    while side >= 2:
+        side, levels = (side + 1) // 2, levels + 1
+    return levels
+
+
+def _check_levels(levels: int, height: int, width: int) -> None:
+    if isinstance(levels, bool) or not isinstance(levels, int) or levels < 1:
+        raise ConfigError(f"levels must be an integer >= 1, got {levels!r}")
+    most = max_levels(height, width)
+    if levels > most:
+        raise DataError(
+            f"levels={levels} is too many for a {height}x{width} image: each level halves the image and needs "
+            f"at least 2 px per side, so at most {most} levels fit; use levels <= {most}"
+        )
+
+
+def wavelet_round_trip(
+    x: Tensor, *, levels: int = DEFAULT_LEVELS, wavelet: WaveletSpec = DEFAULT_WAVELET, constraint: str = "orthogonal"
+) -> Tensor:
+    """Analyse ``x`` over ``levels`` levels of LDW pooling, then synthesise it back.
+
+    Level ``k`` pools the ``LL`` band of level ``k - 1`` (Eqs. 3-8), as a multi-level
+    DWT does, and keeps the three detail bands; synthesis (the adjoint, as in
+    :class:`~ldwseg.LDWUnpool2d`) then runs from the coarsest level up, cropping each
+    level to the size of its input. The filters are those an
+    ``LDWPool2d(wavelet=wavelet, constraint=constraint)`` is initialised with, cast to
+    ``x.dtype``. For an orthogonal wavelet the result equals ``x`` up to rounding, odd
+    sizes included; for other filters it shows what the bank loses.
+
+    Args:
+        x: images ``(N, C, H, W)``, any floating dtype and device.
+        levels: number of levels, ``1 <= levels <= max_levels(H, W)``.
+        wavelet: the filters, as for :class:`~ldwseg.LDWPool2d` (a PyWavelets orthogonal
+            wavelet name or a ``(low, high)`` pair).
+        constraint: the constraint the filters are checked against, as for
+            :class:`~ldwseg.LDWPool2d` (``"lattice"`` refuses non-orthogonal pairs).
+
+    Shape:
+        - Input and output: ``(N, C, H, W)``.
+
+    Example:
+        >>> x = torch.rand(1, 3, 33, 50, dtype=torch.float64)
+        >>> torch.allclose(wavelet_round_trip(x, levels=4, wavelet="db2"), x)
+        True
+    """
+    if not isinstance(x, Tensor) or x.dim() != 4:
+        shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got {shape}; add a batch dimension with x[None]")
+    _check_levels(levels, x.shape[-2], x.shape[-1])
+    if isinstance(wavelet, str) and wavelet == "random":
+        raise ValueError("wavelet_round_trip needs fixed filters: a PyWavelets wavelet name or a (low, high) pair")
+    # the filters a fresh LDWPool2d(wavelet=..., constraint=...) starts from, in x's dtype
+    # (an LDWPool2d would hold them as float32 parameters, limiting float64 input to ~1e-7)
+    low_pass, high_pass = (
+        torch.as_tensor(f, dtype=x.dtype, device=x.device) for f in initial_filters(wavelet, constraint=constraint)
+    )
+    channels = x.shape[1]
+    low, details, sizes = x, [], []
+    for _ in range(levels):
+        sizes.append(low.shape[-2:])
+        bands = ldw_analysis(low, low_pass, high_pass)  # [LL | LH | HL | HH], C channels each
+        low = bands[:, :channels]
+        details.append(bands[:, channels:])
+    for detail, size in zip(reversed(details), reversed(sizes)):
+        low = ldw_synthesis(torch.cat([low, detail], dim=1), low_pass, high_pass, output_size=size)
+    return low
+
+
+def _default_output(path: Path) -> Path:
+    suffix = path.suffix if path.suffix.lower() in _KEEP_SUFFIXES else ".png"
+    return path.with_name(f"{path.stem}_recon{suffix}")
+
+
+def _stored_values(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    """The exact float64 ``k / (2**bit_depth - 1)`` behind a float32 array read from or written to a file."""
+    top = 2**bit_depth - 1
+    return np.rint(array.astype(np.float64) * top) / top
+
+
+def _run_model(model_fn: ModelFn, x: Tensor, path: Path) -> Tensor:
+    with torch.no_grad():
+        y = model_fn(x)
+    if not isinstance(y, Tensor) or tuple(y.shape) != tuple(x.shape):
+        got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise DataError(
+            f"model_fn returned {got} for {path}, expected a tensor of the input's shape {tuple(x.shape)}; "
+            f"check that the model takes {x.shape[1]}-channel images"
+        )
+    return y.detach().to(device="cpu", dtype=torch.float32)
+
+
+def reconstruct_file(
+    path: str | Path,
+    *,
+    out: str | Path | None = None,
+    levels: int | None = None,
+    wavelet: WaveletSpec | None = None,
+    model_fn: ModelFn | None = None,
+) -> dict[str, Any]:
+    """Reconstruct an image file and write the result in the input's pixel format.
+
+    The image is read with :func:`~ldwseg.imageio.load_image` (gray runs with ``C = 1``,
+    RGBA with ``C = 4``, alpha reconstructed too), passed through ``model_fn`` or else
+    :func:`wavelet_round_trip` (in float64, so that its only error is the final
+    quantisation), and written with :func:`~ldwseg.imageio.save_image`. PSNR and SSIM
+    compare the input with what was written, after quantisation to the output bit depth.
+
+    Args:
+        path: the input image.
+        out: the output file; default ``<stem>_recon.png`` beside the input, or the
+            input's own suffix for PNG and TIFF inputs.
+        levels: levels of the wavelet round trip (default 3); only without ``model_fn``.
+        wavelet: the round trip's wavelet (default ``"haar"``); only without ``model_fn``.
+        model_fn: a callable mapping a float32 ``(1, C, H, W)`` tensor in ``[0, 1]`` to one
+            of the same shape (for example a trained autoencoder); called under ``no_grad``.
+
+    Returns:
+        ``{"psnr": float (inf when exact), "ssim": float, "output": str, "levels": int or
+        None (None with model_fn), "mode": the input's Pillow mode, "size": [W, H]}``.
+
+    Raises:
+        DataError: unreadable input, an output format that cannot store the input's
+            pixels, an output equal to the input, too many levels, or a model output of
+            the wrong shape. No output file is created when any error is raised.
+        ConfigError: ``levels``/``wavelet`` given together with ``model_fn``, or ``levels < 1``.
+    """
+    if model_fn is not None and (levels is not None or wavelet is not None):
+        raise ConfigError("levels and wavelet set the wavelet round trip; drop them when model_fn is given")
+    path = Path(path)
+    image = load_image(path)
+    target = _default_output(path) if out is None else Path(out)
+    output_format(target, image)
+    if target.resolve() == path.resolve():
+        raise DataError(f"the output {target} would overwrite the input image; choose another output path")
+    x = torch.from_numpy(image.array).permute(2, 0, 1)[None]
+    if model_fn is None:
+        levels = DEFAULT_LEVELS if levels is None else levels
+        y = wavelet_round_trip(x.double(), levels=levels, wavelet=DEFAULT_WAVELET if wavelet is None else wavelet)
+    else:
+        y = _run_model(model_fn, x, path)
+    written = save_image(target, y[0].permute(1, 2, 0).numpy(), like=image)
+    reference, written = _stored_values(image.array, image.bit_depth), _stored_values(written, image.bit_depth)
+    return {
+        "psnr": psnr(reference, written),
+        "ssim": ssim(reference, written),
+        "output": str(target),
+        "levels": levels,
+        "mode": image.mode,
+        "size": [image.array.shape[1], image.array.shape[0]],
+    }

@@ -1,0 +1,67 @@
+"""The reconstruction (autoencoding) task: random crops in, the same crops out.
+
+The model is the UNet with its skip connections switched off (``model.skip=false``),
+so all information has to pass through the pools and their paired reverse pools. The
+loss is L1 or MSE (+ the constraint loss); the validation score is the mean PSNR of the
+held-out images, after clamping the output to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from ..config import Config
+from ..errors import ConfigError
+from ..seg.engine import autocast
+from ..tasks import TaskData
+from .data import ImageCrops, recon_files
+
+__all__ = ["ReconstructionTask"]
+
+
+
+class ReconstructionTask:
+    name = "recon"
+    score = "psnr"
+
+    def data(self, cfg: Config) -> TaskData:
+        d = cfg.data
+        if cfg.model.skip:
+            raise ConfigError(
+                "the reconstruction task needs model.skip=false: skip connections would carry the image "
+                "around the pools; use --set model.skip=false"
+            )
+        train = ImageCrops(recon_files(d.dataset, d.root, d.train_split), crop_size=d.crop_size, train=True)
+        val = ImageCrops(recon_files(d.dataset, d.root, d.val_split), crop_size=d.crop_size, train=False)
+        record = {"name": d.dataset, "out_channels": 3, "val_images": [str(p) for p in val.files]}
+        return TaskData(train, val, 3, record)
+
+    def criterion(self, cfg: Config):
+        if cfg.train.loss == "l1":
+            return nn.L1Loss()
+        if cfg.train.loss == "mse":
+            return nn.MSELoss()
+        raise ConfigError(f"train.loss={cfg.train.loss!r} is a segmentation loss; use l1 or mse for --task recon")
+
+    @torch.no_grad()
+    def evaluate(self, model, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict:
+        model.eval()
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # psnr, l1, images
+        for images, _ in loader:
+            images = images.to(device)
+            with autocast(device, amp):
+                out = model(images.contiguous(memory_format=torch.channels_last) if channels_last else images)
+            out = out.float().clamp(0, 1)
+            mse = (out - images).square().flatten(1).mean(1)
+            sums[0] += (10 * torch.log10(1.0 / mse.clamp_min(1e-20))).sum()
+            sums[1] += (out - images).abs().flatten(1).mean(1).sum()
+            sums[2] += images.shape[0]
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(sums)
+        count = max(sums[2].item(), 1.0)
+        psnr = sums[0].item() / count
+        return {"psnr": psnr if math.isfinite(psnr) else 200.0, "l1": sums[1].item() / count}

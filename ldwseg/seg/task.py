@@ -1,0 +1,45 @@
+"""The segmentation task for the training loop: data sets, cross-entropy, mIoU."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from ..config import Config
+from ..tasks import TaskData
+from .data import build_dataset, dataset_info, eval_transform, pad_collate, train_transform
+from .engine import evaluate, segmentation_criterion
+from .metrics import SegmentationMetrics
+
+__all__ = ["SegmentationTask"]
+
+
+def _record(info: Any) -> dict[str, Any]:
+    record = asdict(info)
+    record["palette"] = info.palette.tolist()
+    record["out_channels"] = info.num_classes
+    return record
+
+
+class SegmentationTask:
+    name = "seg"
+    score = "miou"
+
+    def data(self, cfg: Config) -> TaskData:
+        d = cfg.data
+        info = dataset_info(d.dataset, num_classes=d.num_classes)
+        common = {"num_classes": d.num_classes, "download": d.download, "skip_bad": d.skip_bad}
+        train = build_dataset(
+            d.dataset, d.root, d.train_split, transform=train_transform(d.crop_size, scale=(d.scale_min, d.scale_max)),
+            **common,
+        )
+        val = build_dataset(d.dataset, d.root, d.val_split, transform=eval_transform(), **common)
+        return TaskData(train, val, info.num_classes, _record(info), collate=pad_collate)
+
+    def criterion(self, cfg: Config):
+        return segmentation_criterion(cfg.train.loss)
+
+    def evaluate(self, model, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict:
+        metrics = SegmentationMetrics(data.out_channels).to(device)
+        result = evaluate(model, loader, metrics, device=device, amp=amp, channels_last=channels_last)
+        return {"miou": float(result["miou"]), "pixel_acc": float(result["pixel_acc"]), "per_class_iou": result["per_class_iou"]}

@@ -1,0 +1,134 @@
+"""End to end: the autoencoding task, reconstruct with a checkpoint, filters, sweep and ablations."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from ldwseg.checkpoint import read_metadata
+from ldwseg.cli import app
+
+runner = CliRunner()
+TINY = [
+    "--set", "model.base_width=4", "--set", "data.crop_size=32", "--set", "train.batch_size=8",
+    "--set", "train.max_steps_per_epoch=2",
+]  # fmt: skip
+
+
+pytestmark = pytest.mark.usefixtures("private_data")
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def recon_run(tmp_path_factory, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("recon") / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LDWSEG_DATA", str(data_dir))
+        invoke("train", "--task", "recon", "--out", str(out), "--epochs", "1", *TINY)
+    return out
+
+
+def test_recon_training_uses_no_skips_and_writes_a_recon_checkpoint(recon_run):
+    meta = read_metadata(recon_run / "best.safetensors")
+    assert meta["task"] == "recon"
+    assert meta["config"]["model"]["skip"] is False and meta["config"]["train"]["loss"] == "l1"
+    assert meta["dataset"]["out_channels"] == 3
+    rows = list(csv.DictReader((recon_run / "metrics.csv").open()))
+    assert "val_psnr" in rows[0] and float(rows[0]["val_psnr"]) > 0
+
+
+def test_the_embedded_photos_are_real_and_held_out(data_dir, recon_run):
+    val = sorted(p.name for p in (data_dir / "photos" / "val").iterdir())
+    train = sorted(p.name for p in (data_dir / "photos" / "train").iterdir())
+    assert val == ["camera.png", "chelsea.png", "coffee.png"] and not set(val) & set(train)
+
+
+def test_reconstruct_with_a_checkpoint_keeps_size_and_mode(recon_run, tmp_path):
+    from skimage import data
+
+    gray = tmp_path / "camera.png"
+    Image.fromarray(data.camera()[:101, :77]).save(gray)
+    out = tmp_path / "rec.png"
+    report = json.loads(invoke("reconstruct", str(gray), "--checkpoint", str(recon_run / "best.safetensors"),
+                               "--out", str(out), "--json").strip().splitlines()[-1])  # fmt: skip
+    written = Image.open(out)
+    assert written.size == (77, 101) and written.mode == "L"
+    assert 0 < report["psnr"] < 100 and -1 <= report["ssim"] <= 1
+
+
+def test_reconstruct_without_checkpoint_is_exact(tmp_path):
+    from skimage import data
+
+    photo = tmp_path / "astronaut.jpg"
+    Image.fromarray(data.astronaut()[:333, :317]).save(photo, quality=92)
+    report = json.loads(invoke("reconstruct", str(photo), "--json").strip().splitlines()[-1])
+    assert report["psnr"] >= 100 or math.isinf(report["psnr"])
+    assert Image.open(report["output"]).size == (317, 333)
+
+
+def test_reconstruct_rejects_a_segmentation_checkpoint(tmp_path):
+    seg = tmp_path / "seg"
+    invoke("train", "--out", str(seg), "--epochs", "1", *TINY)
+    result = runner.invoke(app, ["reconstruct", str(Path(__file__)), "--checkpoint", str(seg / "best.safetensors")])
+    assert result.exit_code != 0 and "segmentation checkpoint" in result.output
+
+
+@pytest.mark.parametrize("bad", ["text.png", "empty.png", "tiny.png", "missing.png"])
+def test_reconstruct_bad_input_is_one_line_and_writes_nothing(tmp_path, bad):
+    path = tmp_path / bad
+    if bad == "text.png":
+        path.write_text("hello")
+    elif bad == "empty.png":
+        path.write_bytes(b"")
+    elif bad == "tiny.png":
+        Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(path)
+    result = runner.invoke(app, ["reconstruct", str(path), "--out", str(tmp_path / "o.png")])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_filters_prints_terms_and_writes_a_plot(recon_run, tmp_path):
+    output = invoke("filters", str(recon_run / "best.safetensors"), "--out", str(tmp_path / "f.png"))
+    assert "PR error" in output or "pr" in output.lower()
+    assert Image.open(tmp_path / "f.png").size[0] > 100
+
+
+def test_sweep_records_round_trip_psnr_for_every_weight_and_constraint(tmp_path):
+    out = tmp_path / "sweep"
+    invoke("sweep", "--task", "seg", "--wavelet-weights", "0,10", "--constraint", "paper", "--constraint",
+           "orthogonal", "--epochs", "1", "--out", str(out), *TINY)  # fmt: skip
+    rows = list(csv.DictReader((out / "sweep.csv").open()))
+    assert {(r["constraint"], float(r["wavelet_weight"])) for r in rows} == {
+        ("paper", 0.0), ("paper", 10.0), ("orthogonal", 0.0), ("orthogonal", 10.0)
+    }
+    for r in rows:
+        assert float(r["roundtrip_psnr"]) > 0 and float(r["pr_error"]) >= 0
+    assert (out / "sweep.png").stat().st_size > 1000
+
+
+def test_ablation_table3_runs_each_setting(tmp_path):
+    invoke("ablate", "table3", "--epochs", "1", "--out", str(tmp_path / "abl"), *TINY)
+    rows = list(csv.DictReader((tmp_path / "abl" / "table3" / "table3.csv").open()))
+    assert [r["setting"] for r in rows] == ["LDW + energy attention", "LDW, no attention", "max pooling (no LDW)"]
+
+
+def test_ablation_table6_pretrain_and_wavelet_loss(tmp_path):
+    invoke("ablate", "table6", "--epochs", "1", "--out", str(tmp_path / "abl"), *TINY)
+    rows = list(csv.DictReader((tmp_path / "abl" / "table6" / "table6.csv").open()))
+    assert len(rows) == 4
+    weights = {r["setting"]: float(r["wavelet_weight"]) for r in rows}
+    assert weights["pretrain + L_wavelet"] == 1.0 and weights["no pretrain, no L_wavelet"] == 0.0
+    pretrained = next(r for r in rows if r["setting"] == "pretrain, no L_wavelet")
+    noise = next(r for r in rows if r["setting"] == "no pretrain, no L_wavelet")
+    assert float(pretrained["pr_error"]) < float(noise["pr_error"])  # constraint-satisfying start vs plain noise
