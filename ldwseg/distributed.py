@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .errors import ConfigError
+
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "barrier"]
 
 
@@ -33,8 +35,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            from .errors import ConfigError
-
             raise ConfigError(f"device {name!r} was asked for but CUDA is not available; use --device cpu")
         if device.index is None:
             device = torch.device("cuda", local_rank)

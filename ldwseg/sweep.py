@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from .config import Config, apply_overrides
+from .errors import ConfigError
 from .pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from .runs import load_run_model
 from .tasks import get_task
@@ -133,7 +134,7 @@ def run_ablation(
     from .viz import write_csv
 
     if table not in ABLATIONS:
-        raise ValueError(f"unknown ablation {table!r}; choose {', '.join(ABLATIONS)}")
+        raise ConfigError(f"unknown ablation table {table!r}; choose {', '.join(ABLATIONS)}")
     out = Path(out)
     score = get_task(cfg.train.task).score
     rows = []

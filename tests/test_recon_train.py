@@ -132,3 +132,17 @@ def test_ablation_table6_pretrain_and_wavelet_loss(tmp_path):
     pretrained = next(r for r in rows if r["setting"] == "pretrain, no L_wavelet")
     noise = next(r for r in rows if r["setting"] == "no pretrain, no L_wavelet")
     assert float(pretrained["pr_error"]) < float(noise["pr_error"])  # constraint-satisfying start vs plain noise
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["sweep", "--wavelet-weights", "a,b"], "--wavelet-weights expects comma-separated numbers"),
+        (["sweep", "--wavelet-weights", "-1"], "non-negative"),
+        (["ablate", "table9"], "unknown ablation table 'table9'; choose table3, table6"),
+    ],
+)
+def test_sweep_and_ablate_bad_options_are_one_line(args, message):
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0
+    assert message in result.output and len(result.output.strip().splitlines()) == 1

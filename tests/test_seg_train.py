@@ -157,3 +157,18 @@ def test_bf16_autocast_and_channels_last_train(tmp_path):
 def test_fp16_on_cpu_is_refused_clearly(tmp_path):
     result = runner.invoke(app, ["train", "--out", str(tmp_path / "x"), *TINY, "--amp", "fp16"])
     assert result.exit_code != 0 and "needs a CUDA device" in result.output
+
+
+def test_predict_reads_gray_16bit_images_and_rejects_unreadable_ones(tmp_path):
+    out = tmp_path / "run"
+    train(out, "--epochs", "1")
+    gray16 = tmp_path / "gray16.png"
+    Image.fromarray((np.arange(40 * 30, dtype=np.uint16).reshape(40, 30) * 50)).save(gray16)
+    result = runner.invoke(app, ["predict", str(out / "best.safetensors"), str(gray16), "--out", str(tmp_path / "p")])
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "p" / "gray16_mask.png").size == (30, 40)
+    text = tmp_path / "text.png"
+    text.write_text("not an image")
+    result = runner.invoke(app, ["predict", str(out / "best.safetensors"), str(text), "--out", str(tmp_path / "q")])
+    assert result.exit_code != 0 and "text.png" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "q").exists()

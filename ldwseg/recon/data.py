@@ -24,12 +24,12 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..seg.data import build_dataset, default_data_dir, read_image
+from ..seg.data.reading import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "ImageCrops", "recon_files", "ensure_photos"]
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 PHOTOS_TRAIN = (
     "astronaut", "rocket", "hubble_deep_field", "immunohistochemistry", "retina", "brick", "grass", "gravel",
     "moon", "coins", "clock", "page", "text", "cell", "colorwheel",

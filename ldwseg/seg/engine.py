@@ -86,9 +86,10 @@ def train_one_epoch(
         task = criterion(logits.float(), masks)
         reg = wavelet_loss(model)
         loss = task + wavelet_weight * reg
-        if not math.isfinite(loss.item()):
+        values = torch.stack([loss, task, reg]).detach().tolist()  # one host transfer per step
+        if not math.isfinite(values[0]):
             raise NonFiniteLossError(
-                f"the loss became {loss.item()} at epoch {epoch}, step {step}; lower the learning rate "
+                f"the loss became {values[0]} at epoch {epoch}, step {step}; lower the learning rate "
                 "(--set optim.lr=...), switch off mixed precision (--amp off) or lower --wavelet-weight"
             )
         optimizer.zero_grad(set_to_none=True)
@@ -99,9 +100,8 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        sums["train_loss"] += loss.item()
-        sums["task_loss"] += task.item()
-        sums["wavelet_loss"] += reg.item()
+        for key, value in zip(("train_loss", "task_loss", "wavelet_loss"), values):
+            sums[key] += value
         steps += 1
     return _mean_across_ranks(sums, steps, device)
 

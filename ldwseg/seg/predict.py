@@ -11,11 +11,18 @@ from PIL import Image
 
 from ..distributed import resolve_device
 from ..runs import load_run_model
-from .data import colorize, eval_transform, overlay, read_image
+from ..imageio import LoadedImage, load_image
+from .data import colorize, eval_transform, overlay
 
 __all__ = ["predict_images"]
 
 log = logging.getLogger(__name__)
+
+
+def _rgb8(image: LoadedImage) -> np.ndarray:
+    """The image as uint8 RGB: gray channels repeated, alpha dropped, 16 bit rounded to 8."""
+    array = image.array[..., :1].repeat(3, -1) if image.array.shape[-1] <= 2 else image.array[..., :3]
+    return np.round(array * 255.0).astype(np.uint8)
 
 
 @torch.no_grad()
@@ -32,7 +39,7 @@ def predict_images(
     model, meta, _ = load_run_model(checkpoint, dev, task="seg")
     palette = np.asarray(meta["dataset"]["palette"], dtype=np.uint8)
     paths = [Path(p) for p in images]
-    arrays = [read_image(p) for p in paths]  # every file is checked before anything is written
+    arrays = [_rgb8(load_image(p)) for p in paths]  # every file is checked before anything is written
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     transform = eval_transform()
