@@ -24,6 +24,7 @@ import pickle
 import random
 import secrets
 import struct
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -322,13 +323,17 @@ def load_training_state(path: PathLike) -> dict[str, Any]:
             f"{str(path)!r} holds model weights (safetensors), not a training state; read it with load_weights"
         )
     try:
-        state = torch.load(path, weights_only=True, map_location="cpu")
+        # an open file, not the path: torch.load would hand a "*.safetensors" path to safetensors
+        with path.open("rb") as f, warnings.catch_warnings():
+            # a plain pickle (not torch.save's) is refused below; its protocol is no news to the user
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            state = torch.load(f, weights_only=True, map_location="cpu")
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             f"{str(path)!r} contains objects other than tensors and plain containers, and ldwseg refuses to "
             "unpickle arbitrary objects (that can run code); resume only from training states saved by ldwseg"
         ) from e
-    except (RuntimeError, EOFError, KeyError) as e:
+    except Exception as e:  # weights_only reading is safe; corrupt bytes fail in many ways (OSError, ...)
         raise CheckpointError(
             f"{str(path)!r} is not a readable training state ({type(e).__name__}{f': {e}' if str(e) else ''}): "
             "it is truncated or another "

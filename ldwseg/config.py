@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -27,6 +29,12 @@ CONSTRAINT_CHOICES = ("paper", "orthogonal", "lattice")
 TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
 LOSS_CHOICES = ("ce", "ce+dice", "l1", "mse")
+DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+MAX_CROP = 8192
+MAX_BATCH_PIXELS = 2**30
+MAX_PARAMETERS = 1_000_000_000
+"""The largest UNet (in parameters, estimated from base_width and depth) a config may ask for: a
+larger one would exhaust memory while it is built rather than fail with a message."""
 
 
 @dataclass
@@ -57,6 +65,27 @@ class ModelConfig:
             )
         if self.efficient and self.base_width % 4:
             raise ConfigError(f"model.efficient needs model.base_width divisible by 4, got {self.base_width}")
+        if self.kernel_size is not None and self.kernel_size < 2:
+            raise ConfigError(
+                f"model.kernel_size must be >= 2 (or null for the wavelet's length), got {self.kernel_size}"
+            )
+        size = _unet_parameters(self.base_width, self.depth)
+        if size > MAX_PARAMETERS:
+            raise ConfigError(
+                f"model.base_width={self.base_width} with model.depth={self.depth} makes a UNet of about {size:.1e} "
+                f"parameters, more than the {MAX_PARAMETERS:.0e} ldwseg allows (the paper's has about 5e7); lower "
+                "model.depth or model.base_width"
+            )
+        if self.down == "ldw":
+            self._check_wavelet()
+
+    def _check_wavelet(self) -> None:
+        from .pooling import initial_filters
+
+        try:
+            initial_filters(self.wavelet, kernel_size=self.kernel_size, constraint=self.constraint, seed=0)
+        except ValueError as exc:
+            raise ConfigError(f"model.wavelet={self.wavelet!r} cannot be used: {exc}") from None
 
 
 @dataclass
@@ -77,6 +106,10 @@ class DataConfig:
 
     def validate(self) -> None:
         _positive("data.crop_size", self.crop_size)
+        if self.crop_size > MAX_CROP:
+            raise ConfigError(
+                f"data.crop_size must be <= {MAX_CROP} pixels, got {self.crop_size}; train on smaller crops"
+            )
         if not 0 < self.scale_min <= self.scale_max:
             raise ConfigError(f"need 0 < data.scale_min <= data.scale_max, got {self.scale_min} and {self.scale_max}")
         if self.num_workers < 0:
@@ -100,6 +133,8 @@ class OptimConfig:
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         _positive("optim.step_size", self.step_size)
+        if not 0 < self.gamma <= 1:
+            raise ConfigError(f"optim.gamma (the learning-rate decay factor) must be in (0, 1], got {self.gamma}")
 
 
 @dataclass
@@ -118,9 +153,13 @@ class TrainConfig:
     eval_every: int = 1
     val_batch_size: int = 1
     max_steps_per_epoch: int | None = None
+    checkpoint_every: int = 0
+    checkpoint_minutes: float = 10.0
 
     def validate(self) -> None:
         _choice("train.task", self.task, TASK_CHOICES)
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise ConfigError(f"train.device={self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
         _choice("train.amp", self.amp, AMP_CHOICES)
         _choice("train.loss", self.loss, LOSS_CHOICES)
         _positive("train.epochs", self.epochs)
@@ -129,6 +168,15 @@ class TrainConfig:
         _positive("train.eval_every", self.eval_every)
         if self.wavelet_weight < 0:
             raise ConfigError(f"train.wavelet_weight must be >= 0, got {self.wavelet_weight}")
+        if self.max_steps_per_epoch is not None:
+            _positive("train.max_steps_per_epoch", self.max_steps_per_epoch)
+        if not 0 <= self.seed < 2**63:
+            raise ConfigError(f"train.seed must be in [0, 2**63), got {self.seed}")
+        if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:
+            raise ConfigError(
+                "train.checkpoint_every (steps) and train.checkpoint_minutes must be >= 0 (0 = only at epoch ends), "
+                f"got {self.checkpoint_every} and {self.checkpoint_minutes}"
+            )
         losses = {"seg": ("ce", "ce+dice"), "recon": ("l1", "mse")}[self.task]
         if self.loss not in losses:
             raise ConfigError(
@@ -146,14 +194,27 @@ class Config:
     def validate(self) -> Config:
         for section in (self.model, self.data, self.optim, self.train):
             section.validate()
+        pixels = self.train.batch_size * self.data.crop_size**2
+        if pixels > MAX_BATCH_PIXELS:
+            raise ConfigError(
+                f"train.batch_size={self.train.batch_size} crops of {self.data.crop_size}x{self.data.crop_size} are "
+                f"{pixels:.2e} pixels per batch, more than the {MAX_BATCH_PIXELS:.2e} ldwseg allows (their "
+                "activations would exhaust memory); lower the batch size or data.crop_size"
+            )
         return self
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any], *, source: str = "config", base: Config | None = None) -> Config:
-        """Build and validate from nested dicts (on top of ``base``); unknown keys and wrong types are errors."""
+    def from_dict(
+        cls, raw: dict[str, Any], *, source: str = "config", base: Config | None = None, validate: bool = True
+    ) -> Config:
+        """Build and validate from nested dicts (on top of ``base``); unknown keys and wrong types are errors.
+
+        ``validate=False`` leaves the checks of values and their combinations to the caller
+        (for a config that overrides will still change); a failed check names ``source``.
+        """
         if not isinstance(raw, dict):
             raise ConfigError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
         cfg = copy.deepcopy(base) if base is not None else cls()
@@ -165,10 +226,24 @@ class Config:
                 raise ConfigError(f"{source}: section {section_name!r} must be a mapping, got {values!r}")
             for key, value in values.items():
                 _set_field(section, section_name, key, value, source)
-        return cfg.validate()
+        if not validate:
+            return cfg
+        try:
+            return cfg.validate()
+        except ConfigError as exc:
+            if source == "config":
+                raise
+            raise ConfigError(f"{source}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+
+def _unet_parameters(base_width: int, depth: int) -> float:
+    """About how many weights a UNet has: two 3x3 double convolutions per level, down and up."""
+    widths = [float(base_width) * 2.0**i for i in range(min(depth, 64) + 1)]
+    levels = sum(2 * 9 * (cin * cout + cout * cout) for cin, cout in zip(widths[:-1], widths[1:]))
+    return levels + 9 * 4 * widths[0] ** 2  # the stem
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -200,12 +275,16 @@ def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
             return None
         hint = next(a for a in args if a is not type(None))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     if hint is float and isinstance(value, str):
         try:
-            return float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
+            value = float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
         except ValueError:
             pass
+    if hint is float and isinstance(value, float):
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
+        return value
     if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
@@ -226,15 +305,15 @@ def _set_field(section, section_name: str, key: str, value: Any, source: str) ->
     setattr(section, key, _coerce(value, hints[key], f"{section_name}.{key}", source))
 
 
-def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any]) -> Config:
-    """Apply ``section.field=value`` strings (values parsed as YAML) or a ``{key: value}`` dict."""
+def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], *, validate: bool = True) -> Config:
+    """Apply ``section.field=value`` strings (values parsed as YAML) or a ``{key: value}`` dict, then validate."""
     items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
     for dotted, value in items:
         if "." not in dotted:
             raise ConfigError(f"override {dotted!r} must name section.field, e.g. model.base_width=16")
         section_name, key = dotted.split(".", 1)
         _set_field(_section(cfg, section_name, "override"), section_name, key, value, "override")
-    return cfg.validate()
+    return cfg.validate() if validate else cfg
 
 
 def _split_override(text: str) -> tuple[str, Any]:
@@ -275,22 +354,44 @@ def _task_of(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> str:
     return task
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None) -> Config:
-    """Defaults, the task's defaults, the YAML file (if any), then the overrides; validated."""
+def _read_yaml(path: Path) -> Any:
+    """The parsed content of a YAML config file; every way it can be unreadable is a :class:`ConfigError`."""
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a folder; expected a YAML file such as configs/synthetic.yaml")
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; the bundled ones are in configs/")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not a text file (not UTF-8); expected a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path} ({exc.strerror or exc}); check its permissions") from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None, *, validate: bool = True
+) -> Config:
+    """Defaults, the task's defaults, the YAML file (if any), then the overrides; validated once, at the end.
+
+    ``validate=False`` returns the unchecked result, for a caller that applies more overrides.
+    """
     raw: dict[str, Any] = {}
     source = "config"
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} does not exist; the bundled ones are in configs/")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raw = _read_yaml(path)
         source = str(path)
     overrides = overrides or []
     base = Config()
     for dotted, value in TASK_DEFAULTS[_task_of(raw if isinstance(raw, dict) else {}, overrides)].items():
         section, key = dotted.split(".", 1)
         _set_field(getattr(base, section), section, key, value, "task defaults")
-    return apply_overrides(Config.from_dict(raw, source=source, base=base), overrides)
+    cfg = Config.from_dict(raw, source=source, base=base, validate=False)
+    return apply_overrides(cfg, overrides, validate=validate)

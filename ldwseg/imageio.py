@@ -19,6 +19,12 @@ Values are ``stored / (2**bit_depth - 1)``, so an 8-bit file reads as multiples 
 and :func:`save_image` writes ``round(clip(v, 0, 1) * (2**bit_depth - 1))``: reading a
 file and saving its array reproduces the file's pixels exactly.
 
+Size limit: :func:`load_image` refuses images of more than ``max_pixels`` pixels
+(:data:`DEFAULT_MAX_PIXELS`, 16384 x 16384) from the file header, before decoding. It
+replaces Pillow's decompression-bomb check, which warns above about 89 million pixels and
+refuses above 179 million: the two would otherwise warn about, or refuse, images that
+ldwseg accepts and processes in tiles.
+
 Limitations: Pillow decodes 16-bit *colour* PNG/TIFF files to 8 bits, so they are refused
 rather than silently truncated; floating-point TIFFs are refused too. Multi-frame files
 (GIF, TIFF stacks) are read as their first frame. Metadata (EXIF, ICC profiles) is not
@@ -27,15 +33,18 @@ copied to the output.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from .errors import DataError
+from .errors import ConfigError, DataError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -44,12 +53,19 @@ __all__ = [
     "load_image",
     "output_format",
     "save_image",
+    "save_image_stored",
+    "write_atomic",
 ]
 
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Default pixel limit of :func:`load_image` (10000 x 10000). It sits below Pillow's own
-decompression-bomb limit (``2 * PIL.Image.MAX_IMAGE_PIXELS``, about 179 million), which
-Pillow enforces before ldwseg sees the size; a larger ``max_pixels`` cannot lift that."""
+DEFAULT_MAX_PIXELS = 16384 * 16384
+"""Default pixel limit of :func:`load_image` and of ``ldwseg predict``/``reconstruct``:
+268,435,456 pixels (16384 x 16384), checked on the file header before decoding. Both
+commands need at most about 35 bytes per pixel of an RGB image (measured: 5 GB for
+``reconstruct`` and 3.3 GB for ``predict`` of a 12000 x 12000 image; tiles keep the
+model's share small), so the limit keeps them under 10 GB; ``--max-pixels`` raises or
+lowers it.
+Pillow's own decompression-bomb check is off while ldwseg reads a file: this limit
+replaces it, larger or smaller."""
 
 SAVE_FORMATS = {
     ".png": "PNG",
@@ -95,6 +111,12 @@ _TO_MODE = {
 _CHANNEL_MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 # Raw (on-disk) modes of 16-bit colour samples that Pillow reduces to 8 bits.
 _COLOUR_16_RAW = ("LA", "RGB", "RGBA", "RGBX", "CMYK")
+# Rows per block when whole-image arrays are converted: bounds the float temporaries.
+_BLOCK_ROWS = 256
+
+_pillow_lock = threading.Lock()
+_pillow_readers = 0
+_pillow_limit: int | None = None
 
 
 @dataclass
@@ -137,11 +159,37 @@ def _raw_mode(image: Image.Image) -> str:
     return raw if isinstance(raw, str) else image.mode
 
 
+@contextlib.contextmanager
+def _own_size_limit() -> Iterator[None]:
+    """Switch Pillow's decompression-bomb check off while ldwseg reads files (``max_pixels`` replaces it).
+
+    ``PIL.Image.MAX_IMAGE_PIXELS`` is process-wide: it is saved when the first reader
+    enters and restored when the last one leaves, so concurrent reads stay consistent.
+    """
+    global _pillow_readers, _pillow_limit
+    with _pillow_lock:
+        if _pillow_readers == 0:
+            _pillow_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _pillow_readers += 1
+    try:
+        yield
+    finally:
+        with _pillow_lock:
+            _pillow_readers -= 1
+            if _pillow_readers == 0:
+                Image.MAX_IMAGE_PIXELS = _pillow_limit
+
+
 def _open(path: Path, max_pixels: int, min_size: int) -> tuple[Image.Image, str]:
     """Open and fully decode ``path`` after checking its header size against the limits.
 
     Returns the image and its raw mode (read before decoding, which clears the tiles).
     """
+    with _own_size_limit():
+        return _open_checked(path, max_pixels, min_size)
+
+
+def _open_checked(path: Path, max_pixels: int, min_size: int) -> tuple[Image.Image, str]:
     if not path.exists():
         raise DataError(f"image file {path} does not exist; check the path")
     if path.is_dir():
@@ -152,11 +200,6 @@ def _open(path: Path, max_pixels: int, min_size: int) -> tuple[Image.Image, str]
         image = Image.open(path)
     except PermissionError as err:
         raise DataError(f"cannot read image file {path} ({err}); check its permissions") from err
-    except Image.DecompressionBombError as err:
-        raise DataError(
-            f"image file {path} is too large for Pillow ({err}); expected at most "
-            f"{2 * Image.MAX_IMAGE_PIXELS} pixels, downscale or tile the image"
-        ) from err
     except OSError as err:  # UnidentifiedImageError is an OSError
         raise DataError(
             f"{path} is not an image PIL can read ({err}); expected a PNG, JPEG, TIFF, BMP or WebP file"
@@ -166,7 +209,8 @@ def _open(path: Path, max_pixels: int, min_size: int) -> tuple[Image.Image, str]
         if width * height > max_pixels:
             raise DataError(
                 f"image file {path} has {width}x{height} = {width * height} pixels, more than "
-                f"max_pixels={max_pixels}; downscale or tile the image, or raise max_pixels if memory allows"
+                f"max_pixels={max_pixels}; downscale the image or cut it into smaller files, or raise the "
+                f"limit (--max-pixels {width * height}) if memory allows (about 35 bytes per pixel)"
             )
         if width < min_size or height < min_size:
             raise DataError(
@@ -196,7 +240,7 @@ def _to_array(image: Image.Image, raw: str, path: Path) -> tuple[np.ndarray, int
                 f"image file {path} holds 32-bit integers outside [0, 65535]; expected 8 or 16-bit pixels, "
                 "convert it to a 16-bit image"
             )
-        return (values.astype(np.float32) / 65535.0)[..., None], 16, False
+        return _scaled(values, 65535.0)[..., None], 16, False
     if mode == "F":
         raise DataError(
             f"image file {path} holds floating-point pixels; expected 8 or 16-bit integer pixels, "
@@ -217,7 +261,14 @@ def _to_array(image: Image.Image, raw: str, path: Path) -> tuple[np.ndarray, int
     if target != mode:
         image = image.convert(target)
     values = np.asarray(image, dtype=np.uint8).reshape(image.height, image.width, -1)
-    return values.astype(np.float32) / 255.0, 8, target in ("LA", "RGBA")
+    return _scaled(values, 255.0), 8, target in ("LA", "RGBA")
+
+
+def _scaled(values: np.ndarray, top: float) -> np.ndarray:
+    """``values / top`` as float32, without a second full-size temporary."""
+    array = values.astype(np.float32)
+    array /= np.float32(top)
+    return array
 
 
 def load_image(path: str | Path, *, min_size: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
@@ -227,7 +278,8 @@ def load_image(path: str | Path, *, min_size: int = 2, max_pixels: int = DEFAULT
         path: a PNG, JPEG, TIFF, BMP or WebP file (anything Pillow decodes).
         min_size: the smallest accepted width and height.
         max_pixels: the largest accepted ``width * height``, checked on the header before
-            decoding (see :data:`DEFAULT_MAX_PIXELS`).
+            decoding, in place of Pillow's decompression-bomb check (see
+            :data:`DEFAULT_MAX_PIXELS`).
 
     Returns:
         A :class:`LoadedImage`; its array follows the module table.
@@ -236,7 +288,10 @@ def load_image(path: str | Path, *, min_size: int = 2, max_pixels: int = DEFAULT
         DataError: the file is missing, a directory, empty, not an image, truncated,
             smaller than ``min_size`` or larger than ``max_pixels``, or has pixels this
             module cannot keep exactly (16-bit colour, floating point).
+        ConfigError: ``max_pixels`` is not a positive integer.
     """
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ConfigError(f"max_pixels must be a positive integer, got {max_pixels!r}")
     path = Path(path)
     image, raw = _open(path, max_pixels, min_size)
     with image:
@@ -272,13 +327,38 @@ def output_format(path: str | Path, like: LoadedImage) -> str:
 
 
 def _quantize(array: np.ndarray, bit_depth: int) -> np.ndarray:
+    """``round(clip(array, 0, 1) * (2**bit_depth - 1))`` as uint8/uint16, a block of rows at a time."""
     top = 2**bit_depth - 1
-    dtype = np.uint16 if bit_depth == 16 else np.uint8
-    return np.rint(np.clip(array, 0.0, 1.0) * top).astype(dtype)
+    work = np.result_type(array.dtype, np.float32) if array.dtype.kind == "f" else np.float64
+    stored = np.empty(array.shape, dtype=np.uint16 if bit_depth == 16 else np.uint8)
+    for row in range(0, array.shape[0], _BLOCK_ROWS):
+        block = np.clip(array[row : row + _BLOCK_ROWS], 0.0, 1.0).astype(work, copy=False)
+        block *= top
+        stored[row : row + _BLOCK_ROWS] = np.rint(block, out=block)
+    return stored
 
 
-def _write_atomic(path: Path, image: Image.Image, fmt: str) -> None:
-    """Save ``image`` to a new file beside ``path``, flush it to disk, then rename it over ``path``."""
+def write_atomic(path: str | Path, image: Image.Image, fmt: str | None = None) -> None:
+    """Save ``image`` to a new file beside ``path``, flush it to disk, then rename it over ``path``.
+
+    A failure (or a crash) never leaves a partial ``path``: an existing file stays intact
+    and the temporary file is removed (a hard kill can leave a hidden ``.<name>.<hex>.tmp``).
+
+    Args:
+        path: the output file.
+        image: any Pillow image the format can store.
+        fmt: the Pillow format; default the one ``path``'s suffix selects (:data:`SAVE_FORMATS`).
+
+    Raises:
+        DataError: an unknown suffix (without ``fmt``), or a write that fails.
+    """
+    path = Path(path)
+    if fmt is None:
+        fmt = SAVE_FORMATS.get(path.suffix.lower())
+        if fmt is None:
+            raise DataError(
+                f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of {', '.join(SAVE_FORMATS)}"
+            )
     # os.open with mode 0o666 gives the temporary file the permissions (umask applied) that
     # a plain open() of ``path`` would; tempfile.mkstemp would leave it readable by the owner only.
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -323,6 +403,17 @@ def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.
             infinite values, a missing output folder, or a write that fails.
         ValueError: ``array`` does not have ``like.array``'s shape.
     """
+    return _scaled(save_image_stored(path, array, like=like), 2**like.bit_depth - 1)
+
+
+def save_image_stored(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.ndarray:
+    """:func:`save_image`, returning the stored integers rather than their float values.
+
+    Returns:
+        ``uint8`` or ``uint16`` ``(H, W, C)``: ``k`` where :func:`save_image` returns
+        ``k / (2**bit_depth - 1)``; a quarter (8 bit) or half (16 bit) of the float32
+        array's memory, which matters for huge images.
+    """
     path = Path(path)
     fmt = output_format(path, like)
     array = np.asarray(array)
@@ -333,7 +424,7 @@ def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.
             f"cannot write {path}: the array has shape {array.shape}, expected {like.array.shape} "
             f"(H, W, C) like {like.path}"
         )
-    bad = np.count_nonzero(~np.isfinite(array))
+    bad = array.size - np.count_nonzero(np.isfinite(array))
     if bad:
         raise DataError(f"cannot write {path}: the array has {bad} NaN or infinite values; expected values in [0, 1]")
     if not path.parent.is_dir():
@@ -341,8 +432,9 @@ def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.
     stored = _quantize(array, like.bit_depth)
     # fromarray picks L / LA / RGB / RGBA from the channel count and I;16 from uint16
     image = Image.fromarray(stored[..., 0] if stored.shape[-1] == 1 else stored)
-    _write_atomic(path, image, fmt)
+    write_atomic(path, image, fmt)
+    del image
     if fmt in _LOSSY_FORMATS:
-        return load_image(path, min_size=1).array
-    top = float(2**like.bit_depth - 1)
-    return stored.astype(np.float32) / top
+        decoded = load_image(path, min_size=1, max_pixels=max(stored.shape[0] * stored.shape[1], 1))
+        return _quantize(decoded.array, like.bit_depth)
+    return stored

@@ -3,15 +3,20 @@
 ``best.safetensors`` / ``last.safetensors`` hold the weights, the task, the resolved config
 and the data set description, so ``evaluate``, ``predict`` and ``reconstruct`` need only
 the file.
-``last.state.pt`` holds optimizer, scheduler, epoch and RNG states for ``--resume``; it
-is loaded with ``torch.load(weights_only=True)`` and never unpickles code.
+``last.state.pt`` holds everything ``--resume`` needs in one file, written atomically:
+the weights again, the optimizer, scheduler and RNG states, and where the run stopped
+(epoch, steps done in it, the epoch's running loss sums). One file means a crash can
+never pair new weights with an old optimizer state. It is loaded with
+``torch.load(weights_only=True)`` and never unpickles code.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -29,9 +34,12 @@ from .config import Config
 from .errors import CheckpointError
 from .models import UNet, build_unet
 
-__all__ = ["TASK_NAMES", "save_run_checkpoint", "save_resume_state", "restore_resume_state", "load_run_model"]
+__all__ = [
+    "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "restore_resume_state", "load_run_model",
+]  # fmt: skip
 
 TASK_NAMES = {"seg": "segmentation", "recon": "reconstruction"}
+_STATE_FORMAT = 2
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -51,21 +59,71 @@ def save_run_checkpoint(path: Path, model: nn.Module, cfg: Config, dataset: dict
     save_weights(path, _unwrap(model), metadata=meta)
 
 
-def save_resume_state(path: Path, optimizer, scheduler, *, epoch: int, best: dict) -> None:
+@dataclass
+class ResumePoint:
+    """Where a run continues: ``epoch`` (0-based) after ``step`` of its batches.
+
+    ``sums`` holds the epoch's running loss sums over those steps (``None`` at an epoch
+    boundary); ``best`` the best validation score so far and its epoch.
+    """
+
+    epoch: int = 0
+    step: int = 0
+    sums: dict[str, float] | None = None
+    best: dict[str, Any] = field(default_factory=lambda: {"score": -float("inf"), "epoch": -1})
+
+
+def save_resume_state(path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str) -> None:
+    """Everything ``--resume`` needs to continue exactly at ``point``, in one atomic file."""
     save_training_state(
         path,
         {
+            "format": _STATE_FORMAT,
+            "task": task,
+            "model": _unwrap(model).state_dict(),
             "optimizer": optimizer.state_dict(),
             "scheduler": scheduler.state_dict(),
-            "epoch": epoch,
-            "best": best,
+            "epoch": point.epoch,
+            "step": point.step,
+            "sums": point.sums,
+            "best": point.best,
             "rng": capture_rng_state(),
         },
     )
 
 
+def _load_model_state(path: Path, model: nn.Module, stored: Any) -> None:
+    """Load the weights kept in a training state, naming the first key that does not fit."""
+    current = model.state_dict()
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path} has no model weights; it was not written by this version of ldwseg")
+    for name, tensor in current.items():
+        found = stored.get(name)
+        if not isinstance(found, torch.Tensor) or found.shape != tensor.shape:
+            what = "is missing" if found is None else f"has shape {tuple(getattr(found, 'shape', ()))}"
+            raise CheckpointError(
+                f"{path} does not fit the model: {name} {what}, the model needs {tuple(tensor.shape)}; resume "
+                "with the run's own settings (its config.yaml) or start a new run in another --out"
+            )
+    extra = sorted(set(stored) - set(current))
+    if extra:
+        raise CheckpointError(
+            f"{path} does not fit the model: it has {extra[0]} (and {len(extra) - 1} more keys) that the model "
+            "lacks; resume with the run's own settings (its config.yaml) or start a new run in another --out"
+        )
+    model.load_state_dict(stored)
+
+
+_NO_METADATA = (
+    "has no ldwseg metadata (task, config, classes): it was not written by ldwseg's training; "
+    "use the best.safetensors or last.safetensors of an ldwseg run"
+)
+
+
 def _check_task(path: Path | str, meta: dict, task: str) -> None:
     found = meta.get("task")
+    if found is None:
+        raise CheckpointError(f"{path} {_NO_METADATA}")
     if found != task:
         raise CheckpointError(
             f"{path} is a {TASK_NAMES.get(found, repr(found))} checkpoint, but this needs a "
@@ -73,26 +131,68 @@ def _check_task(path: Path | str, meta: dict, task: str) -> None:
         )
 
 
-def restore_resume_state(out: Path, model: nn.Module, optimizer, scheduler, *, task: str) -> tuple[int, dict]:
-    """Load ``out/last.*``; returns the next epoch and the best-so-far record."""
+def restore_resume_state(out: Path, model: nn.Module, optimizer, scheduler, *, task: str) -> ResumePoint:
+    """Load ``out/last.state.pt`` into the model, optimizer, scheduler and RNGs; returns where to go on.
+
+    The state file alone decides where the run goes on (it is written before
+    ``last.safetensors``, which a crash may leave one checkpoint behind); both must be of
+    ``task``.
+    """
     weights, state_path = out / "last.safetensors", out / "last.state.pt"
-    if not weights.exists() or not state_path.exists():
+    if not state_path.exists():
         raise CheckpointError(
-            f"--resume needs {weights.name} and {state_path.name} in {out}, but they are missing; "
+            f"--resume needs {state_path.name} in {out}, but it is missing (no checkpoint was saved there yet); "
             "start without --resume or point --out at the run to continue"
         )
-    _check_task(weights, read_metadata(weights), task)
-    load_weights(weights, _unwrap(model))
+    if weights.exists():
+        _check_task(weights, read_metadata(weights), task)
     state = load_training_state(state_path)
-    optimizer.load_state_dict(state["optimizer"])
-    scheduler.load_state_dict(state["scheduler"])
+    _check_task(state_path, state, task)
+    if state.get("format") != _STATE_FORMAT:
+        raise CheckpointError(
+            f"{state_path} was written by an older ldwseg (no 'format': {_STATE_FORMAT} in it); "
+            "continue that run with the version that started it, or start a new run"
+        )
+    _load_model_state(state_path, _unwrap(model), state.get("model"))
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+    except (KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"{state_path} holds an optimizer state that does not fit this model ({err}); resume with the run's "
+            "own settings (its config.yaml)"
+        ) from err
     restore_rng_state(state["rng"])
-    return int(state["epoch"]) + 1, dict(state["best"])
+    sums = state.get("sums")
+    return ResumePoint(
+        epoch=int(state["epoch"]), step=int(state["step"]), sums=None if sums is None else dict(sums),
+        best=dict(state["best"]),
+    )
+
+
+def stored_palette(path: Path | str, meta: dict[str, Any]) -> np.ndarray:
+    """The class colours of a segmentation checkpoint, ``uint8 (K, 3)``, checked."""
+    num_classes = _out_channels(path, meta)
+    palette = meta["dataset"].get("palette")
+    rows = palette if isinstance(palette, list) else []
+    valid = len(rows) >= num_classes and all(
+        isinstance(row, list) and len(row) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in row)
+        for row in rows
+    )  # fmt: skip
+    if not valid:
+        raise CheckpointError(
+            f"{path} has no valid dataset.palette in its metadata (expected {num_classes} RGB triples in 0..255, "
+            f"got {str(palette)[:60]}); use a checkpoint written by ldwseg's training"
+        )
+    return np.asarray(rows, dtype=np.uint8)
 
 
 def _out_channels(path: Path | str, meta: dict[str, Any]) -> int:
     """Segmentation predicts one map per class; reconstruction predicts the RGB image."""
     task = meta.get("task")
+    if task is None:
+        raise CheckpointError(f"{path} {_NO_METADATA}")
     if task == "recon":
         return 3
     if task == "seg":

@@ -1,15 +1,23 @@
-"""Deterministic, rank-sharded sampling and seeding for reproducible (and resumable) runs."""
+"""Deterministic, rank-sharded sampling and seeding for reproducible (and resumable) runs.
+
+Two things make a run resumable at any step with the same result as an uninterrupted one:
+the order of the samples depends only on ``(seed, epoch)`` (:class:`EpochShardSampler`,
+which can also start part-way through its shard), and every sample's random augmentation
+depends only on ``(seed, epoch, index)`` (:class:`SeededSamples`), not on which worker
+process loads it or on what was drawn before.
+"""
 
 from __future__ import annotations
 
 import random
+import signal
 from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
-__all__ = ["EpochShardSampler", "seed_everything", "seed_epoch", "worker_init"]
+__all__ = ["EpochShardSampler", "SeededSamples", "sample_seed", "seed_everything", "seed_epoch", "worker_init"]
 
 
 class EpochShardSampler(Sampler[int]):
@@ -18,15 +26,18 @@ class EpochShardSampler(Sampler[int]):
     The order depends only on ``(seed, epoch)``, so a run resumed at an epoch boundary
     sees exactly the batches an uninterrupted run would. With ``pad=True`` every rank
     gets the same count (needed for training under DDP); evaluation uses ``pad=False``
-    so no sample is counted twice.
+    so no sample is counted twice. ``set_epoch(epoch, start=n)`` skips the first ``n``
+    indices of this rank's shard: a run resumed after ``k`` batches of size ``B`` uses
+    ``start=k * B``.
     """
 
     def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world: int = 1, pad: bool = True):
         self.size, self.seed, self.shuffle, self.rank, self.world, self.pad = size, seed, shuffle, rank, world, pad
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
 
     def _indices(self) -> list[int]:
         if self.shuffle:
@@ -36,13 +47,48 @@ class EpochShardSampler(Sampler[int]):
             order = list(range(self.size))
         if self.pad and self.world > 1 and self.size % self.world:
             order += order[: self.world - self.size % self.world]
-        return order[self.rank :: self.world]
+        return order[self.rank :: self.world][self.start :]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices())
 
     def __len__(self) -> int:
         return len(self._indices())
+
+
+def sample_seed(seed: int, epoch: int, index: int) -> int:
+    """A 32-bit seed for one sample of one epoch, independent of everything else."""
+    return int(np.random.SeedSequence([seed % 2**32, epoch, index]).generate_state(1)[0])
+
+
+class SeededSamples(Dataset):
+    """Wraps a data set so that sample ``i`` of epoch ``e`` is augmented the same way every time.
+
+    Before loading a sample it seeds Python's, NumPy's and torch's generators, and the
+    data set's ``transform.reseed(seed)`` when it has one, with :func:`sample_seed`. The
+    random crop, scale and flip of a sample then depend on ``(seed, epoch, index)`` only,
+    in the main process or in any ``DataLoader`` worker, which is what makes a run
+    resumed mid-epoch identical to an uninterrupted one.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int):
+        value = sample_seed(self.seed, self.epoch, index)
+        random.seed(value)
+        np.random.seed(value)
+        torch.manual_seed(value)
+        reseed = getattr(getattr(self.dataset, "transform", None), "reseed", None)
+        if reseed is not None:
+            reseed(value)
+        return self.dataset[index]
 
 
 def seed_everything(seed: int) -> None:
@@ -61,7 +107,13 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
 
 
 def worker_init(worker_id: int) -> None:
-    """DataLoader workers: seed Python and NumPy from torch's per-worker seed."""
+    """DataLoader workers: seed Python and NumPy from torch's per-worker seed.
+
+    Workers ignore SIGINT: Ctrl-C reaches the whole process group, and the main process,
+    which saves a checkpoint before it stops, shuts them down itself. (SIGTERM keeps its
+    default: it is how the loader and multiprocessing stop workers.)
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     value = torch.initial_seed() % 2**32
     random.seed(value)
     np.random.seed(value)

@@ -111,17 +111,23 @@ def run_sweep(
 
     out = Path(out)
     score = get_task(cfg.train.task).score
+    if not weights or not constraints:
+        raise ConfigError("a sweep needs at least one constraint weight and one constraint mode")
+    # every run's config is checked before the first one trains, so a bad value fails at once
+    runs = [
+        (constraint, weight, apply_overrides(Config.from_dict(cfg.to_dict()), {
+            "model.constraint": constraint, "train.wavelet_weight": weight,
+        }))  # fmt: skip
+        for constraint in constraints
+        for weight in weights
+    ]
     rows = []
-    for constraint in constraints:
-        for weight in weights:
-            run_cfg = apply_overrides(Config.from_dict(cfg.to_dict()), {
-                "model.constraint": constraint, "train.wavelet_weight": weight,
-            })  # fmt: skip
-            run_out = out / f"{constraint}_w{weight:g}"
-            log.info("sweep: constraint=%s wavelet_weight=%g -> %s", constraint, weight, run_out)
-            fit(run_cfg, run_out, progress=progress)
-            rows.append(_run_record(run_cfg, run_out, score))
-            write_csv(rows, out / "sweep.csv")
+    for constraint, weight, run_cfg in runs:
+        run_out = out / f"{constraint}_w{weight:g}"
+        log.info("sweep: constraint=%s wavelet_weight=%g -> %s", constraint, weight, run_out)
+        fit(run_cfg, run_out, progress=progress)
+        rows.append(_run_record(run_cfg, run_out, score))
+        write_csv(rows, out / "sweep.csv")
     label = {"miou": "val mIoU", "psnr": "autoencoder PSNR (dB)"}[score]
     plot_sweep(rows, out / "sweep.png", task_metric=score, task_label=label)
     return rows
@@ -137,11 +143,14 @@ def run_ablation(
         raise ConfigError(f"unknown ablation table {table!r}; choose {', '.join(ABLATIONS)}")
     out = Path(out)
     score = get_task(cfg.train.task).score
-    rows = []
+    runs = []
     for label, overrides in ABLATIONS[table]:
-        run_cfg = apply_overrides(Config.from_dict(cfg.to_dict()), overrides)
+        run_cfg = Config.from_dict(cfg.to_dict())
         if table == "table6" and run_cfg.model.kernel_size is None:
-            run_cfg = apply_overrides(run_cfg, {"model.kernel_size": 4})
+            overrides = {**overrides, "model.kernel_size": 4}
+        runs.append((label, apply_overrides(run_cfg, overrides)))
+    rows = []
+    for label, run_cfg in runs:
         run_out = out / label.replace(" ", "_").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
         fit(run_cfg, run_out, progress=progress)
         rows.append({"setting": label, **_run_record(run_cfg, run_out, score)})

@@ -4,10 +4,19 @@ The task (``cfg.train.task``: segmentation or reconstruction, see :mod:`ldwseg.t
 supplies the data, the loss and the validation score. Works in one process or under ``torchrun --nproc_per_node N -m ldwseg train ...``
 (gloo on CPU, nccl on CUDA): each rank trains on its shard, metrics are reduced across
 ranks, and only rank 0 writes checkpoints, logs and the resolved config.
+
+A run can stop anywhere and go on with ``resume=True`` exactly as if it had not stopped
+(same weights and metrics on the CPU with a fixed seed): ``last.state.pt`` is written at
+every epoch end, every ``train.checkpoint_every`` steps and every
+``train.checkpoint_minutes``; SIGINT (Ctrl-C) and SIGTERM save it after the current step
+and raise :class:`~ldwseg.errors.Interrupted`. A NaN/Inf loss raises
+:class:`~ldwseg.seg.engine.NonFiniteLossError` and leaves the last good checkpoint as it
+was. One run at a time may use an output folder (:class:`~ldwseg.runlock.RunLock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -21,12 +30,14 @@ from torch.utils.data import DataLoader
 
 from .config import Config
 from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
-from .errors import ConfigError
+from .errors import ConfigError, Interrupted
+from .interrupt import SIGNAL_EXIT_CODES, StopRequests
 from .logs import MetricLog
 from .models import UNet, build_unet
-from .runs import restore_resume_state, save_resume_state, save_run_checkpoint
-from .sampling import EpochShardSampler, seed_epoch, seed_everything, worker_init
-from .seg.engine import train_one_epoch
+from .runlock import RunLock
+from .runs import ResumePoint, restore_resume_state, save_resume_state, save_run_checkpoint
+from .sampling import EpochShardSampler, SeededSamples, seed_epoch, seed_everything, worker_init
+from .seg.engine import NonFiniteLossError, train_one_epoch
 from .tasks import TaskData, get_task
 
 __all__ = ["FitResult", "get_loaders", "build_model", "fit"]
@@ -46,10 +57,15 @@ class FitResult:
     last_score: float | None
     epochs_run: int
     seconds: float
+    skipped: int = 0
 
 
 def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataLoader, DataLoader, EpochShardSampler]:
-    """Loaders whose order depends only on ``(seed, epoch)``; validation is sharded, not padded."""
+    """Loaders whose batches depend only on ``(seed, epoch)``; validation is sharded, not padded.
+
+    The training set is wrapped in :class:`~ldwseg.sampling.SeededSamples`: call
+    ``train_loader.dataset.set_epoch(epoch)`` with ``sampler.set_epoch(epoch)``.
+    """
     t, train, val = cfg.train, data.train, data.val
     if len(train) == 0:
         raise ConfigError("the training split is empty; check --data-root and the split file")
@@ -57,8 +73,9 @@ def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataL
     workers = cfg.data.num_workers
     common = {"num_workers": workers, "worker_init_fn": worker_init, "persistent_workers": False}
     train_loader = DataLoader(
-        train, batch_size=t.batch_size, sampler=sampler, drop_last=len(sampler) >= 2 * t.batch_size, **common
-    )
+        SeededSamples(train, t.seed), batch_size=t.batch_size, sampler=sampler,
+        drop_last=len(sampler) >= 2 * t.batch_size, **common,
+    )  # fmt: skip
     val_sampler = EpochShardSampler(
         len(val), shuffle=False, rank=dist_info.rank, world=dist_info.world_size, pad=False
     )
@@ -82,13 +99,60 @@ def fit(cfg: Config, out: str | Path, *, resume: bool = False, progress: Progres
     """Train ``cfg`` and write checkpoints, logs and the resolved config into ``out``."""
     dist_info, device = init_distributed(cfg.train.device)
     try:
-        return _fit(cfg, Path(out), dist_info, device, resume=resume, progress=progress)
+        lock = RunLock(out) if dist_info.is_main else contextlib.nullcontext()
+        with lock, StopRequests() as stop:
+            return _fit(cfg, Path(out), dist_info, device, resume=resume, progress=progress, stop=stop)
     finally:
         cleanup_distributed()
 
 
+def _stop_requested(stop: StopRequests, dist_info: DistInfo, device: torch.device) -> str | None:
+    """The signal that asked to stop, agreed on by all ranks (any rank's request stops all)."""
+    if not dist_info.enabled:
+        return stop.signal
+    flag = torch.tensor([SIGNAL_EXIT_CODES.get(stop.signal or "", 0)], device=device)
+    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+    return {code: name for name, code in SIGNAL_EXIT_CODES.items()}.get(int(flag.item()))
+
+
+class _Saver:
+    """Writes ``last.safetensors`` + ``last.state.pt`` (rank 0) at the points the config asks for."""
+
+    def __init__(self, out: Path, model, optimizer, scheduler, cfg: Config, record: dict, is_main: bool) -> None:
+        self.out, self.model, self.optimizer, self.scheduler = out, model, optimizer, scheduler
+        self.cfg, self.record, self.is_main = cfg, record, is_main
+        self.every = cfg.train.checkpoint_every
+        self.seconds = cfg.train.checkpoint_minutes * 60.0
+        self.last_time = time.monotonic()
+
+    def due(self, step: int) -> bool:
+        by_steps = self.every > 0 and step % self.every == 0
+        return by_steps or (self.seconds > 0 and time.monotonic() - self.last_time >= self.seconds)
+
+    def save(self, point: ResumePoint, metrics: dict[str, Any]) -> None:
+        """Save at ``point``; the weights' metadata names the epoch they are in (or just finished)."""
+        self.last_time = time.monotonic()
+        if not self.is_main:
+            return
+        state = self.out / "last.state.pt"  # first: resuming reads only this file
+        save_resume_state(state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task)
+        epoch = point.epoch if point.step else point.epoch - 1
+        save_run_checkpoint(self.out / "last.safetensors", self.model, self.cfg, self.record, epoch=epoch, metrics=metrics)
+
+
+def _resume_hint(out: Path) -> str:
+    return f"go on with the same command plus --resume (--out {out})"
+
+
 def _fit(
-    cfg: Config, out: Path, dist_info: DistInfo, device: torch.device, *, resume: bool, progress: Progress | None
+    cfg: Config,
+    out: Path,
+    dist_info: DistInfo,
+    device: torch.device,
+    *,
+    resume: bool,
+    progress: Progress | None,
+    stop: StopRequests,
 ) -> FitResult:
     started = time.perf_counter()
     t = cfg.train
@@ -107,29 +171,74 @@ def _fit(
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
-    start_epoch, best = 0, {"score": -float("inf"), "epoch": -1}
+    point = ResumePoint()
+    if not resume and dist_info.is_main and (out / "last.state.pt").exists():
+        log.warning("%s holds an earlier run; starting over (pass --resume to continue it instead)", out)
     if resume:
-        start_epoch, best = restore_resume_state(out, model, optimizer, scheduler, task=t.task)
-        log.info("resuming %s at epoch %d (best %s so far %.4f)", out, start_epoch, task.score, best["score"])
+        point = restore_resume_state(out, model, optimizer, scheduler, task=t.task)
+        log.info(
+            "resuming %s at epoch %d, step %d (best %s so far %.4f)", out, point.epoch + 1, point.step, task.score,
+            point.best["score"],
+        )
     net = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = task.criterion(cfg)
     scaler = _scaler(t.amp, device)
-    record = data.record
-    mlog = MetricLog(out, enabled=dist_info.is_main, start_epoch=start_epoch)
+    saver = _Saver(out, model, optimizer, scheduler, cfg, data.record, dist_info.is_main)
+    mlog = MetricLog(out, enabled=dist_info.is_main, start_epoch=point.epoch)
     if dist_info.is_main:
         cfg.save(out / "config.yaml")
-    last_score = None
-    for epoch in range(start_epoch, t.epochs):
-        seed_epoch(t.seed, epoch, dist_info.rank)
-        sampler.set_epoch(epoch)
-        tick = time.perf_counter()
-        wrap = (lambda it, e=epoch: progress(it, f"epoch {e + 1}/{t.epochs}")) if progress else None
-        stats = train_one_epoch(
-            net, train_loader, optimizer, criterion, device=device, wavelet_weight=t.wavelet_weight, amp=t.amp,
-            scaler=scaler, channels_last=t.channels_last, max_steps=t.max_steps_per_epoch, progress=wrap, epoch=epoch,
+    best, last_score = point.best, None
+
+    def interrupted(signal_name: str, where: str) -> Interrupted:
+        err = Interrupted(
+            f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}; {_resume_hint(out)}"
         )
+        err.exit_code = SIGNAL_EXIT_CODES[signal_name]
+        return err
+
+    for epoch in range(point.epoch, t.epochs):
+        start_step, sums = (point.step, point.sums) if epoch == point.epoch else (0, None)
+        seed_epoch(t.seed, epoch, dist_info.rank)
+        sampler.set_epoch(epoch, start=start_step * t.batch_size)
+        train_loader.dataset.set_epoch(epoch)
+        tick = time.perf_counter()
+
+        done = [ResumePoint(epoch, start_step, sums, best)]  # the last completed step, for a stop mid-fetch
+
+        def after_step(steps: int, running: dict[str, float], epoch: int = epoch) -> None:
+            done[0] = ResumePoint(epoch, steps, dict(running), best)
+            signal_name = _stop_requested(stop, dist_info, device)
+            if signal_name is not None:
+                saver.save(ResumePoint(epoch, steps, dict(running), best), {"step_in_epoch": steps})
+                raise interrupted(signal_name, f"at epoch {epoch + 1}, step {steps}")
+            if saver.due(steps):
+                saver.save(ResumePoint(epoch, steps, dict(running), best), {"step_in_epoch": steps})
+
+        wrap = (lambda it, e=epoch: progress(it, f"epoch {e + 1}/{t.epochs}")) if progress else None
+        try:
+            stats = train_one_epoch(
+                net, train_loader, optimizer, criterion, device=device, wavelet_weight=t.wavelet_weight, amp=t.amp,
+                scaler=scaler, channels_last=t.channels_last, max_steps=t.max_steps_per_epoch, progress=wrap,
+                epoch=epoch, start_step=start_step, sums=sums, after_step=after_step,
+            )  # fmt: skip
+        except RuntimeError as err:
+            if stop.signal is None:
+                raise
+            # a signal to the whole process group also stopped the DataLoader workers
+            saver.save(done[0], {"step_in_epoch": done[0].step})
+            raise interrupted(stop.signal, f"at epoch {epoch + 1}, step {done[0].step}") from err
+        except NonFiniteLossError as err:
+            kept = out / "last.safetensors"
+            raise NonFiniteLossError(
+                f"{err}; training stopped and nothing was saved after the last good checkpoint "
+                f"({kept if kept.exists() else 'none yet'}); lower the learning rate (--lr or --set optim.lr=...), "
+                "switch off mixed precision (--amp off) or lower --wavelet-weight, then "
+                + ("--resume" if kept.exists() else "start again"),
+                epoch=err.epoch,
+                step=err.step,
+            ) from None
         row: dict[str, Any] = {"lr": scheduler.get_last_lr()[0], **stats}
         scheduler.step()
         if (epoch + 1) % t.eval_every == 0 or epoch + 1 == t.epochs:
@@ -139,20 +248,23 @@ def _fit(
             if last_score > best["score"]:
                 best = {"score": last_score, "epoch": epoch}
                 if dist_info.is_main:
-                    save_run_checkpoint(out / "best.safetensors", model, cfg, record, epoch=epoch, metrics=result)
+                    save_run_checkpoint(out / "best.safetensors", model, cfg, data.record, epoch=epoch, metrics=result)
         row["seconds"] = round(time.perf_counter() - tick, 2)
-        if dist_info.is_main:
-            save_run_checkpoint(out / "last.safetensors", model, cfg, record, epoch=epoch, metrics=row)
-            save_resume_state(out / "last.state.pt", optimizer, scheduler, epoch=epoch, best=best)
-            mlog.write(epoch, row)
+        mlog.write(epoch, row)
+        saver.save(ResumePoint(epoch + 1, 0, None, best), row)
         log.info(
             "epoch %d/%d  loss %.4f (task %.4f, wavelet %.4f)%s  %.1fs", epoch + 1, t.epochs, stats["train_loss"],
             stats["task_loss"], stats["wavelet_loss"],
             f"  val {task.score} {last_score:.4f}" if f"val_{task.score}" in row else "", row["seconds"],
         )
         barrier(dist_info)
+        signal_name = _stop_requested(stop, dist_info, device)
+        if signal_name is not None and epoch + 1 < t.epochs:
+            raise interrupted(signal_name, f"after epoch {epoch + 1}")
     mlog.close()
+    skipped = sum(len(getattr(ds, "skipped", ())) for ds in (data.train, data.val))
     return FitResult(
         out=str(out), task=t.task, score_name=task.score, best_score=best["score"], best_epoch=best["epoch"],
-        last_score=last_score, epochs_run=t.epochs - start_epoch, seconds=round(time.perf_counter() - started, 1),
+        last_score=last_score, epochs_run=t.epochs - point.epoch, seconds=round(time.perf_counter() - started, 1),
+        skipped=skipped,
     )

@@ -319,7 +319,7 @@ def broken_folder(shared_data: Path, root: Path) -> dict[str, Path]:
 
 def test_bad_samples_raise_naming_the_file(shared_data, tmp_path):
     files = broken_folder(shared_data, tmp_path)
-    ds = build_dataset("folder", tmp_path, "train", num_classes=21)  # lazy: construction succeeds
+    ds = build_dataset("folder", tmp_path, "train", num_classes=21, check=False)  # checked when read
     by_stem = {image.stem: k for k, (image, _) in enumerate(ds.files)}
     ds[by_stem["good"]]
     for name in ("text", "truncated", "empty"):
@@ -333,7 +333,7 @@ def test_bad_samples_raise_naming_the_file(shared_data, tmp_path):
 
 def test_validate_and_skip_bad_list_the_bad_files(shared_data, tmp_path, caplog):
     files = broken_folder(shared_data, tmp_path)
-    bad = validate(build_dataset("folder", tmp_path, "train", num_classes=21))
+    bad = validate(build_dataset("folder", tmp_path, "train", num_classes=21, check=False))
     expected = {files[n] for n in ("text", "truncated", "empty")} | {
         tmp_path / "masks" / "resized.png",
         tmp_path / "masks" / "labels.png",
@@ -346,10 +346,27 @@ def test_validate_and_skip_bad_list_the_bad_files(shared_data, tmp_path, caplog)
     assert validate(ds) == []
 
 
+def test_default_check_refuses_the_data_set_listing_the_bad_files(shared_data, tmp_path):
+    files = broken_folder(shared_data, tmp_path)
+    Image.new("RGB", (1, 1)).save(tmp_path / "images" / "tiny.png")
+    Image.new("L", (1, 1)).save(tmp_path / "masks" / "tiny.png")
+    with pytest.raises(DataError) as err:
+        build_dataset("folder", tmp_path, "train", num_classes=21)
+    message = str(err.value)
+    assert "6 files cannot be used" in message and "--skip-bad" in message and "\n" not in message
+    for name in ("empty", "labels", "resized"):  # the first five, sorted by file name, are listed
+        assert name in message
+    assert "and 1 more" in message
+    ds = build_dataset("folder", tmp_path, "train", num_classes=21, skip_bad=True)
+    assert [image.stem for image, _ in ds.files] == ["good"]
+    assert any(b.path.name == "tiny.png" and "1x1 pixels" in b.reason for b in ds.skipped)
+    assert files["good"].exists()
+
+
 def test_missing_mask_raises_at_construction(shared_data, tmp_path):
     root = make_folder(shared_data, tmp_path)
     (root / "masks" / f"{VOC_VAL}.png").unlink()
-    with pytest.raises(DataError, match=rf"1 listed files are missing: .*masks/{VOC_VAL}.png.*skip_bad=True"):
+    with pytest.raises(DataError, match=rf"1 listed files are missing: .*masks/{VOC_VAL}.png.*--skip-bad"):
         build_dataset("folder", root, "train", num_classes=21)
     assert len(build_dataset("folder", root, "train", num_classes=21, skip_bad=True)) == 1
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from .app import app, log
+from .app import app, log, user_errors
 
 
 @app.command()
+@user_errors
 def bench(
     repeats: int = typer.Option(15, min=1, help="Timed repetitions per case; the median is reported."),
     threads: int = typer.Option(0, min=0, help="torch threads (0: leave torch's default)."),

@@ -9,11 +9,31 @@ from typing import Optional
 
 import typer
 
-from .app import app, user_errors
+from ..errors import ConfigError
+from ..imageio import DEFAULT_MAX_PIXELS
+from ..tiling import DEFAULT_TILE
+from .app import app, check_device, check_output, user_errors
 
 
 def _db(value: float) -> str:
     return "inf (exact)" if math.isinf(value) else f"{value:.2f} dB"
+
+
+def _check_wavelet(value: Optional[str]) -> Optional[str]:
+    """Callback of ``--wavelet``: the round trip needs the fixed filters of a named orthogonal wavelet."""
+    if value is None:
+        return None
+    from ..pooling import initial_filters
+
+    if value in ("random", "noise"):
+        raise typer.BadParameter(
+            f"{value!r} draws filters at random; the round trip needs a named wavelet such as haar or db2"
+        )
+    try:
+        initial_filters(value, constraint="orthogonal")
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return value
 
 
 @app.command()
@@ -23,14 +43,33 @@ def reconstruct(
     checkpoint: Optional[Path] = typer.Option(None, help="A reconstruction checkpoint; without it, the pure LDW round trip."),
     out: Optional[Path] = typer.Option(None, help="Output file [default: <name>_recon.png beside the input]."),
     levels: Optional[int] = typer.Option(None, min=1, help="Levels of the round trip without --checkpoint [default: 3]."),
-    wavelet: Optional[str] = typer.Option(None, help="Wavelet of the round trip without --checkpoint [default: haar]."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    wavelet: Optional[str] = typer.Option(
+        None, callback=_check_wavelet, help="Wavelet of the round trip without --checkpoint [default: haar]."
+    ),
+    device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(False, "--json", help='Print {"psnr": ..., "ssim": ..., "output": ...}.'),
+    tile: int = typer.Option(
+        DEFAULT_TILE, min=0,
+        help="Run larger images in tiles of at most NxN pixels (overlapping with --checkpoint); 0 = whole image.",
+    ),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels, before decoding them (about 35 bytes each)."
+    ),
 ) -> None:
     """Reconstruct an image at its own size; print PSNR and SSIM against the input."""
     from ..recon.reconstruct import reconstruct_image
 
-    result = reconstruct_image(image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device)
+    if checkpoint is not None and (levels is not None or wavelet is not None):
+        raise ConfigError(
+            "--levels and --wavelet set the wavelet round trip, which runs without --checkpoint; "
+            "drop them or --checkpoint"
+        )
+    if out is not None:
+        check_output(out, folder=False)
+    result = reconstruct_image(
+        image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device, tile=tile,
+        max_pixels=max_pixels,
+    )  # fmt: skip
     if as_json:  # an exact round trip prints "psnr": Infinity, which json.loads reads as float("inf")
         typer.echo(json.dumps({"psnr": result["psnr"], "ssim": result["ssim"], "output": result["output"]}))
         return
@@ -47,6 +86,8 @@ def filters(
     from ..filters import format_reports, model_from_checkpoint, pool_reports
     from ..viz import plot_filters
 
+    if out is not None:
+        check_output(out, folder=False)
     model, _ = model_from_checkpoint(checkpoint)
     reports = pool_reports(model)
     if not reports:

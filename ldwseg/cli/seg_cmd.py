@@ -8,7 +8,9 @@ from typing import Optional
 
 import typer
 
-from .app import app, progress, user_errors
+from ..imageio import DEFAULT_MAX_PIXELS
+from ..tiling import DEFAULT_TILE
+from .app import app, check_device, check_output, new_output, progress, user_errors
 
 
 @app.command()
@@ -18,8 +20,9 @@ def evaluate(
     dataset: Optional[str] = typer.Option(None, help="Data set name [default: the one it was trained on]."),
     data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: the training run's]."),
     split: Optional[str] = typer.Option(None, help="Split to evaluate [default: the validation split]."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(1, min=1, help="Images per batch (padded with the ignore label)."),
+    skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """mIoU, per-class IoU and pixel accuracy of a checkpoint at full resolution."""
@@ -28,14 +31,16 @@ def evaluate(
 
     result = evaluate_checkpoint(
         checkpoint, dataset=dataset, root=data_root, split=split, device=device, batch_size=batch_size,
-        progress=lambda it: progress(it, "evaluating"),
+        skip_bad=skip_bad, progress=lambda it: progress(it, "evaluating"),
     )
     if as_json:
-        typer.echo(json.dumps({k: result[k] for k in ("miou", "per_class_iou", "pixel_acc", "dataset", "split", "images")}))
+        keys = ("miou", "per_class_iou", "pixel_acc", "dataset", "split", "images", "skipped")
+        typer.echo(json.dumps({k: result[k] for k in keys}))
         return
     typer.echo(format_iou_table(result["per_class_iou"], result["class_names"]))
+    skipped = f", {result['skipped']} skipped" if result["skipped"] else ""
     typer.echo(
-        f"{result['dataset']} {result['split']} ({result['images']} images): "
+        f"{result['dataset']} {result['split']} ({result['images']} images{skipped}): "
         f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}"
     )
 
@@ -46,11 +51,21 @@ def predict(
     checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint."),
     images: list[Path] = typer.Argument(..., help="Image files."),
     out: Path = typer.Option(Path("predictions"), help="Folder for <name>_mask.png and <name>_overlay.png."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     overlay: bool = typer.Option(True, help="Also write colour overlays on the image."),
+    tile: int = typer.Option(
+        DEFAULT_TILE, min=0, help="Run larger images in overlapping tiles of at most NxN pixels; 0 = whole image."
+    ),
+    max_pixels: int = typer.Option(
+        DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels, before decoding them (about 35 bytes each)."
+    ),
 ) -> None:
     """Colour-coded masks (dataset palette) and overlays for image files."""
     from ..seg.predict import predict_images
 
-    written = predict_images(checkpoint, images, out, device=device, with_overlay=overlay)
+    check_output(out, folder=True)
+    with new_output(out):
+        written = predict_images(
+            checkpoint, images, out, device=device, with_overlay=overlay, tile=tile, max_pixels=max_pixels
+        )
     typer.echo(f"wrote {len(written)} files to {out}")

@@ -7,17 +7,31 @@ from typing import Optional
 
 import typer
 
-from .app import app, progress, user_errors
+from .app import app, check_output, new_output, progress, user_errors
+
 
 def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
     """Defaults < task defaults < ``--config`` file < flags < ``--set`` overrides."""
     from ..config import apply_overrides, load_config
 
-    return apply_overrides(load_config(config, {k: v for k, v in flags.items() if v is not None}), overrides)
+    cfg = load_config(config, {k: v for k, v in flags.items() if v is not None}, validate=False)
+    return apply_overrides(cfg, overrides)
 
 
 def default_out(cfg) -> Path:
     return Path("runs") / (cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}")
+
+
+def check_machine(cfg) -> None:
+    """Refuse a device or precision this machine lacks before any data is read or file written."""
+    from ..distributed import resolve_device
+    from ..errors import ConfigError
+
+    device = resolve_device(cfg.train.device)
+    if cfg.train.amp == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"--amp fp16 needs a CUDA device, but training would run on {device.type}; use --amp bf16 or --amp off"
+        )
 
 
 @app.command()
@@ -56,11 +70,15 @@ def train(
     }
     cfg = resolve_config(config, flags, overrides)
     out = out or default_out(cfg)
-    result = fit(cfg, out, resume=resume, progress=progress)
+    check_output(out, folder=True)
+    check_machine(cfg)
+    with new_output(out):
+        result = fit(cfg, out, resume=resume, progress=progress)
     label = {"miou": "mIoU", "psnr": "PSNR (dB)"}[result.score_name]
+    skipped = f"; skipped {result.skipped} bad samples (listed in the log)" if result.skipped else ""
     typer.echo(
         f"best val {label} {result.best_score:.4f} (epoch {result.best_epoch + 1}); "
-        f"checkpoint {Path(result.out) / 'best.safetensors'}; {result.seconds:.0f} s"
+        f"checkpoint {Path(result.out) / 'best.safetensors'}; {result.seconds:.0f} s{skipped}"
     )
 
 
@@ -100,7 +118,11 @@ def sweep(
     from ..sweep import run_sweep
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
-    rows = run_sweep(cfg, out, weights=_floats(wavelet_weights), constraints=constraint, progress=progress)
+    weights = _floats(wavelet_weights)
+    check_output(out, folder=True)
+    check_machine(cfg)
+    with new_output(out):
+        rows = run_sweep(cfg, out, weights=weights, constraints=constraint, progress=progress)
     score = "miou" if cfg.train.task == "seg" else "psnr"
     typer.echo(f"{'constraint':12s} {'lambda':>8s} {score:>8s} {'pool PSNR':>10s} {'c. loss':>10s} {'PR error':>9s}")
     for r in rows:
@@ -127,7 +149,10 @@ def ablate(
     from ..sweep import run_ablation
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
-    rows = run_ablation(cfg, out / table, table=table, progress=progress)
+    check_output(out, folder=True)
+    check_machine(cfg)
+    with new_output(out):
+        rows = run_ablation(cfg, out / table, table=table, progress=progress)
     score = "miou" if cfg.train.task == "seg" else "psnr"
     for r in rows:
         typer.echo(f"{r['setting']:28s} {score} {r[score]:.4f}  PR error {r['pr_error']:.3g}")

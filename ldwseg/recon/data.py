@@ -14,6 +14,8 @@ Data sets (``--dataset``):
 from __future__ import annotations
 
 import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -24,9 +26,10 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..seg.data import build_dataset, default_data_dir, read_image
+from ..seg.data.base import MIN_SIDE
 from ..seg.data.reading import IMAGE_SUFFIXES
 
-__all__ = ["IMAGE_SUFFIXES", "ImageCrops", "recon_files", "ensure_photos"]
+__all__ = ["IMAGE_SUFFIXES", "ImageCrops", "check_images", "recon_files", "ensure_photos"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,7 @@ def _listed(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def recon_files(dataset: str, root: str | Path | None, split: str) -> list[Path]:
+def recon_files(dataset: str, root: str | Path | None, split: str, *, skip_bad: bool = False) -> list[Path]:
     """Image paths of ``split`` (``train`` or ``val``) of a reconstruction data set."""
     if dataset == "photos":
         base = ensure_photos(Path(root) if root else default_data_dir() / "photos")
@@ -78,7 +81,39 @@ def recon_files(dataset: str, root: str | Path | None, split: str) -> list[Path]
             raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {base}")
         held_out = files[::10]
         return held_out if split == "val" else [f for f in files if f not in set(held_out)]
-    return [img for img, _ in build_dataset(dataset, root, split).files]
+    # only the images matter here; ImageCrops reads (checks) them
+    return [img for img, _ in build_dataset(dataset, root, split, skip_bad=skip_bad, check=False).files]
+
+
+def _problem(path: Path) -> str | None:
+    """Why ``path`` cannot be used as a training image, or ``None``."""
+    try:
+        image = read_image(path)
+    except DataError as err:
+        return str(err)
+    if min(image.shape[:2]) < MIN_SIDE:
+        return f"image {path} is {image.shape[1]}x{image.shape[0]} pixels; expected at least {MIN_SIDE}x{MIN_SIDE}"
+    return None
+
+
+def check_images(files: list[Path], *, skip_bad: bool = False) -> list[Path]:
+    """Read every file; fail listing the unusable ones, or with ``skip_bad`` leave them out (logged)."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        problems = list(pool.map(_problem, files))
+    bad = [(f, why) for f, why in zip(files, problems) if why is not None]
+    if not bad:
+        return list(files)
+    listed = ", ".join(str(f) for f, _ in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    if not skip_bad:
+        raise DataError(
+            f"{len(bad)} of {len(files)} images cannot be used: {listed} (first: {bad[0][1].rstrip('.')}); "
+            "fix or remove them, or pass --skip-bad to leave them out"
+        )
+    log.warning("skipped %d of %d images: %s", len(bad), len(files), listed)
+    kept = [f for f, why in zip(files, problems) if why is None]
+    if not kept:
+        raise DataError(f"all {len(files)} images cannot be used, e.g. {bad[0][1]}; check the data root")
+    return kept
 
 
 class ImageCrops(Dataset):
@@ -87,14 +122,28 @@ class ImageCrops(Dataset):
     Training takes ``crops_per_image`` random ``crop_size`` crops of each image per epoch
     (reflect-padded when the image is smaller) with random horizontal flips; validation takes the central crop of at most
     ``val_size`` pixels per side, so every validation image is scored the same way.
+
+    Every file is read once when the data set is made (``check=True``): unreadable files
+    and images smaller than 8x8 make it fail with one error listing them, or, with
+    ``skip_bad``, are left out (``.skipped`` lists them).
     """
 
     def __init__(
-        self, files: list[Path], *, crop_size: int, train: bool, val_size: int = 512, crops_per_image: int = 8
+        self,
+        files: list[Path],
+        *,
+        crop_size: int,
+        train: bool,
+        val_size: int = 512,
+        crops_per_image: int = 8,
+        skip_bad: bool = False,
+        check: bool = True,
     ) -> None:
         if not files:
             raise DataError("the reconstruction data set has no images for this split")
-        self.files, self.crop_size, self.train, self.val_size = files, crop_size, train, val_size
+        kept = check_images(files, skip_bad=skip_bad) if check else list(files)
+        self.skipped = [f for f in files if f not in set(kept)]
+        self.files, self.crop_size, self.train, self.val_size = kept, crop_size, train, val_size
         self.repeats = crops_per_image if train else 1
 
     def __len__(self) -> int:

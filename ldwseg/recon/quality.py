@@ -1,10 +1,15 @@
 """Reconstruction quality: PSNR and SSIM of an image against its reference.
 
-Both are computed with scikit-image in float64; the tests cross-check them against
-torchmetrics and against the textbook formulas.
+PSNR is the textbook formula and SSIM scikit-image's, both in float64; the tests
+cross-check them against torchmetrics and against the formulas.
 
 Layouts: NumPy arrays are channels-last, ``(H, W, C)`` or ``(H, W)``; torch tensors are
 channels-first, ``(C, H, W)`` or ``(1, C, H, W)``, as each library stores images.
+
+Memory: NumPy arrays are used as given (integer stored values of a huge image stay
+integers) and converted to float64 one strip of rows at a time (one channel at a time for
+SSIM), so a 12000 x 12000 RGB image needs a few hundred MB on top of its two arrays; the
+result equals the whole-image computation up to float64 rounding.
 """
 
 from __future__ import annotations
@@ -13,18 +18,25 @@ import math
 
 import numpy as np
 import torch
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from skimage.metrics import structural_similarity
 
 __all__ = ["psnr", "ssim", "ssim_window"]
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 
+STRIP_PIXELS = 1 << 21
+"""Pixels of one channel per strip of rows converted to float64 (each full-size SSIM
+temporary of a strip is then 16 MB)."""
+
 ImageLike = np.ndarray | torch.Tensor
 
 
 def _as_hwc(image: ImageLike, name: str) -> np.ndarray:
-    """``image`` as a float64 ``(H, W, C)`` array (see the module docstring for layouts)."""
+    """``image`` as a real ``(H, W, C)`` array (see the module docstring for layouts).
+
+    Tensors are copied to float64; integer and floating NumPy arrays are kept as they are.
+    """
     if isinstance(image, torch.Tensor):
         t = image.detach()
         if t.dim() == 4 and t.shape[0] == 1:
@@ -34,7 +46,9 @@ def _as_hwc(image: ImageLike, name: str) -> np.ndarray:
                 f"{name} must be a (C, H, W) or (1, C, H, W) tensor, got shape {tuple(image.shape)}"
             )
         return t.to(device="cpu", dtype=torch.float64).permute(1, 2, 0).numpy()
-    array = np.asarray(image, dtype=np.float64)
+    array = np.asarray(image)
+    if array.dtype.kind not in "iuf":
+        array = array.astype(np.float64)
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3:
@@ -51,16 +65,30 @@ def _pair(reference: ImageLike, test: ImageLike) -> tuple[np.ndarray, np.ndarray
     return ref, out
 
 
+def _strips(height: int, width: int, start: int = 0, stop: int | None = None) -> list[tuple[int, int]]:
+    """Row ranges of about :data:`STRIP_PIXELS` pixels covering ``[start, stop)`` (default all rows)."""
+    stop = height if stop is None else stop
+    rows = max(1, STRIP_PIXELS // max(width, 1))
+    return [(top, min(top + rows, stop)) for top in range(start, stop, rows)]
+
+
 def psnr(reference: ImageLike, test: ImageLike, *, data_range: float = 1.0) -> float:
     """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB, over all pixels and channels.
+
+    The MSE is summed in float64 a strip of rows at a time (see the module docstring).
 
     Returns:
         ``math.inf`` when the images are identical (MSE 0).
     """
     ref, out = _pair(reference, test)
-    if np.array_equal(ref, out):
+    squared = 0.0
+    for top, bottom in _strips(ref.shape[0], ref.shape[1] * ref.shape[2]):
+        diff = ref[top:bottom].astype(np.float64).ravel()
+        diff -= out[top:bottom].astype(np.float64).ravel()
+        squared += float(np.dot(diff, diff))
+    if squared == 0.0:
         return math.inf
-    return float(peak_signal_noise_ratio(ref, out, data_range=data_range))
+    return 10.0 * math.log10(data_range**2 / (squared / ref.size))
 
 
 def ssim_window(height: int, width: int) -> tuple[int, float]:
@@ -86,20 +114,35 @@ def ssim(reference: ImageLike, test: ImageLike, *, data_range: float = 1.0) -> f
     :func:`ssim_window`), ``K1 = 0.01``, ``K2 = 0.03``, population covariances; the mean
     is taken over the pixels whose window lies inside the image. Gray images (``C = 1``)
     and alpha channels are treated like any other channel.
+
+    scikit-image computes the SSIM map of one channel and one strip of rows at a time,
+    each strip with the ``window // 2`` rows above and below it that its Gaussian reads,
+    so the map equals the whole image's (see the module docstring). Strips that are
+    identical in both images are not computed: their map is exactly 1.
     """
     ref, out = _pair(reference, test)
-    window, sigma = ssim_window(ref.shape[0], ref.shape[1])
-    return float(
-        structural_similarity(
-            ref,
-            out,
-            win_size=window,
-            sigma=sigma,
-            gaussian_weights=True,
-            use_sample_covariance=False,
-            K1=0.01,
-            K2=0.03,
-            data_range=data_range,
-            channel_axis=-1,
-        )
-    )
+    height, width, channels = ref.shape
+    window, sigma = ssim_window(height, width)
+    pad = (window - 1) // 2
+    total = 0.0
+    for channel in range(channels):
+        for top, bottom in _strips(height, width, pad, height - pad):
+            rows = slice(top - pad, bottom + pad)
+            first, second = ref[rows, :, channel], out[rows, :, channel]
+            if np.array_equal(first, second):  # the map is exactly 1 there (A1 = B1, A2 = B2 in floats too)
+                total += float((bottom - top) * (width - 2 * pad))
+                continue
+            _, ssim_map = structural_similarity(
+                first.astype(np.float64),
+                second.astype(np.float64),
+                win_size=window,
+                sigma=sigma,
+                gaussian_weights=True,
+                use_sample_covariance=False,
+                K1=0.01,
+                K2=0.03,
+                data_range=data_range,
+                full=True,
+            )
+            total += float(ssim_map[pad : pad + bottom - top, pad : width - pad].sum(dtype=np.float64))
+    return total / (channels * (height - 2 * pad) * (width - 2 * pad))

@@ -10,7 +10,9 @@ import torch
 from torch import Tensor, nn
 
 from ..distributed import resolve_device
+from ..imageio import DEFAULT_MAX_PIXELS
 from ..runs import load_run_model
+from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE
 from .roundtrip import reconstruct_file
 
 __all__ = ["autoencoder_fn", "reconstruct_image"]
@@ -43,10 +45,22 @@ def reconstruct_image(
     levels: int | None = None,
     wavelet: str | None = None,
     device: str = "auto",
+    tile: int = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> dict[str, Any]:
-    """Reconstruct ``image`` with a reconstruction checkpoint, or by the LDW round trip without one."""
+    """Reconstruct ``image`` with a reconstruction checkpoint, or by the LDW round trip without one.
+
+    Images with a side longer than ``tile`` pixels (0: never) run in overlapping windows
+    of at most ``tile x tile`` pixels with ``margin`` pixels of context, aligned on the
+    model's ``2**depth`` (see :func:`~ldwseg.recon.reconstruct_file`); images of more than
+    ``max_pixels`` pixels are refused before they are decoded.
+    """
     if checkpoint is None:
-        return reconstruct_file(image, out=out, levels=levels, wavelet=wavelet)
+        return reconstruct_file(image, out=out, levels=levels, wavelet=wavelet, tile=tile, max_pixels=max_pixels)
     dev = resolve_device(device)
-    model, _, _ = load_run_model(checkpoint, dev, task="recon")
-    return reconstruct_file(image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev))
+    model, _, cfg = load_run_model(checkpoint, dev, task="recon")
+    return reconstruct_file(
+        image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev),
+        tile=tile, margin=margin, multiple=2**cfg.model.depth, max_pixels=max_pixels,
+    )  # fmt: skip

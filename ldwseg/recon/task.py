@@ -35,8 +35,9 @@ class ReconstructionTask:
                 "the reconstruction task needs model.skip=false: skip connections would carry the image "
                 "around the pools; use --set model.skip=false"
             )
-        train = ImageCrops(recon_files(d.dataset, d.root, d.train_split), crop_size=d.crop_size, train=True)
-        val = ImageCrops(recon_files(d.dataset, d.root, d.val_split), crop_size=d.crop_size, train=False)
+        common = {"crop_size": d.crop_size, "skip_bad": d.skip_bad}
+        train = ImageCrops(recon_files(d.dataset, d.root, d.train_split, skip_bad=d.skip_bad), train=True, **common)
+        val = ImageCrops(recon_files(d.dataset, d.root, d.val_split, skip_bad=d.skip_bad), train=False, **common)
         record = {"name": d.dataset, "out_channels": 3, "val_images": [str(p) for p in val.files]}
         return TaskData(train, val, 3, record)
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LDWSegError
@@ -18,7 +19,11 @@ __all__ = ["NonFiniteLossError", "autocast", "segmentation_criterion", "train_on
 
 
 class NonFiniteLossError(LDWSegError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite at ``epoch`` (0-based), ``step`` (0-based, in the epoch)."""
+
+    def __init__(self, message: str, *, epoch: int = 0, step: int = 0) -> None:
+        super().__init__(message)
+        self.epoch, self.step = epoch, step
 
 
 def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
@@ -29,8 +34,16 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
 
 
 def segmentation_criterion(name: str, *, ignore_index: int = 255) -> Callable[[Tensor, Tensor], Tensor]:
-    """Cross-entropy ignoring ``ignore_index``, optionally plus smp's multiclass Dice loss."""
-    ce = nn.CrossEntropyLoss(ignore_index=ignore_index)
+    """Cross-entropy ignoring ``ignore_index``, optionally plus smp's multiclass Dice loss.
+
+    The cross-entropy is the mean over the labelled pixels, and 0 (not NaN) for a batch
+    whose pixels are all ignored, e.g. crops that fall entirely on VOC's void borders.
+    """
+
+    def ce(logits: Tensor, target: Tensor) -> Tensor:
+        total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
+        return total / (target != ignore_index).sum().clamp_min(1)
+
     if name == "ce":
         return ce
     if name == "ce+dice":
@@ -65,16 +78,24 @@ def train_one_epoch(
     max_steps: int | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
     epoch: int = 0,
+    start_step: int = 0,
+    sums: dict[str, float] | None = None,
+    after_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; loss = task + ``wavelet_weight`` * constraint loss.
 
     Returns the step-averaged ``train_loss``, ``task_loss`` and ``wavelet_loss``.
+
+    To finish an epoch that stopped after ``start_step`` batches, pass a ``loader`` that
+    yields the remaining batches and the loss ``sums`` of the first ones. ``after_step``
+    is called after every optimizer step with the steps done in this epoch so far and the
+    running sums; it may save a checkpoint, or raise to stop.
     """
     model.train()
-    sums = {"train_loss": 0.0, "task_loss": 0.0, "wavelet_loss": 0.0}
-    steps = 0
+    sums = dict(sums) if sums else {"train_loss": 0.0, "task_loss": 0.0, "wavelet_loss": 0.0}
+    steps = start_step
     batches = progress(loader) if progress is not None else loader
-    for step, (images, masks) in enumerate(batches):
+    for step, (images, masks) in enumerate(batches, start=start_step):
         if max_steps is not None and step >= max_steps:
             break
         images = images.to(device, non_blocking=True)
@@ -89,8 +110,10 @@ def train_one_epoch(
         values = torch.stack([loss, task, reg]).detach().tolist()  # one host transfer per step
         if not math.isfinite(values[0]):
             raise NonFiniteLossError(
-                f"the loss became {values[0]} at epoch {epoch}, step {step}; lower the learning rate "
-                "(--set optim.lr=...), switch off mixed precision (--amp off) or lower --wavelet-weight"
+                f"the loss became {values[0]} at epoch {epoch + 1}, step {step + 1} (task loss {values[1]}, "
+                f"wavelet loss {values[2]})",
+                epoch=epoch,
+                step=step,
             )
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
@@ -103,6 +126,8 @@ def train_one_epoch(
         for key, value in zip(("train_loss", "task_loss", "wavelet_loss"), values):
             sums[key] += value
         steps += 1
+        if after_step is not None:
+            after_step(steps, sums)
     return _mean_across_ranks(sums, steps, device)
 
 

@@ -26,9 +26,14 @@ def evaluate_checkpoint(
     device: str = "auto",
     batch_size: int = 1,
     num_workers: int = 0,
+    skip_bad: bool = False,
     progress=None,
 ) -> dict[str, Any]:
-    """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's."""
+    """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's.
+
+    ``skip_bad`` leaves out the samples that cannot be used (listed in the log, counted in
+    ``"skipped"``) instead of failing on them.
+    """
     dev = resolve_device(device)
     model, meta, cfg = load_run_model(checkpoint, dev, task="seg")
     classes = int(meta["dataset"]["num_classes"])
@@ -37,7 +42,8 @@ def evaluate_checkpoint(
         root = cfg.data.root
     split = split or cfg.data.val_split
     data = build_dataset(
-        name, root, split, transform=eval_transform(), num_classes=cfg.data.num_classes if name == "folder" else None
+        name, root, split, transform=eval_transform(), num_classes=classes if name == "folder" else None,
+        skip_bad=skip_bad,
     )
     if data.info.num_classes != classes:
         raise CheckpointError(
@@ -52,6 +58,7 @@ def evaluate_checkpoint(
         "dataset": name,
         "split": split,
         "images": len(data),
+        "skipped": len(data.skipped),
         "miou": result["miou"],
         "per_class_iou": result["per_class_iou"],
         "pixel_acc": result["pixel_acc"],

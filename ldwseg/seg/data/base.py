@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -15,11 +17,15 @@ from ...errors import DataError
 from .info import DatasetInfo
 from .reading import SampleError, read_image, read_mask
 
-__all__ = ["BadFile", "PairTransform", "SegmentationDataset", "validate"]
+__all__ = ["MIN_SIDE", "BadFile", "PairTransform", "SegmentationDataset", "validate"]
 
 logger = logging.getLogger(__name__)
 
 _LISTED = 5  # how many file names an error message lists before "and N more"
+_LOG_CHECK_FROM = 500
+_MISSING = "missing file"
+MIN_SIDE = 8
+"""The smallest image side (pixels) a segmentation sample may have."""  # data sets this large log that they are being checked
 
 
 class PairTransform(Protocol):
@@ -49,17 +55,20 @@ class SegmentationDataset(Dataset):
     :mod:`ldwseg.seg.data.transforms`) it is whatever the transform returns, normally a float32
     ``(3, H, W)`` tensor and an int64 ``(H, W)`` tensor.
 
-    Each item is checked as it is read: unreadable files, masks whose size differs from the
-    image and labels outside ``[0, K)`` other than 255 raise :class:`~ldwseg.errors.DataError`
-    naming the file. Use :func:`validate` to check every file at once.
+    Every pair is read once when the data set is made (``check=True``, the default): a
+    missing or unreadable file, a mask whose size differs from its image, or labels outside
+    ``[0, K)`` other than 255 make it fail with one error listing the bad files, so training
+    never starts on data that would break part-way. Items are checked again as they are read.
 
     Args:
         files: ``(image_path, mask_path)`` pairs.
         info: the label metadata; ``info.num_classes`` bounds the labels.
         transform: applied to each ``(image, mask)`` pair.
         label_map: raw mask value -> label (CamVid: ``{11: 255}``), applied before the check.
-        skip_bad: read every pair now and drop those that fail (listed in ``.skipped``, logged);
-            otherwise missing files raise now and broken ones when read.
+        skip_bad: drop the pairs that fail the check (listed in ``.skipped`` and logged)
+            instead of raising.
+        check: read every pair now; ``False`` only checks that the files exist (faster for
+            huge data sets, but a broken file then stops training when it is reached).
     """
 
     def __init__(
@@ -70,6 +79,7 @@ class SegmentationDataset(Dataset):
         transform: PairTransform | None = None,
         label_map: Mapping[int, int] | None = None,
         skip_bad: bool = False,
+        check: bool = True,
     ) -> None:
         self.info = info
         self.transform = transform
@@ -78,24 +88,33 @@ class SegmentationDataset(Dataset):
         self.skipped: list[BadFile] = []
         if not self.files:
             raise DataError(f"{info.name}: expected at least one (image, mask) pair, found none; check the data root")
-        self._drop_missing(skip_bad=skip_bad)
-        if skip_bad:
-            self._drop(validate(self))
+        missing = [BadFile(p, _MISSING) for pair in self.files for p in pair if not p.is_file()]
+        if missing:
+            self._refuse_or_drop(missing, skip_bad=skip_bad, what="listed files are missing", todo="restore them, fix the split list")
+        if check:
+            bad = validate(self)
+            if bad:
+                self._refuse_or_drop(bad, skip_bad=skip_bad, what="files cannot be used", todo="fix or remove them")
 
-    def _drop_missing(self, *, skip_bad: bool) -> None:
-        missing = [p for pair in self.files for p in pair if not p.is_file()]
-        if missing and not skip_bad:
+    def _refuse_or_drop(self, bad: list[BadFile], *, skip_bad: bool, what: str, todo: str) -> None:
+        if not skip_bad:
+            first = "" if bad[0].reason == _MISSING else f" (first: {bad[0].reason.rstrip('.')})"
             raise DataError(
-                f"{self.info.name}: {len(missing)} listed files are missing: {_listing(missing)}; "
-                "restore them, fix the split list, or pass skip_bad=True (--skip-bad) to drop those samples"
+                f"{self.info.name}: {len(bad)} {what}: {_listing([b.path for b in bad])}{first}; "
+                f"{todo}, or pass --skip-bad (skip_bad=True) to leave those samples out"
             )
-        self._drop([BadFile(p, "missing file") for p in missing])
+        self._drop(bad)
 
     def _drop(self, bad: list[BadFile]) -> None:
         if not bad:
             return
         paths = {b.path for b in bad}
         kept = [pair for pair in self.files if not paths.intersection(pair)]
+        if not kept:
+            raise DataError(
+                f"{self.info.name}: all {len(self.files)} samples are bad, e.g. {bad[0].path} ({bad[0].reason}); "
+                "check the data root and the files"
+            )
         logger.warning(
             "%s: skipped %d of %d samples: %s",
             self.info.name,
@@ -104,11 +123,6 @@ class SegmentationDataset(Dataset):
             "; ".join(f"{b.path} ({b.reason})" for b in bad[:_LISTED]),
         )
         self.skipped += bad
-        if not kept:
-            raise DataError(
-                f"{self.info.name}: all {len(self.files)} samples are bad, e.g. {bad[0].path} ({bad[0].reason}); "
-                "check the data root and the files"
-            )
         self.files = kept
 
     def __len__(self) -> int:
@@ -118,6 +132,12 @@ class SegmentationDataset(Dataset):
         """The checked, untransformed pair: RGB uint8 ``(H, W, 3)`` and int64 ``(H, W)``."""
         image_path, mask_path = self.files[index]
         image = read_image(image_path)
+        if min(image.shape[:2]) < MIN_SIDE:
+            raise SampleError(
+                image_path,
+                f"image {image_path} is {image.shape[1]}x{image.shape[0]} pixels; expected at least "
+                f"{MIN_SIDE}x{MIN_SIDE} for segmentation, remove it from the data set",
+            )
         mask = read_mask(mask_path)
         if mask.shape != image.shape[:2]:
             raise SampleError(
@@ -161,10 +181,16 @@ def validate(dataset: SegmentationDataset) -> list[BadFile]:
     Checks what reading an item checks (readable files, equal sizes, labels in range), so an
     empty list means that every item can be loaded.
     """
-    bad: list[BadFile] = []
-    for index in range(len(dataset.files)):
+    if len(dataset.files) >= _LOG_CHECK_FROM:
+        logger.info("%s: checking %d samples", dataset.info.name, len(dataset.files))
+
+    def check(index: int) -> BadFile | None:
         try:
             dataset.load(index)
         except SampleError as err:
-            bad.append(BadFile(err.path, str(err)))
-    return bad
+            return BadFile(err.path, str(err))
+        return None
+
+    # decoding releases the GIL, so threads check several files at once
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return [b for b in pool.map(check, range(len(dataset.files))) if b is not None]

@@ -26,7 +26,8 @@ def camvid_files(root: Path, split: str) -> list[tuple[Path, Path]]:
     if split not in CAMVID_SPLITS:
         raise DataError(f"CamVid has no split {split!r}: expected one of {', '.join(CAMVID_SPLITS)}")
     if not root.is_dir():
-        raise DataError(f"CamVid root {root} does not exist; point --data-root at the CamVid folder (SegNet layout)")
+        found = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"CamVid root {root} {found}; point --data-root at the CamVid folder (SegNet layout)")
     images, masks = root / split, root / f"{split}annot"
     if not images.is_dir():
         folders = {f"{s}{a}" for s in CAMVID_SPLITS for a in ("", "annot")}

@@ -24,9 +24,8 @@ def folder_files(root: Path, split: str) -> list[tuple[Path, Path]]:
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise DataError(
-            f"folder root {root} does not exist; point --data-root at the folder holding images/ and masks/"
-        )
+        found = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"folder root {root} {found}; point --data-root at the folder holding images/ and masks/")
     base = root / split if (root / split / "images").is_dir() else root
     images, masks = base / "images", base / "masks"
     if not images.is_dir():

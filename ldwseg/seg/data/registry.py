@@ -95,6 +95,7 @@ def build_dataset(
     num_classes: int | None = None,
     download: bool = False,
     skip_bad: bool = False,
+    check: bool = True,
 ) -> SegmentationDataset:
     """The ``split`` of data set ``name`` under ``root``.
 
@@ -108,7 +109,9 @@ def build_dataset(
         num_classes: required for ``folder``; must match the others' class count when given.
         download: fetch VOC 2012 when missing (``voc12``, ``voc12-aug``); ``synthetic`` is always
             generated when missing.
-        skip_bad: drop missing or unreadable samples (see ``.skipped``) instead of raising.
+        skip_bad: drop missing or unusable samples (see ``.skipped``) instead of raising.
+        check: read every sample now, so bad files are reported before anything starts
+            (see :class:`~.base.SegmentationDataset`).
 
     Example:
         >>> ds = build_dataset("synthetic", None, "val")
@@ -125,4 +128,6 @@ def build_dataset(
             raise DataError(f"{name} needs a data root, got none; pass root (--data-root) pointing at its files")
         root = default_data_dir() / "synthetic"
     pairs = entry.files(Path(root).expanduser(), split, download)
-    return SegmentationDataset(pairs, info=info, transform=transform, label_map=entry.label_map, skip_bad=skip_bad)
+    return SegmentationDataset(
+        pairs, info=info, transform=transform, label_map=entry.label_map, skip_bad=skip_bad, check=check
+    )

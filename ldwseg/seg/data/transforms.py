@@ -55,6 +55,12 @@ class SegTransform:
             self._worker_seed = worker.seed
             self.pipeline.set_random_seed(worker.seed % 2**32)
 
+    def reseed(self, seed: int) -> None:
+        """Seed the draws of the following calls (per sample; see :class:`ldwseg.sampling.SeededSamples`)."""
+        worker = torch.utils.data.get_worker_info()
+        self._worker_seed = None if worker is None else worker.seed
+        self.pipeline.set_random_seed(seed % 2**32)
+
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> tuple[Tensor, Tensor]:
         self._reseed_in_worker()
         mask = np.asarray(mask)

@@ -30,6 +30,8 @@ def find_voc2012(root: Path) -> Path:
     A root one level too high (holding ``VOCdevkit``) or inside ``VOC2012`` raises an error
     that names the folder to use instead.
     """
+    if root.exists() and not root.is_dir():
+        raise DataError(f"VOC root {root} is a file, not a folder; {_HINT}")
     if not root.is_dir():
         raise DataError(f"VOC root {root} does not exist; {_HINT}, or pass download=True (--download)")
     if (root / "JPEGImages").is_dir():
@@ -81,7 +83,7 @@ def download_voc2012(root: Path) -> Path:
                 )
             except (OSError, RuntimeError) as err:
                 errors.append(f"{url}: {err}")
-                logger.warning("download from %s failed: %s", url, err)
+                logger.info("download from %s failed: %s", url, err)  # the final error lists every failure
                 continue
             shutil.move(str(Path(scratch) / "VOCdevkit" / "VOC2012"), str(root / "VOC2012"))
             return root / "VOC2012"

@@ -1,0 +1,216 @@
+"""Interruption and resume, NaN losses, one run per output folder, deterministic data.
+
+The subprocess tests train the same tiny run three ways (uninterrupted, killed with
+SIGKILL and resumed, stopped with SIGINT/SIGTERM and resumed) and require identical final
+weights and metrics: the kill loses only the steps since the last checkpoint, and the
+resumed run redoes them exactly.
+"""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from ldwseg.checkpoint import load_training_state, read_metadata
+from ldwseg.cli import app
+from ldwseg.config import apply_overrides, load_config
+from ldwseg.distributed import DistInfo
+from ldwseg.runlock import RunLock
+from ldwseg.tasks import get_task
+from ldwseg.training import get_loaders
+
+pytestmark = pytest.mark.usefixtures("private_data")
+
+runner = CliRunner()
+# 48 synthetic training images, batch 4: 12 steps per epoch; a checkpoint every 3 steps
+RUN = [
+    "--epochs", "2", "--device", "cpu", "--set", "model.base_width=4", "--set", "data.crop_size=32",
+    "--set", "train.batch_size=4", "--set", "train.checkpoint_every=3", "--set", "train.checkpoint_minutes=0",
+]  # fmt: skip
+
+
+def start(out: Path, data: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "LDWSEG_DATA": str(data)}
+    command = [sys.executable, "-m", "ldwseg", "train", "--out", str(out), *RUN, *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
+
+
+def wait_for_mid_epoch_checkpoint(out: Path, proc: subprocess.Popen) -> None:
+    """Block until ``out`` holds a checkpoint taken inside an epoch."""
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before it could be interrupted: {proc.stderr.read()}")
+        if (out / "last.state.pt").exists() and load_training_state(out / "last.state.pt")["step"]:
+            return
+        time.sleep(0.05)
+    pytest.fail("no mid-epoch checkpoint appeared")
+
+
+def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    with (out / "metrics.csv").open() as f:
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+    return load_file(out / "last.safetensors"), rows
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, data_dir) -> tuple[dict, list]:
+    """The uninterrupted run."""
+    out = tmp_path_factory.mktemp("reference")
+    code, err = finish(start(out, data_dir))
+    assert code == 0, err
+    return final_state(out)
+
+
+def assert_same_run(out: Path, reference: tuple[dict, list]) -> None:
+    weights, rows = final_state(out)
+    ref_weights, ref_rows = reference
+    assert rows == ref_rows  # losses, val mIoU, lr of every epoch, as text
+    assert weights.keys() == ref_weights.keys()
+    for name in weights:
+        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=0, msg=name)
+
+
+def test_kill_9_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_dir, reference):
+    out = tmp_path / "run"
+    proc = start(out, data_dir)
+    wait_for_mid_epoch_checkpoint(out, proc)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait()
+    state = load_training_state(out / "last.state.pt")
+    assert state["step"] > 0 and state["step"] % 3 == 0  # at most the steps since this checkpoint are lost
+    code, err = finish(start(out, data_dir, "--resume"))
+    assert code == 0, err
+    assert_same_run(out, reference)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_save_a_checkpoint_and_exit_cleanly(tmp_path, data_dir, reference, sig, code):
+    out = tmp_path / "run"
+    proc = start(out, data_dir)
+    wait_for_mid_epoch_checkpoint(out, proc)
+    proc.send_signal(sig)
+    returncode, err = finish(proc)
+    assert returncode == code, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"stopped by {sig.name}" in lines[0] and "--resume" in lines[0], err
+    state = load_training_state(out / "last.state.pt")
+    assert state["step"] > 0 or state["epoch"] > 0
+    returncode, err = finish(start(out, data_dir, "--resume"))
+    assert returncode == 0, err
+    assert_same_run(out, reference)
+
+
+def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
+    out = tmp_path / "run"
+    with RunLock(out):
+        result = runner.invoke(app, ["train", "--out", str(out), *RUN])
+    assert result.exit_code == 2
+    assert f"another ldwseg run (pid {os.getpid()}) is writing to {out}" in result.output
+    assert not (out / "last.safetensors").exists()
+    with RunLock(out):  # released by the first holder: free again
+        pass
+
+
+def test_the_lock_dies_with_its_process(tmp_path):
+    out = tmp_path / "run"
+    code = f"from ldwseg.runlock import RunLock; RunLock({str(out)!r}).acquire(); import os; os._exit(0)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with RunLock(out):  # a stale lock file never blocks
+        pass
+
+
+def test_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    import ldwseg.seg.task as seg_task
+
+    real = seg_task.segmentation_criterion
+    calls = {"n": 0}
+
+    def poisoned(name, **kwargs):
+        criterion = real(name, **kwargs)
+
+        def loss(logits, target):
+            calls["n"] += 1
+            value = criterion(logits, target)
+            return value * float("nan") if calls["n"] == 5 else value
+
+        return loss
+
+    monkeypatch.setattr(seg_task, "segmentation_criterion", poisoned)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--out", str(out), *RUN])
+    assert result.exit_code == 2
+    message = result.output.strip().splitlines()[-1]
+    assert "the loss became nan at epoch 1, step 5" in message
+    assert "lower the learning rate" in message and "--amp off" in message and "--resume" in message
+    assert str(out / "last.safetensors") in message
+    kept = read_metadata(out / "last.safetensors")
+    assert kept["metrics"]["step_in_epoch"] == 3  # the checkpoint before the bad step, not after it
+    assert load_training_state(out / "last.state.pt")["step"] == 3
+    assert all(torch.isfinite(t).all() for t in load_file(out / "last.safetensors").values())
+
+
+def batches(cfg, epoch: int, start: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    data = get_task("seg").data(cfg)
+    loader, _, sampler = get_loaders(data, cfg, DistInfo())
+    sampler.set_epoch(epoch, start=start)
+    loader.dataset.set_epoch(epoch)
+    return list(loader)
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_sample():
+    cfg = apply_overrides(load_config(None, {"data.dataset": "synthetic"}), ["train.batch_size=4", "data.crop_size=32"])
+    in_process = batches(cfg, epoch=1)
+    with_workers = batches(apply_overrides(cfg, ["data.num_workers=2"]), epoch=1)
+    resumed = batches(cfg, epoch=1, start=3 * 4)  # after 3 steps
+    assert len(in_process) == 12
+    for got, want in [*zip(with_workers, in_process), *zip(resumed, in_process[3:])]:
+        torch.testing.assert_close(got[0], want[0], rtol=0, atol=0)
+        torch.testing.assert_close(got[1], want[1], rtol=0, atol=0)
+    other_epoch = batches(cfg, epoch=2)
+    assert not torch.equal(other_epoch[0][0], in_process[0][0])
+
+
+def test_cross_entropy_of_an_all_ignored_batch_is_zero_not_nan():
+    from ldwseg.seg.engine import segmentation_criterion
+
+    criterion = segmentation_criterion("ce")
+    logits = torch.randn(2, 5, 6, 7)
+    target = torch.randint(0, 5, (2, 6, 7))
+    target[0, :3] = 255
+    torch.testing.assert_close(criterion(logits, target), torch.nn.CrossEntropyLoss(ignore_index=255)(logits, target))
+    assert criterion(logits, torch.full_like(target, 255)).item() == 0.0
+
+
+def test_a_file_that_breaks_during_training_in_a_worker_is_one_line(tmp_path, data_dir, monkeypatch):
+    """Files are checked up front; one that breaks later, read in a DataLoader worker, is still one line."""
+    import shutil
+
+    import ldwseg.seg.data.base as base
+
+    root = tmp_path / "synthetic"
+    shutil.copytree(data_dir / "synthetic", root)
+    broken = sorted((root / "VOC2012" / "JPEGImages").iterdir())[0]
+    broken.write_text("not an image any more")
+    monkeypatch.setattr(base, "validate", lambda dataset: [])  # as if it broke after the check
+    result = runner.invoke(
+        app, ["train", "--out", str(tmp_path / "run"), "--data-root", str(root), *RUN, "--set", "data.num_workers=1"]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: cannot read image file") and broken.name in lines[-1], result.output
+    assert "Traceback" not in result.output
