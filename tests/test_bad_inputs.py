@@ -713,3 +713,9 @@ def test_predict_refuses_an_edited_palette(ckpts, images, palette, tmp_path):
     out = tmp_path / "out"
     error_line(cli("predict", ckpt, images["good"], "--out", out, "--device", "cpu"), "dataset.palette", code=2)
     assert_no_output(out)
+
+
+def test_a_failed_train_removes_the_folders_it_created(tmp_path):
+    out = tmp_path / "runs" / "nested" / "voc"
+    error_line(cli("train", "--dataset", "voc12", "--out", out), "data root", code=2)
+    assert not (tmp_path / "runs").exists()

@@ -529,3 +529,15 @@ def test_build_synthetic_defaults_to_the_data_folder(tmp_path, monkeypatch, synt
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32 and mask.dtype == torch.int64
     image, mask = val[0]
     assert image.shape == (128, 128, 3) and image.dtype == np.uint8 and mask.dtype == np.int64
+
+
+def test_an_image_too_large_to_decode_is_a_bad_sample(tmp_path, monkeypatch):
+    from PIL import Image as PILImage
+
+    from ldwseg.seg.data import read_image
+
+    path = tmp_path / "big.png"
+    PILImage.new("RGB", (64, 64)).save(path)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # 4096 px > 2 x 100: Pillow refuses to decode
+    with pytest.raises(DataError, match=r"big.png is too large to decode safely"):
+        read_image(path)

@@ -144,18 +144,18 @@ def remove_if_empty(folder: Path) -> None:
 
 @contextlib.contextmanager
 def new_output(folder: Path) -> Iterator[None]:
-    """Run the body; if it fails and ``folder`` did not exist before, remove what is left of it when that is nothing.
+    """Run the body; if it fails and ``folder`` (or parents of it) did not exist before, remove what it created when that holds nothing.
 
     A command that fails before writing its results (bad data, a bad option found late)
     then leaves no empty output folder behind. Files it did write are kept. Under
     ``torchrun`` only rank 0 cleans up, as only rank 0 writes.
     """
-    existed = folder.exists()
+    created = [p for p in (folder, *folder.parents) if not p.exists()]  # e.g. runs/ of runs/voc12
     try:
         yield
     except BaseException:
-        if not existed and os.environ.get("RANK", "0") == "0":
-            remove_if_empty(folder)
+        if created and os.environ.get("RANK", "0") == "0":
+            remove_if_empty(created[-1])
         raise
 
 

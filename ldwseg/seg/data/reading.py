@@ -39,6 +39,10 @@ def _open(path: Path, kind: str) -> Image.Image:
         raise SampleError(
             path, f"{kind} file {path} does not exist; restore it or remove its id from the split list"
         ) from err
+    except Image.DecompressionBombError as err:
+        raise SampleError(
+            path, f"{kind} file {path} is too large to decode safely ({err}); downscale it or leave it out (--skip-bad)"
+        ) from err
     except _DECODE_ERRORS as err:
         size = path.stat().st_size if path.exists() else 0
         raise SampleError(
