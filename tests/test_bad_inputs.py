@@ -383,6 +383,7 @@ def test_skip_bad_leaves_the_bad_sample_out(spoil, tmp_path):
     run = cli("train", *TINY, "--dataset", "voc12", "--data-root", devkit, "--out", out, "--skip-bad")
     assert run.code == 0, run
     assert "Traceback" not in run.err and bad in run.err  # the skipped file is listed
+    assert "skipped 1 bad samples" in run.out  # and counted in the summary
     assert (out / "best.safetensors").is_file()
 
 

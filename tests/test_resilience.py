@@ -214,3 +214,27 @@ def test_a_file_that_breaks_during_training_in_a_worker_is_one_line(tmp_path, da
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert lines[-1].startswith("error: cannot read image file") and broken.name in lines[-1], result.output
     assert "Traceback" not in result.output
+
+
+def test_recon_folder_with_a_bad_image_fails_listing_it_or_skips_it(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(11):
+        Image.fromarray(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(root / f"p{i:02d}.png")
+    (root / "p05.png").write_bytes((root / "p04.png").read_bytes()[:60])  # truncated
+    Image.new("RGB", (1, 1)).save(root / "p07.png")
+    args = ["train", "--task", "recon", "--dataset", "folder", "--data-root", str(root), "--epochs", "1",
+            "--device", "cpu", "--set", "model.base_width=4", "--set", "data.crop_size=32",
+            "--set", "train.max_steps_per_epoch=2"]  # fmt: skip
+    failed = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+    assert failed.exit_code == 2
+    line = failed.output.strip().splitlines()[-1]
+    assert line.startswith("error: 2 of 9 images cannot be used") and "p05.png" in line and "p07.png" in line
+    assert "--skip-bad" in line and not (tmp_path / "a").exists()
+    skipped = runner.invoke(app, [*args, "--out", str(tmp_path / "b"), "--skip-bad"])
+    assert skipped.exit_code == 0, skipped.output
+    assert "skipped 2 bad samples" in skipped.output
