@@ -720,3 +720,15 @@ def test_a_failed_train_removes_the_folders_it_created(tmp_path):
     out = tmp_path / "runs" / "nested" / "voc"
     error_line(cli("train", "--dataset", "voc12", "--out", out), "data root", code=2)
     assert not (tmp_path / "runs").exists()
+
+
+def test_predict_refuses_two_inputs_that_would_write_the_same_files(ckpts, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        Image.fromarray(rgb()).save(tmp_path / folder / "x.png")
+    out = tmp_path / "out"
+    run = cli("predict", ckpts["seg"], tmp_path / "a" / "x.png", tmp_path / "b" / "x.png", "--out", out)
+    error_line(run, "x_mask.png", "separate --out", code=2)
+    assert_no_output(out)
+    twice = cli("predict", ckpts["seg"], tmp_path / "a" / "x.png", tmp_path / "a" / "x.png", "--out", out)
+    assert twice.code == 0 and sorted(p.name for p in out.iterdir()) == ["x_mask.png", "x_overlay.png"]

@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from ..distributed import resolve_device
+from ..errors import DataError
 from ..imageio import DEFAULT_MAX_PIXELS, LoadedImage, load_image, write_atomic
 from ..runs import load_run_model, stored_palette
 from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
@@ -62,6 +63,18 @@ def _overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray) -> np.ndarr
         rows = slice(row, row + _BLOCK_ROWS)
         blended[rows] = overlay(rgb[rows], mask[rows], palette)
     return blended
+
+
+def _check_distinct_outputs(paths: list[Path]) -> None:
+    """Two inputs with the same name (``a/x.png``, ``b/x.jpg``) would write the same output files."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if path.stem in seen:
+            raise DataError(
+                f"{seen[path.stem]} and {path} would both be written as {path.stem}_mask.png; "
+                "predict them into separate --out folders, or rename one"
+            )
+        seen[path.stem] = path
 
 
 @torch.no_grad()
@@ -109,13 +122,16 @@ def predict_images(
     multiple = 2**cfg.model.depth
     check_tiling(tile, margin, multiple)
     palette = stored_palette(checkpoint, meta)
-    paths = [Path(p) for p in images]
-    arrays = [_rgb8(load_image(p, max_pixels=max_pixels)) for p in paths]  # every file is checked first
+    paths = list(dict.fromkeys(Path(p) for p in images))  # each file once
+    _check_distinct_outputs(paths)
+    for path in paths:  # every file is read (checked) before anything is written; one at a time in memory
+        load_image(path, max_pixels=max_pixels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = _label_fn(model, dev)
     written: list[Path] = []
-    for path, rgb in zip(paths, arrays):
+    for path in paths:
+        rgb = _rgb8(load_image(path, max_pixels=max_pixels))
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
         mask = apply_tiled(labels, x, tile=tile, margin=margin, multiple=multiple)[0, 0].numpy()
         mask_path = out_dir / f"{path.stem}_mask.png"
