@@ -59,7 +59,10 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Any config field: --set model.base_width=32 (repeatable)."),
 ) -> None:
     """Train a UNet (max-pool or LDW) for segmentation, or as an autoencoder (--task recon)."""
+    from ..allocator import keep_freed_memory
     from ..training import fit
+
+    keep_freed_memory()
 
     flags = {
         "train.task": task, "data.dataset": dataset, "data.root": None if data_root is None else str(data_root), "train.epochs": epochs,
@@ -115,7 +118,10 @@ def sweep(
     overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
 ) -> None:
     """The trade-off map: one short run per constraint weight, task metric vs invertibility."""
+    from ..allocator import keep_freed_memory
     from ..sweep import run_sweep
+
+    keep_freed_memory()
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
     weights = _floats(wavelet_weights)
@@ -146,7 +152,10 @@ def ablate(
     overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
 ) -> None:
     """Reproduce the paper's ablation tables 3 and 6 on the given data."""
+    from ..allocator import keep_freed_memory
     from ..sweep import run_ablation
+
+    keep_freed_memory()
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
     check_output(out, folder=True)
