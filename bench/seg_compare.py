@@ -24,10 +24,10 @@ from torch.utils.data import DataLoader
 
 from ldwseg.complexity import count_flops, count_parameters, format_count
 from ldwseg.config import load_config
+from ldwseg.sampling import EpochShardSampler, seed_epoch, seed_everything
 from ldwseg.seg.data import IMAGENET_MEAN, IMAGENET_STD, SegTransform, build_dataset, pad_collate, train_transform
 from ldwseg.seg.engine import evaluate, segmentation_criterion, train_one_epoch
 from ldwseg.seg.metrics import SegmentationMetrics
-from ldwseg.sampling import EpochShardSampler, seed_epoch, seed_everything
 from ldwseg.training import build_model
 
 VARIANTS = {

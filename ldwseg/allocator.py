@@ -39,7 +39,7 @@ def keep_freed_memory() -> bool:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # only glibc has both  # noqa: B018
+        libc.gnu_get_libc_version.restype = ctypes.c_char_p  # only glibc has this function
     except (OSError, AttributeError):
         log.debug("not glibc: the allocator is left as it is")
         return False

@@ -207,14 +207,14 @@ def _fit(
 
         done = [ResumePoint(epoch, start_step, sums, best)]  # the last completed step, for a stop mid-fetch
 
-        def after_step(steps: int, running: dict[str, float], epoch: int = epoch) -> None:
-            done[0] = ResumePoint(epoch, steps, dict(running), best)
+        def after_step(steps: int, running: dict[str, float], epoch: int = epoch, done: list = done) -> None:
+            done[0] = ResumePoint(epoch, steps, dict(running), done[0].best)
             signal_name = _stop_requested(stop, dist_info, device)
             if signal_name is not None:
-                saver.save(ResumePoint(epoch, steps, dict(running), best), {"step_in_epoch": steps})
+                saver.save(done[0], {"step_in_epoch": steps})
                 raise interrupted(signal_name, f"at epoch {epoch + 1}, step {steps}")
             if saver.due(steps):
-                saver.save(ResumePoint(epoch, steps, dict(running), best), {"step_in_epoch": steps})
+                saver.save(done[0], {"step_in_epoch": steps})
 
         wrap = (lambda it, e=epoch: progress(it, f"epoch {e + 1}/{t.epochs}")) if progress else None
         try:

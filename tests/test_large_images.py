@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from test_imageio import png_bytes
 from torch import nn
 from typer.testing import CliRunner
 
@@ -24,7 +25,6 @@ from ldwseg.models import build_unet
 from ldwseg.recon import psnr, quality, ssim
 from ldwseg.runs import save_run_checkpoint
 from ldwseg.tiling import apply_tiled, tile_spans
-from test_imageio import png_bytes
 
 runner = CliRunner()
 HUGE = 12000

@@ -13,12 +13,12 @@ import pytest
 import torch
 from PIL import Image
 from skimage import data
+from test_imageio import make_bad
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ldwseg import LDWPool2d, LDWUnpool2d
 from ldwseg.errors import ConfigError, DataError
 from ldwseg.recon import max_levels, psnr, reconstruct_file, ssim, ssim_window, wavelet_round_trip
-from test_imageio import make_bad
 
 LOSSY = ([0.75, 0.625], [0.5, -0.75])  # not a PR bank; exact in float32 and float64
 PHOTOS = {"astronaut": data.astronaut, "camera": data.camera, "coffee": data.coffee}

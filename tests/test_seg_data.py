@@ -15,9 +15,9 @@ import torch
 from PIL import Image
 from skimage.measure import label as connected_components
 from torch.utils.data import DataLoader, Dataset
+from trees import VOC_TRAIN, VOC_VAL, link, make_camvid, make_folder, make_voc
 
 from ldwseg.errors import DataError
-from trees import VOC_TRAIN, VOC_VAL, link, make_camvid, make_folder, make_voc
 from ldwseg.seg.data import (
     DATASETS,
     IMAGENET_MEAN,

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from trees import make_voc
 from typer.testing import CliRunner
 
 from ldwseg.checkpoint import read_metadata
 from ldwseg.cli import app
-from trees import make_voc
 
 runner = CliRunner()
 TINY = [

@@ -14,9 +14,9 @@ from ldwseg import LDWPool2d
 from ldwseg.filters import pool_reports
 
 pytest.importorskip("matplotlib", reason="the figures need matplotlib")
-from PIL import Image  # noqa: E402  (a dependency of matplotlib)
+from PIL import Image  # after the skip: a dependency of matplotlib
 
-from ldwseg import viz  # noqa: E402
+from ldwseg import viz
 
 PAPER_LOW = [-0.0761025, 0.3535534, 0.8593118, 0.3535534, -0.0761025]
 PAPER_HIGH = [(-1) ** n * v for n, v in enumerate(PAPER_LOW)]

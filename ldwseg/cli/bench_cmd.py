@@ -15,7 +15,9 @@ def bench(
     quick: bool = typer.Option(False, help="Only the smallest shape, for a fast look."),
     warm: bool = typer.Option(True, help="Time with warm caches (--no-warm: other cases run in between)."),
     keep_memory: bool = typer.Option(
-        True, help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.allocator); --no-keep-memory: glibc's default."
+        True,
+        help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.allocator); "
+        "--no-keep-memory: glibc's default.",
     ),
 ) -> None:
     """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""

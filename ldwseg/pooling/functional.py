@@ -46,7 +46,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]
 
 
