@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-__all__ = ["EpochShardSampler", "SeededSamples", "sample_seed", "seed_everything", "seed_epoch", "worker_init"]
+__all__ = ["EpochShardSampler", "SeededSamples", "sample_seed", "seed_everything", "worker_init"]
 
 
 class EpochShardSampler(Sampler[int]):
@@ -96,14 +96,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
-    """Seed the augmentation RNGs of the main process for one epoch."""
-    value = (seed * 1_000_003 + epoch * 1009 + rank) % 2**32
-    random.seed(value)
-    np.random.seed(value)
-    torch.manual_seed(value)
 
 
 def worker_init(worker_id: int) -> None:

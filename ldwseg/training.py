@@ -36,7 +36,7 @@ from .logs import MetricLog
 from .models import UNet, build_unet
 from .runlock import RunLock
 from .runs import ResumePoint, restore_resume_state, save_resume_state, save_run_checkpoint
-from .sampling import EpochShardSampler, SeededSamples, seed_epoch, seed_everything, worker_init
+from .sampling import EpochShardSampler, SeededSamples, seed_everything, worker_init
 from .seg.engine import NonFiniteLossError, train_one_epoch
 from .tasks import TaskData, get_task
 
@@ -192,15 +192,13 @@ def _fit(
     best, last_score = point.best, None
 
     def interrupted(signal_name: str, where: str) -> Interrupted:
-        err = Interrupted(
-            f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}; {_resume_hint(out)}"
+        return Interrupted(
+            f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}; {_resume_hint(out)}",
+            exit_code=SIGNAL_EXIT_CODES[signal_name],
         )
-        err.exit_code = SIGNAL_EXIT_CODES[signal_name]
-        return err
 
     for epoch in range(point.epoch, t.epochs):
         start_step, sums = (point.step, point.sums) if epoch == point.epoch else (0, None)
-        seed_epoch(t.seed, epoch, dist_info.rank)
         sampler.set_epoch(epoch, start=start_step * t.batch_size)
         train_loader.dataset.set_epoch(epoch)
         tick = time.perf_counter()

@@ -14,8 +14,6 @@ Data sets (``--dataset``):
 from __future__ import annotations
 
 import logging
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from ..seg.data import build_dataset, default_data_dir, read_image
-from ..seg.data.base import MIN_SIDE
+from ..seg.data.base import MIN_SIDE, list_paths, map_threads
 from ..seg.data.reading import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "ImageCrops", "check_images", "recon_files", "ensure_photos"]
@@ -98,12 +96,11 @@ def _problem(path: Path) -> str | None:
 
 def check_images(files: list[Path], *, skip_bad: bool = False) -> list[Path]:
     """Read every file; fail listing the unusable ones, or with ``skip_bad`` leave them out (logged)."""
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        problems = list(pool.map(_problem, files))
+    problems = map_threads(_problem, files)
     bad = [(f, why) for f, why in zip(files, problems) if why is not None]
     if not bad:
         return list(files)
-    listed = ", ".join(str(f) for f, _ in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    listed = list_paths([f for f, _ in bad])
     if not skip_bad:
         raise DataError(
             f"{len(bad)} of {len(files)} images cannot be used: {listed} (first: {bad[0][1].rstrip('.')}); "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +17,7 @@ from ...errors import DataError
 from .info import DatasetInfo
 from .reading import SampleError, read_image, read_mask
 
-__all__ = ["MIN_SIDE", "BadFile", "PairTransform", "SegmentationDataset", "validate"]
+__all__ = ["MIN_SIDE", "BadFile", "list_paths", "map_threads", "PairTransform", "SegmentationDataset", "validate"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +42,16 @@ class BadFile:
     reason: str
 
 
-def _listing(paths: Sequence[Path]) -> str:
+def list_paths(paths: Sequence[Path]) -> str:
+    """The first few ``paths`` for an error message, then "and N more"."""
     shown = ", ".join(str(p) for p in paths[:_LISTED])
     return shown + (f" and {len(paths) - _LISTED} more" if len(paths) > _LISTED else "")
+
+
+def map_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` on a few threads: decoding images releases the GIL."""
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        return list(pool.map(fn, items))
 
 
 class SegmentationDataset(Dataset):
@@ -100,7 +107,7 @@ class SegmentationDataset(Dataset):
         if not skip_bad:
             first = "" if bad[0].reason == _MISSING else f" (first: {bad[0].reason.rstrip('.')})"
             raise DataError(
-                f"{self.info.name}: {len(bad)} {what}: {_listing([b.path for b in bad])}{first}; "
+                f"{self.info.name}: {len(bad)} {what}: {list_paths([b.path for b in bad])}{first}; "
                 f"{todo}, or pass --skip-bad (skip_bad=True) to leave those samples out"
             )
         self._drop(bad)
@@ -191,6 +198,4 @@ def validate(dataset: SegmentationDataset) -> list[BadFile]:
             return BadFile(err.path, str(err))
         return None
 
-    # decoding releases the GIL, so threads check several files at once
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        return [b for b in pool.map(check, range(len(dataset.files))) if b is not None]
+    return [b for b in map_threads(check, range(len(dataset.files))) if b is not None]
