@@ -6,9 +6,10 @@ each step pays the page faults of touching them anew: writing a fresh 32 MiB ten
 costs about 9.5 ms on the 2-core CPU machine, as much as the LDW pool's whole forward
 pass at (8, 64, 128, 128). :func:`keep_freed_memory` makes glibc serve every block
 from its heap and keep freed memory for the next step (``M_MMAP_MAX = 0`` and a trim
-threshold of 4 GiB), as ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...``
-would; the PyTorch CPU tuning guides reach the same effect with jemalloc or tcmalloc.
-The price: the process keeps its peak memory until it ends.
+threshold of 2 GiB, the largest ``mallopt`` accepts), as
+``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...`` would; the
+PyTorch CPU tuning guides reach the same effect with jemalloc or tcmalloc. The price:
+the process keeps its peak memory until it ends.
 
 ``ldwseg train``, ``sweep``, ``ablate`` and ``bench`` call it; ``predict`` and
 ``reconstruct`` (one-shot, possibly huge images) do not. ``LDWSEG_MALLOC=default`` turns
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
-_TRIM_THRESHOLD = 4 * 2**30
+_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes a C int: 4 GiB would wrap to 0 (trim always)
 ENV = "LDWSEG_MALLOC"
 
 
@@ -45,5 +46,5 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
-    log.debug("glibc malloc: mmap off, trim threshold 4 GiB (%s)", "done" if done else "refused")
+    log.debug("glibc malloc: mmap off, trim threshold 2 GiB (%s)", "done" if done else "refused")
     return done

@@ -124,7 +124,7 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     record = {"name": "synthetic", "num_classes": info.num_classes, "class_names": list(info.class_names),
               "palette": info.palette.tolist(), "ignore_index": info.ignore_index, "out_channels": info.num_classes}
     seg = make_checkpoint(d / "seg.safetensors", "seg", record)
-    recon = make_checkpoint(d / "recon.safetensors", "recon", {"name": "photos", "out_channels": 3})
+    make_checkpoint(d / "recon.safetensors", "recon", {"name": "photos", "out_channels": 3})
     (d / "garbage.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
     (d / "truncated.safetensors").write_bytes(seg.read_bytes()[:-300])
     (d / "empty.safetensors").write_bytes(b"")
