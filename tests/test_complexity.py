@@ -34,11 +34,18 @@ def test_linear_flops_and_elementwise_ops_are_free():
 @pytest.mark.parametrize(("wavelet", "taps"), [("haar", 2), ("db2", 4), ("db3", 6)])
 def test_ldw_pooling_flops_are_all_counted(wavelet, taps):
     # each of the 4 bands at each output position is a K x K weighted sum of the input:
-    # 2 * 4 * K^2 FLOPs per input channel and output position (every shifted product counts,
-    # including the ones accumulated in place)
+    # 2 * 4 * K^2 FLOPs per input channel and output position. For K = 2m > 2 the products
+    # also run over the periodic margin of m - 1 rows and columns (one flat window per
+    # shift, see ldwseg.pooling.functional), and every product counts, including the
+    # ones accumulated in place.
     n, c, h, w = 2, 3, 16, 12
+    m = taps // 2
+    hp, wp = h // 2 + m - 1, w // 2 + m - 1
+    window = c * hp * wp - (m - 1) * (wp + 1)
+    expected = m * m * 2 * 4 * 4 * n * window
+    if m == 1:
+        assert expected == 2 * 4 * taps * taps * n * c * (h // 2) * (w // 2)
     pool = LDWPool2d(c, wavelet=wavelet)
-    expected = 2 * 4 * taps * taps * n * c * (h // 2) * (w // 2)
     assert count_flops(pool, (n, c, h, w)) == expected
     assert count_flops(LDWUnpool2d(pool), (n, 4 * c, h // 2, w // 2)) == expected
 

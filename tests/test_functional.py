@@ -106,10 +106,10 @@ def test_non_contiguous_input():
     assert_close(ldw_analysis(x, low, high), ldw_analysis(x.contiguous(), low, high))
 
 
-@pytest.mark.parametrize("name", ["haar", "db2"])
+@pytest.mark.parametrize("name", ["haar", "db2", "db4"])
 def test_gradcheck_input_and_filters(name):
     low, high = (f.requires_grad_() for f in filters(name))
-    x = torch.randn(1, 2, 6, 5, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, 2, 6, 5, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ldw_analysis, (x, low, high))
     y = torch.randn(1, 8, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda a, b, c: ldw_synthesis(a, b, c, output_size=(5, 6)), (y, low, high))
