@@ -8,6 +8,14 @@ an image edge. For a function whose receptive field reaches at most ``margin`` p
 and whose windows are aligned on the strides it needs (``multiple``: a UNet with ``d``
 downsamplings needs ``2**d``), the result equals ``fn`` applied to the whole image.
 
+Energy attention (:class:`~ldwseg.EnergyAttention`) gates every channel by an energy
+summed over the *whole* map, which no window sees. Given the ``model`` that ``fn`` runs,
+:func:`apply_tiled` first computes those gates as the whole image would: one pass over
+the windows per attention module, in the order the model runs them, each summing the
+energy over the window cores (mapped to that module's resolution) with the gates found
+so far held fixed and stopping the forward pass at that module. The final pass then runs
+with every gate fixed, so tiling changes nothing but what the margin does not cover.
+
 Only one window's activations exist at a time, so the peak memory of ``fn`` is that of
 a ``tile x tile`` image whatever the image size; the output is written in place, in the
 dtype ``fn`` returns (for example ``uint8`` class labels, so that per-class logits of the
@@ -17,12 +25,14 @@ whole image are never held).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from .errors import ConfigError
+from .pooling import EnergyAttention
 
 __all__ = ["DEFAULT_MARGIN", "DEFAULT_TILE", "apply_tiled", "check_tiling", "tile_spans"]
 
@@ -103,6 +113,7 @@ def apply_tiled(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     multiple: int = 16,
+    model: nn.Module | None = None,
 ) -> Tensor:
     """Apply ``fn`` to ``x`` window by window (see the module docstring).
 
@@ -116,6 +127,8 @@ def apply_tiled(
         margin: context around each window's interior, rounded up to a multiple of
             ``multiple``; cover ``fn``'s receptive field to get the whole-image result.
         multiple: the alignment of the window starts (``2**depth`` for a UNet).
+        model: the module ``fn`` runs; when it holds energy attention and ``x`` needs
+            more than one window, the gates are computed over the whole image first.
 
     Returns:
         ``(N, C', H, W)`` on ``x``'s device, in the dtype of ``fn``'s first output.
@@ -134,6 +147,12 @@ def apply_tiled(
         tile, margin = check_tiling(tile, margin, multiple)
         count = len(rows) * len(cols)
         log.info("%dx%d image: %d windows of at most %d px (margin %d)", width, height, count, tile, margin)
+    with _whole_image_gates(model, fn, x, rows, cols):
+        return _run_windows(fn, x, rows, cols)
+
+
+def _run_windows(fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]) -> Tensor:
+    height, width = x.shape[-2:]
     out: Tensor | None = None
     for core_top, core_bottom, top, bottom in rows:
         for core_left, core_right, left, right in cols:
@@ -151,3 +170,81 @@ def apply_tiled(
                 ..., core_top - top : core_bottom - top, core_left - left : core_right - left
             ]
     return out
+
+
+class _GatesFound(Exception):
+    """Ends a gate pass's forward run once the attention module of the pass has been reached."""
+
+
+def _core_at(span: Span, size: int, length: int) -> slice:
+    """The core of an axis span on a map of ``length`` pixels at a coarser resolution.
+
+    The map's scale is the power of two ``s`` with ``ceil(window / s) == length`` (the
+    smallest one: a window of one level pixel has a core of 0 or 1 pixels at any larger
+    scale too). Windows start at multiples of the scale, and a level pixel belongs to
+    the window whose core holds its first input pixel, so the cores of all windows still
+    partition the level's pixels.
+    """
+    core_start, core_stop, start, stop = span
+    if (start, stop) == (0, size):
+        return slice(0, length)
+    scale = 1
+    while -(-(stop - start) // scale) > length:
+        scale *= 2
+    return slice(-(-(core_start - start) // scale), -(-(core_stop - start) // scale))
+
+
+@contextmanager
+def _whole_image_gates(
+    model: nn.Module | None, fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]
+) -> Iterator[None]:
+    """Hold each energy attention of ``model`` at the gates of the whole image ``x``.
+
+    The gates are found without gradients, in the order the modules run, each pass with
+    the gates found before it held fixed."""
+    modules = [] if model is None else [m for m in model.modules() if isinstance(m, EnergyAttention)]
+    if not modules or len(rows) * len(cols) == 1:
+        yield
+        return
+    try:
+        for module in modules:
+            with torch.no_grad():
+                energy = _whole_image_energy(module, fn, x, rows, cols)
+                module.fixed_gates = module.gates(energy)
+        log.info("energy attention: gates of %d modules computed over the whole image", len(modules))
+        yield
+    finally:
+        for module in modules:
+            module.fixed_gates = None
+
+
+def _whole_image_energy(
+    module: EnergyAttention, fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]
+) -> Tensor:
+    """Eq. 16 for ``module`` over the whole image: its energy density summed over the window cores."""
+    height, width = x.shape[-2:]
+    sums: list[Tensor] = []
+    pixels = 0
+    window: tuple[Span, Span] = rows[0], cols[0]
+
+    def collect(_: nn.Module, args: tuple[Tensor, ...]) -> None:
+        nonlocal pixels
+        z = module.energy_density(args[0])
+        core = z[..., _core_at(window[0], height, z.shape[-2]), _core_at(window[1], width, z.shape[-1])]
+        sums.append(core.sum((-2, -1)))
+        pixels += core.shape[-2] * core.shape[-1]
+        raise _GatesFound
+
+    handle = module.register_forward_pre_hook(collect)
+    try:
+        for window in ((row, col) for row in rows for col in cols):
+            try:
+                fn(x[..., window[0][2] : window[0][3], window[1][2] : window[1][3]])
+            except _GatesFound:
+                continue
+            raise ValueError("fn ran a window without reaching an energy attention module of model; "
+                             "pass the model that fn runs")  # fmt: skip
+    finally:
+        handle.remove()
+    energy = torch.stack(sums).sum(0)
+    return energy if module.energy == "sum" else energy / pixels

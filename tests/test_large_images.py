@@ -22,6 +22,7 @@ from ldwseg.cli import app
 from ldwseg.config import Config
 from ldwseg.errors import ConfigError
 from ldwseg.models import build_unet
+from ldwseg.pooling import EnergyAttention, LDWPool2d, LDWUnpool2d
 from ldwseg.recon import psnr, quality, ssim
 from ldwseg.runs import save_run_checkpoint
 from ldwseg.tiling import apply_tiled, tile_spans
@@ -132,6 +133,56 @@ def test_conv_net_tiled_equals_untiled_when_the_margin_covers_its_receptive_fiel
         assert not torch.allclose(apply_tiled(unet, x, tile=40, margin=4, multiple=4), whole, atol=1e-4)
 
 
+class _GatedPair(nn.Module):
+    """conv, LDW pool, energy attention on the half-size bands, reverse pool, conv: reach 3 px."""
+
+    def __init__(self, energy: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = LDWPool2d(4)
+        self.attention = EnergyAttention(16, energy=energy)
+        self.unpool = LDWUnpool2d(self.pool)
+        self.head = nn.Conv2d(4, 3, 1)
+        with torch.no_grad():
+            self.attention.excite[0].weight.mul_(20)  # gates that react to energy strongly
+            self.attention.norm.running_var.fill_(0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.unpool(self.attention(self.pool(self.conv(x))), output_size=x.shape[-2:]))
+
+
+@pytest.mark.parametrize("energy", ["mean", "sum"])
+def test_tiled_attention_uses_the_whole_image_gates(energy):
+    """Energy attention gates come from the whole map: given the model, the tiled result
+    equals the whole image's; without it each window gates by its own energy."""
+    torch.manual_seed(0)
+    net = _GatedPair(energy).eval()
+    x = torch.rand(1, 3, 61, 83)
+    x[..., :30, :40] *= 0.1  # a dark corner, so windows see different energies
+    with torch.no_grad():
+        whole = net(x)
+        tiled = apply_tiled(net, x, tile=24, margin=4, multiple=2, model=net)
+        per_window = apply_tiled(net, x, tile=24, margin=4, multiple=2)
+    torch.testing.assert_close(tiled, whole)
+    assert (per_window - whole).abs().max() > 1e-2
+    assert net.attention.fixed_gates is None  # the model is left as it was
+
+
+def test_attention_unet_tiled_equals_untiled(one_thread):
+    torch.manual_seed(0)
+    unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 2, "attention": True}}).model, 3, 3).eval()
+    x = torch.rand(1, 3, 203, 301)
+    with torch.no_grad():
+        torch.testing.assert_close(apply_tiled(unet, x, tile=96, margin=24, multiple=4, model=unet), unet(x))
+
+
+def test_whole_image_gates_need_the_model_fn_runs():
+    unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 1}}).model, 3, 3).eval()
+    with torch.no_grad(), pytest.raises(ValueError, match="pass the model that fn runs"):
+        apply_tiled(lambda w: w, torch.rand(1, 3, 40, 40), tile=24, margin=4, multiple=2, model=unet)
+    assert all(m.fixed_gates is None for m in unet.modules() if isinstance(m, EnergyAttention))
+
+
 def test_bad_tiling_is_a_config_error():
     with pytest.raises(ConfigError, match=r"tile=100 .* leaves no interior with margin=64.*at least 144"):
         apply_tiled(lambda w: w, torch.zeros(1, 1, 500, 500), tile=100, margin=64, multiple=16)
@@ -179,6 +230,17 @@ def test_huge_image_predict_writes_mask_and_overlay(huge_png, seg_checkpoint, tm
     assert peak_rss_gib() < 12, f"peak RSS {peak_rss_gib():.1f} GiB"
 
 
+def test_tiled_predict_with_attention_equals_the_whole_image(tmp_path):
+    ckpt = checkpoint(tmp_path / "seg.safetensors", "seg", base_width=4, depth=2, attention=True)
+    source = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 256, (333, 517, 3)).astype(np.uint8)).save(source)
+    for tile in (0, 256):  # 256: 2 x 3 windows, margin 64
+        invoke("predict", ckpt, source, "--out", tmp_path / str(tile), "--device", "cpu", "--tile", tile, "--no-overlay")
+    whole = np.asarray(Image.open(tmp_path / "0" / "photo_mask.png"))
+    tiled = np.asarray(Image.open(tmp_path / "256" / "photo_mask.png"))
+    assert np.mean(whole != tiled) < 1e-3  # float rounding may flip a near tie of the untrained logits
+
+
 # --- the pixel limit ----------------------------------------------------------------------
 
 
@@ -203,8 +265,9 @@ def test_images_above_the_limit_are_refused_before_decoding(tmp_path, seg_checkp
 # --- tiled reconstruction with a checkpoint; atomic predict outputs ------------------------
 
 
-def test_tiled_reconstruction_with_a_checkpoint_equals_the_whole_image(tmp_path):
-    ckpt = checkpoint(tmp_path / "recon.safetensors", "recon", base_width=4, depth=2, attention=False, skip=False)
+@pytest.mark.parametrize("attention", [False, True])
+def test_tiled_reconstruction_with_a_checkpoint_equals_the_whole_image(tmp_path, attention):
+    ckpt = checkpoint(tmp_path / "recon.safetensors", "recon", base_width=4, depth=2, attention=attention, skip=False)
     rng = np.random.default_rng(1)
     source = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (333, 517, 3)).astype(np.uint8)).save(source)

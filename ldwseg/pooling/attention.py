@@ -41,9 +41,21 @@ class EnergyAttention(nn.Module):
         self.excite = nn.Sequential(
             nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels), nn.Sigmoid()
         )
+        self.fixed_gates: Tensor | None = None
+        """Gates ``(N, C)`` to use instead of computing them from the input (tiled inference
+        sets the whole image's gates here, see :func:`~ldwseg.tiling.apply_tiled`)."""
+
+    def energy_density(self, x: Tensor) -> Tensor:
+        """The summands of Eq. 16, ``X_c(x, y)^2`` after normalisation, shape ``(N, C, H, W)``."""
+        return self.norm(x).square()
+
+    def gates(self, energy: Tensor) -> Tensor:
+        """Eq. 17: the SE gates ``(N, C)`` in ``(0, 1)`` of per-channel energies ``(N, C)``."""
+        return self.excite(energy)
 
     def forward(self, x: Tensor) -> Tensor:
-        z = self.norm(x).square()
+        if self.fixed_gates is not None:
+            return x * self.fixed_gates[:, :, None, None]
+        z = self.energy_density(x)
         e = z.sum((-2, -1)) if self.energy == "sum" else z.mean((-2, -1))  # Eq. 16
-        gate = self.excite(e)  # Eq. 17
-        return x * gate[:, :, None, None]
+        return x * self.gates(e)[:, :, None, None]

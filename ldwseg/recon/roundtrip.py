@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
 from ..imageio import DEFAULT_MAX_PIXELS, load_image, output_format, save_image_stored
@@ -180,6 +180,7 @@ def reconstruct_file(
     levels: int | None = None,
     wavelet: WaveletSpec | None = None,
     model_fn: ModelFn | None = None,
+    model: nn.Module | None = None,
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     multiple: int = 16,
@@ -210,6 +211,8 @@ def reconstruct_file(
         model_fn: a callable mapping a float32 ``(1, C, H, W)`` tensor in ``[0, 1]`` to one
             of the same shape (for example a trained autoencoder); called under ``no_grad``,
             once per window.
+        model: the module ``model_fn`` runs, if any: tiled, its energy attention gates
+            are then those of the whole image (see :mod:`ldwseg.tiling`).
         tile: the longest window side in pixels; 0 processes the whole image at once.
         margin: context around each window's interior for ``model_fn`` (cover the
             model's receptive field for a result equal to the whole image's).
@@ -244,7 +247,9 @@ def reconstruct_file(
             levels = DEFAULT_LEVELS if levels is None else levels
             y = _round_trip_tiled(x, levels, DEFAULT_WAVELET if wavelet is None else wavelet, tile)
         else:
-            y = apply_tiled(_checked_model(model_fn, path), x, tile=tile, margin=margin, multiple=multiple)
+            y = apply_tiled(
+                _checked_model(model_fn, path), x, tile=tile, margin=margin, multiple=multiple, model=model
+            )
     written = save_image_stored(target, y[0].permute(1, 2, 0).numpy(), like=image)
     del y
     reference = _stored_integers(image.array, image.bit_depth)

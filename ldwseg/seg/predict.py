@@ -103,8 +103,9 @@ def predict_images(
         with_overlay: also write the colour overlays.
         tile: images with a side longer than this run in overlapping windows of at most
             ``tile x tile`` pixels, aligned on the model's ``2**depth``; 0 runs every image
-            whole. The model's energy attention gates are computed per window, so tiled
-            masks can differ slightly from whole-image ones near window seams.
+            whole. The model's energy attention gates are those of the whole image
+            (one extra pass over the windows per attention module, see
+            :mod:`ldwseg.tiling`).
         margin: context kept around each window's interior, in pixels.
         max_pixels: images with more pixels are refused before decoding
             (:data:`~ldwseg.imageio.DEFAULT_MAX_PIXELS`).
@@ -133,7 +134,7 @@ def predict_images(
     for path in paths:
         rgb = _rgb8(load_image(path, max_pixels=max_pixels))
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-        mask = apply_tiled(labels, x, tile=tile, margin=margin, multiple=multiple)[0, 0].numpy()
+        mask = apply_tiled(labels, x, tile=tile, margin=margin, multiple=multiple, model=model)[0, 0].numpy()
         mask_path = out_dir / f"{path.stem}_mask.png"
         write_atomic(mask_path, colorize(mask, palette), "PNG")
         written.append(mask_path)
