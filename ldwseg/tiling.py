@@ -25,7 +25,7 @@ whole image are never held).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -114,6 +114,7 @@ def apply_tiled(
     margin: int = DEFAULT_MARGIN,
     multiple: int = 16,
     model: nn.Module | None = None,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
 ) -> Tensor:
     """Apply ``fn`` to ``x`` window by window (see the module docstring).
 
@@ -129,6 +130,8 @@ def apply_tiled(
         multiple: the alignment of the window starts (``2**depth`` for a UNet).
         model: the module ``fn`` runs; when it holds energy attention and ``x`` needs
             more than one window, the gates are computed over the whole image first.
+        progress: wraps ``range(runs)``, the runs of ``fn`` to come (for example a tqdm
+            bar), and is advanced after each; used only when there is more than one window.
 
     Returns:
         ``(N, C', H, W)`` on ``x``'s device, in the dtype of ``fn``'s first output.
@@ -143,20 +146,28 @@ def apply_tiled(
         raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got {shape}")
     height, width = x.shape[-2:]
     rows, cols = tile_spans(height, tile, margin, multiple), tile_spans(width, tile, margin, multiple)
-    if len(rows) * len(cols) > 1:
+    count = len(rows) * len(cols)
+    modules = _attention_modules(model) if count > 1 else []
+    if count > 1:
         tile, margin = check_tiling(tile, margin, multiple)
-        count = len(rows) * len(cols)
         log.info("%dx%d image: %d windows of at most %d px (margin %d)", width, height, count, tile, margin)
-    with _whole_image_gates(model, fn, x, rows, cols):
-        return _run_windows(fn, x, rows, cols)
+    ticks = iter(progress(range(count * (1 + len(modules))))) if progress is not None and count > 1 else iter(())
+    try:
+        with _whole_image_gates(modules, fn, x, rows, cols, ticks):
+            return _run_windows(fn, x, rows, cols, ticks)
+    finally:
+        next(ticks, None)  # an exhausted bar closes
 
 
-def _run_windows(fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]) -> Tensor:
+def _run_windows(
+    fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span], ticks: Iterator[int]
+) -> Tensor:
     height, width = x.shape[-2:]
     out: Tensor | None = None
     for core_top, core_bottom, top, bottom in rows:
         for core_left, core_right, left, right in cols:
             y = fn(x[..., top:bottom, left:right])
+            next(ticks, None)
             expected = (x.shape[0], bottom - top, right - left)
             if not isinstance(y, Tensor) or y.dim() != 4 or (y.shape[0], *y.shape[-2:]) != expected:
                 got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
@@ -194,22 +205,30 @@ def _core_at(span: Span, size: int, length: int) -> slice:
     return slice(-(-(core_start - start) // scale), -(-(core_stop - start) // scale))
 
 
+def _attention_modules(model: nn.Module | None) -> list[EnergyAttention]:
+    return [] if model is None else [m for m in model.modules() if isinstance(m, EnergyAttention)]
+
+
 @contextmanager
 def _whole_image_gates(
-    model: nn.Module | None, fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]
+    modules: list[EnergyAttention],
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    rows: list[Span],
+    cols: list[Span],
+    ticks: Iterator[int],
 ) -> Iterator[None]:
-    """Hold each energy attention of ``model`` at the gates of the whole image ``x``.
+    """Hold each of the energy attention ``modules`` at the gates of the whole image ``x``.
 
     The gates are found without gradients, in the order the modules run, each pass with
     the gates found before it held fixed."""
-    modules = [] if model is None else [m for m in model.modules() if isinstance(m, EnergyAttention)]
-    if not modules or len(rows) * len(cols) == 1:
+    if not modules:
         yield
         return
     try:
         for module in modules:
             with torch.no_grad():
-                energy = _whole_image_energy(module, fn, x, rows, cols)
+                energy = _whole_image_energy(module, fn, x, rows, cols, ticks)
                 module.fixed_gates = module.gates(energy)
         log.info("energy attention: gates of %d modules computed over the whole image", len(modules))
         yield
@@ -219,7 +238,12 @@ def _whole_image_gates(
 
 
 def _whole_image_energy(
-    module: EnergyAttention, fn: Callable[[Tensor], Tensor], x: Tensor, rows: list[Span], cols: list[Span]
+    module: EnergyAttention,
+    fn: Callable[[Tensor], Tensor],
+    x: Tensor,
+    rows: list[Span],
+    cols: list[Span],
+    ticks: Iterator[int],
 ) -> Tensor:
     """Eq. 16 for ``module`` over the whole image: its energy density summed over the window cores."""
     height, width = x.shape[-2:]
@@ -241,6 +265,7 @@ def _whole_image_energy(
             try:
                 fn(x[..., window[0][2] : window[0][3], window[1][2] : window[1][3]])
             except _GatesFound:
+                next(ticks, None)
                 continue
             raise ValueError("fn ran a window without reaching an energy attention module of model; "
                              "pass the model that fn runs")  # fmt: skip

@@ -168,6 +168,31 @@ def test_tiled_attention_uses_the_whole_image_gates(energy):
     assert net.attention.fixed_gates is None  # the model is left as it was
 
 
+@pytest.mark.parametrize("with_model", [False, True])
+def test_progress_advances_once_per_model_run(with_model):
+    net = _GatedPair("mean").eval()
+    calls, runs = [], []
+    seen = []
+
+    def fn(window):
+        calls.append(1)
+        return net(window)
+
+    def progress(items):
+        runs.append(len(items))
+        for item in items:
+            seen.append(item)
+            yield item
+
+    x = torch.rand(1, 3, 61, 83)
+    windows = len(tile_spans(61, 24, 4, 2)) * len(tile_spans(83, 24, 4, 2))
+    with torch.no_grad():
+        apply_tiled(fn, x, tile=24, margin=4, multiple=2, model=net if with_model else None, progress=progress)
+        apply_tiled(fn, x[..., :20, :20], tile=24, margin=4, multiple=2, model=net, progress=progress)  # one window
+    assert runs == [windows * (2 if with_model else 1)]
+    assert seen == list(range(runs[0])) and len(calls) == runs[0] + 1
+
+
 def test_attention_unet_tiled_equals_untiled(one_thread):
     torch.manual_seed(0)
     unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 2, "attention": True}}).model, 3, 3).eval()

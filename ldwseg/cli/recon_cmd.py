@@ -12,7 +12,7 @@ import typer
 from ..errors import ConfigError
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..tiling import DEFAULT_TILE
-from .app import app, check_device, check_output, user_errors
+from .app import app, check_device, check_output, progress, user_errors
 
 
 def _db(value: float) -> str:
@@ -68,7 +68,7 @@ def reconstruct(
         check_output(out, folder=False)
     result = reconstruct_image(
         image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device, tile=tile,
-        max_pixels=max_pixels,
+        max_pixels=max_pixels, progress=lambda runs: progress(runs, "tiles"),
     )  # fmt: skip
     if as_json:  # an exact round trip prints "psnr": Infinity, which json.loads reads as float("inf")
         typer.echo(json.dumps({"psnr": result["psnr"], "ssim": result["ssim"], "output": result["output"]}))

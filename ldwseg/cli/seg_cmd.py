@@ -66,6 +66,7 @@ def predict(
     check_output(out, folder=True)
     with new_output(out):
         written = predict_images(
-            checkpoint, images, out, device=device, with_overlay=overlay, tile=tile, max_pixels=max_pixels
+            checkpoint, images, out, device=device, with_overlay=overlay, tile=tile, max_pixels=max_pixels,
+            progress=lambda runs: progress(runs, "tiles"),
         )
     typer.echo(f"wrote {len(written)} files to {out}")

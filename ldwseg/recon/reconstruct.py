@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ def reconstruct_image(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
 ) -> dict[str, Any]:
     """Reconstruct ``image`` with a reconstruction checkpoint, or by the LDW round trip without one.
 
@@ -61,6 +62,6 @@ def reconstruct_image(
     dev = resolve_device(device)
     model, _, cfg = load_run_model(checkpoint, dev, task="recon")
     return reconstruct_file(
-        image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev), model=model,
+        image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev), model=model, progress=progress,
         tile=tile, margin=margin, multiple=2**cfg.model.depth, max_pixels=max_pixels,
     )  # fmt: skip

@@ -10,7 +10,7 @@ image's pixels (about 35 bytes per RGB pixel) but not with the model's activatio
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -181,6 +181,7 @@ def reconstruct_file(
     wavelet: WaveletSpec | None = None,
     model_fn: ModelFn | None = None,
     model: nn.Module | None = None,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     multiple: int = 16,
@@ -213,6 +214,7 @@ def reconstruct_file(
             once per window.
         model: the module ``model_fn`` runs, if any: tiled, its energy attention gates
             are then those of the whole image (see :mod:`ldwseg.tiling`).
+        progress: shows the model runs of a tiled image (see :func:`~ldwseg.tiling.apply_tiled`).
         tile: the longest window side in pixels; 0 processes the whole image at once.
         margin: context around each window's interior for ``model_fn`` (cover the
             model's receptive field for a result equal to the whole image's).
@@ -248,7 +250,8 @@ def reconstruct_file(
             y = _round_trip_tiled(x, levels, DEFAULT_WAVELET if wavelet is None else wavelet, tile)
         else:
             y = apply_tiled(
-                _checked_model(model_fn, path), x, tile=tile, margin=margin, multiple=multiple, model=model
+                _checked_model(model_fn, path), x, tile=tile, margin=margin, multiple=multiple, model=model,
+                progress=progress,
             )
     written = save_image_stored(target, y[0].permute(1, 2, 0).numpy(), like=image)
     del y

@@ -9,7 +9,7 @@ are refused before they are decoded, and outputs are written atomically.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +88,7 @@ def predict_images(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
 ) -> list[Path]:
     """Write ``<stem>_mask.png`` (palette PNG of class indices) and ``<stem>_overlay.png``.
 
@@ -109,6 +110,7 @@ def predict_images(
         margin: context kept around each window's interior, in pixels.
         max_pixels: images with more pixels are refused before decoding
             (:data:`~ldwseg.imageio.DEFAULT_MAX_PIXELS`).
+        progress: shows the model runs of a tiled image (see :func:`~ldwseg.tiling.apply_tiled`).
 
     Returns:
         The files written.
@@ -134,7 +136,9 @@ def predict_images(
     for path in paths:
         rgb = _rgb8(load_image(path, max_pixels=max_pixels))
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-        mask = apply_tiled(labels, x, tile=tile, margin=margin, multiple=multiple, model=model)[0, 0].numpy()
+        mask = apply_tiled(
+            labels, x, tile=tile, margin=margin, multiple=multiple, model=model, progress=progress
+        )[0, 0].numpy()
         mask_path = out_dir / f"{path.stem}_mask.png"
         write_atomic(mask_path, colorize(mask, palette), "PNG")
         written.append(mask_path)
