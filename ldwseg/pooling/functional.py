@@ -142,7 +142,7 @@ def _margin(mix: Tensor) -> int:
     return math.isqrt(int(mix.shape[0])) - 1
 
 
-def _windows(planes: Tensor, count: int):
+def _windows(planes: Tensor, count: int) -> list[tuple[int, int, int]]:
     """``(k, offset, length)`` of the shifted windows in the flat padded planes.
 
     Shift ``(a, c)`` is the offset ``a * (w + pad) + c`` into ``planes.view(n, 4, -1)``;
@@ -178,14 +178,16 @@ def _mix(planes: Tensor, mix: Tensor, out: Tensor) -> Tensor:
     return out
 
 
-def _unmix(bands: Tensor, mix: Tensor) -> Tensor:
-    """Adjoint of :func:`_mix`: ``P = sum_ac roll(M_ac^T @ bands, (a, c))``, shape ``(N, 4, C, h, w)``."""
-    n, c4, h, w = bands.shape
+def _unmix(padded: Tensor, mix: Tensor) -> Tensor:
+    """Adjoint of :func:`_mix`: ``P = sum_ac roll(M_ac^T @ bands, (a, c))``, shape ``(N, 4, C, h, w)``.
+
+    ``padded`` holds the bands with a zero margin (:func:`_zero_pad`)."""
+    n = padded.shape[0]
     pad = _margin(mix)
+    flat = padded.reshape(n, 4, -1)
     if pad == 0:
-        return torch.bmm(mix[0].T.expand(n, 4, 4), bands.reshape(n, 4, -1)).view(n, 4, c4 // 4, h, w)
-    padded = _zero_pad(bands, pad)
-    flat = padded.view(n, 4, -1)
+        return torch.bmm(mix[0].T.expand(n, 4, 4), flat).view_as(padded)
+    h, w = padded.shape[-2] - pad, padded.shape[-1] - pad
     acc = torch.zeros_like(flat)
     for k, offset, length in _windows(padded, mix.shape[0]):
         acc[:, :, offset : offset + length].baddbmm_(mix[k].T.expand(n, 4, 4), flat[:, :, :length])
@@ -220,7 +222,7 @@ def _synthesis_raw(y: Tensor, mix: Tensor) -> Tensor:
     n, c4, h, w = y.shape
     out = torch.empty((n, c4 // 4, 2 * h, 2 * w), dtype=y.dtype, device=y.device)
     for part in _chunks(out):
-        _merge4(_unmix(y[part], mix), out[part])
+        _merge4(_unmix(_zero_pad(y[part], _margin(mix)), mix), out[part])
     return out
 
 
@@ -233,10 +235,11 @@ def _analysis_backward(planes: list[Tensor], g: Tensor, mix: Tensor, need_x: boo
     for chunk in planes:
         part = slice(start, start + chunk.shape[0])
         start = part.stop
+        padded = _zero_pad(g[part], _margin(mix))
         if grad_x is not None:
-            _merge4(_unmix(g[part], mix), grad_x[part])
+            _merge4(_unmix(padded, mix), grad_x[part])
         if gram is not None:
-            gram += _gram(chunk, _zero_pad(g[part], _margin(mix)), mix.shape[0])
+            gram += _gram(chunk, padded, mix.shape[0])
     return grad_x, gram
 
 
