@@ -121,7 +121,8 @@ def apply_tiled(
     Args:
         fn: maps ``(N, C, h, w)`` windows of ``x`` (views, possibly non-contiguous) to
             ``(N, C', h, w)`` tensors; any dtype and device. Called once per window, in
-            row-major order, under the caller's grad mode.
+            row-major order, under the caller's grad mode (before that, with ``model``,
+            once per window and attention module without gradients, for the gates).
         x: ``(N, C, H, W)`` images, any dtype (``uint8`` keeps a huge input small).
         tile: the longest window side in pixels, rounded down to a multiple of
             ``multiple``; ``0`` runs ``fn`` once on the whole image.

@@ -211,7 +211,7 @@ def reconstruct_file(
         wavelet: the round trip's wavelet (default ``"haar"``); only without ``model_fn``.
         model_fn: a callable mapping a float32 ``(1, C, H, W)`` tensor in ``[0, 1]`` to one
             of the same shape (for example a trained autoencoder); called under ``no_grad``,
-            once per window.
+            once per window (plus the gate passes of ``model``, see below).
         model: the module ``model_fn`` runs, if any: tiled, its energy attention gates
             are then those of the whole image (see :mod:`ldwseg.tiling`).
         progress: shows the model runs of a tiled image (see :func:`~ldwseg.tiling.apply_tiled`).
