@@ -272,5 +272,4 @@ def _whole_image_energy(
                              "pass the model that fn runs")  # fmt: skip
     finally:
         handle.remove()
-    energy = torch.stack(sums).sum(0)
-    return energy if module.energy == "sum" else energy / pixels
+    return module.energy_of(torch.stack(sums).sum(0), pixels)

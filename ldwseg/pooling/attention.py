@@ -49,6 +49,10 @@ class EnergyAttention(nn.Module):
         """The summands of Eq. 16, ``X_c(x, y)^2`` after normalisation, shape ``(N, C, H, W)``."""
         return self.norm(x).square()
 
+    def energy_of(self, total: Tensor, pixels: int) -> Tensor:
+        """Eq. 16 from the density summed over ``pixels`` positions: the sum, or the mean (``energy``)."""
+        return total if self.energy == "sum" else total / pixels
+
     def gates(self, energy: Tensor) -> Tensor:
         """Eq. 17: the SE gates ``(N, C)`` in ``(0, 1)`` of per-channel energies ``(N, C)``."""
         return self.excite(energy)
@@ -56,6 +60,5 @@ class EnergyAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.fixed_gates is not None:
             return x * self.fixed_gates[:, :, None, None]
-        z = self.energy_density(x)
-        e = z.sum((-2, -1)) if self.energy == "sum" else z.mean((-2, -1))  # Eq. 16
+        e = self.energy_of(self.energy_density(x).sum((-2, -1)), x.shape[-2] * x.shape[-1])  # Eq. 16
         return x * self.gates(e)[:, :, None, None]

@@ -62,6 +62,6 @@ def reconstruct_image(
     dev = resolve_device(device)
     model, _, cfg = load_run_model(checkpoint, dev, task="recon")
     return reconstruct_file(
-        image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev), model=model, progress=progress,
-        tile=tile, margin=margin, multiple=2**cfg.model.depth, max_pixels=max_pixels,
+        image, out=out, levels=levels, wavelet=wavelet, model_fn=autoencoder_fn(model, dev), model=model,
+        progress=progress, tile=tile, margin=margin, multiple=2**cfg.model.depth, max_pixels=max_pixels,
     )  # fmt: skip

@@ -24,7 +24,7 @@ from ..runs import load_run_model, stored_palette
 from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
 from .data import colorize, eval_transform, overlay
 
-__all__ = ["predict_images"]
+__all__ = ["predict_images", "window_labels"]
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _rgb8(image: LoadedImage) -> np.ndarray:
     return rgb
 
 
-def _label_fn(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
+def window_labels(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
     """Map a ``(1, 3, h, w)`` uint8 window to its ``(1, 1, h, w)`` uint8 class labels."""
     transform = eval_transform()
 
@@ -131,7 +131,7 @@ def predict_images(
         load_image(path, max_pixels=max_pixels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = _label_fn(model, dev)
+    labels = window_labels(model, dev)
     written: list[Path] = []
     for path in paths:
         rgb = _rgb8(load_image(path, max_pixels=max_pixels))
