@@ -22,13 +22,15 @@ import cv2
 import torch
 from torch.utils.data import DataLoader
 
-from ldwseg.complexity import count_flops, count_parameters, format_count
-from ldwseg.config import load_config
-from ldwseg.sampling import EpochShardSampler, seed_epoch, seed_everything
-from ldwseg.seg.data import IMAGENET_MEAN, IMAGENET_STD, SegTransform, build_dataset, pad_collate, train_transform
-from ldwseg.seg.engine import evaluate, segmentation_criterion, train_one_epoch
+from ldwseg.analysis.complexity import count_flops, count_parameters, format_count
+from ldwseg.datasets import IMAGENET_MEAN, IMAGENET_STD, SegTransform, build_dataset, pad_collate, train_transform
+from ldwseg.engine.epoch import train_one_epoch
+from ldwseg.engine.fit import build_model
+from ldwseg.engine.sampling import EpochShardSampler, seed_epoch, seed_everything
+from ldwseg.seg.evaluate import evaluate
+from ldwseg.seg.loss import segmentation_criterion
 from ldwseg.seg.metrics import SegmentationMetrics
-from ldwseg.training import build_model
+from ldwseg.tasks import load_config
 
 VARIANTS = {
     "maxpool/deconv UNet": {"model.down": "maxpool", "model.up": "deconv", "train.wavelet_weight": 0.0},

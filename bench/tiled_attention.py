@@ -19,9 +19,9 @@ import torch
 import typer
 from PIL import Image
 
-from ldwseg.runs import load_run_model
+from ldwseg.engine.checkpoints import load_run_model
+from ldwseg.inference.tiling import apply_tiled
 from ldwseg.seg.predict import window_labels
-from ldwseg.tiling import apply_tiled
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -5,7 +5,7 @@ Usage: ``python bench/unet_variants.py [--width 64] [--size 320] [--classes 21]`
 
 import argparse
 
-from ldwseg.complexity import count_flops, count_parameters, format_count
+from ldwseg.analysis.complexity import count_flops, count_parameters, format_count
 from ldwseg.models import UNet
 
 VARIANTS = [

@@ -13,6 +13,7 @@ import math
 import re
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "load_config", "apply_overrides"]
+__all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 
 DOWN_CHOICES = ("maxpool", "ldw")
 UP_CHOICES = ("deconv", "ldw", "ldw-detail")
@@ -327,23 +328,6 @@ def _split_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-# What a task changes from the (segmentation) defaults; a config file, flags and --set still override it.
-TASK_DEFAULTS: dict[str, dict[str, Any]] = {
-    "seg": {},
-    "recon": {
-        "train.task": "recon",
-        "data.dataset": "photos",
-        "data.crop_size": 64,
-        "model.skip": False,
-        "model.up": "ldw-detail",
-        "train.loss": "l1",
-        "train.epochs": 80,
-        "train.batch_size": 16,
-        "optim.step_size": 35,  # lr x0.1 at epochs 35 and 70 (measured: +1.8 dB over one drop at 60)
-    },
-}
-
-
 def _task_of(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> str:
     items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
     task = dict(items).get("train.task")
@@ -375,12 +359,18 @@ def _read_yaml(path: Path) -> Any:
         raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}; fix the syntax there") from None
 
 
-def load_config(
-    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None, *, validate: bool = True
+def compose_config(
+    path: str | Path | None = None,
+    overrides: list[str] | dict[str, Any] | None = None,
+    *,
+    task_defaults: Mapping[str, Mapping[str, Any]],
+    validate: bool = True,
 ) -> Config:
     """Defaults, the task's defaults, the YAML file (if any), then the overrides; validated once, at the end.
 
-    ``validate=False`` returns the unchecked result, for a caller that applies more overrides.
+    ``task_defaults`` maps each task name to what it changes (``{"section.field": value}``);
+    :func:`ldwseg.tasks.load_config` passes every task's own. ``validate=False`` returns the
+    unchecked result, for a caller that applies more overrides.
     """
     raw: dict[str, Any] = {}
     source = "config"
@@ -390,7 +380,7 @@ def load_config(
         source = str(path)
     overrides = overrides or []
     base = Config()
-    for dotted, value in TASK_DEFAULTS[_task_of(raw if isinstance(raw, dict) else {}, overrides)].items():
+    for dotted, value in task_defaults[_task_of(raw if isinstance(raw, dict) else {}, overrides)].items():
         section, key = dotted.split(".", 1)
         _set_field(getattr(base, section), section, key, value, "task defaults")
     cfg = Config.from_dict(raw, source=source, base=base, validate=False)

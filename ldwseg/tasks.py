@@ -1,48 +1,43 @@
-"""What differs between tasks: data, output channels, loss and validation score."""
+"""The tasks ldwseg trains, by name, and the entry points that need to know them.
+
+The engine (:mod:`ldwseg.engine`) runs any :class:`~ldwseg.engine.task.Task`; this module
+is the one place that names the concrete ones, so the dependencies run one way:
+engine -> {seg, recon} -> tasks -> cli.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Any
 
-from torch import Tensor, nn
-from torch.utils.data import Dataset
+from .config import Config, compose_config
+from .engine.fit import FitResult, Progress, fit
+from .engine.task import Task
+from .errors import ConfigError
+from .recon.task import ReconstructionTask
+from .seg.task import SegmentationTask
 
-from .config import Config
+__all__ = ["TASKS", "get_task", "load_config", "train"]
 
-__all__ = ["TaskData", "Task", "get_task"]
-
-
-@dataclass
-class TaskData:
-    """Train/val data of a task, the model's output channels and the data record kept in checkpoints."""
-
-    train: Dataset
-    val: Dataset
-    out_channels: int
-    record: dict[str, Any]
-    collate: Callable | None = None
-
-
-class Task(Protocol):
-    name: str
-    score: str  # key of the validation result that decides the best checkpoint (higher is better)
-
-    def data(self, cfg: Config) -> TaskData: ...
-
-    def criterion(self, cfg: Config) -> Callable[[Tensor, Tensor], Tensor]: ...
-
-    def evaluate(self, model: nn.Module, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict: ...
+TASKS: dict[str, type] = {"seg": SegmentationTask, "recon": ReconstructionTask}
 
 
 def get_task(name: str) -> Task:
-    if name == "seg":
-        from .seg.task import SegmentationTask
+    """The task called ``name`` (``seg`` or ``recon``)."""
+    if name not in TASKS:
+        raise ConfigError(f"unknown task {name!r}; choose one of {', '.join(TASKS)}")
+    return TASKS[name]()
 
-        return SegmentationTask()
-    if name == "recon":
-        from .recon.task import ReconstructionTask
 
-        return ReconstructionTask()
-    raise ValueError(f"unknown task {name!r}; choose seg or recon")
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | dict[str, Any] | None = None, *, validate: bool = True
+) -> Config:
+    """Defaults, the task's own defaults, the YAML file (if any), then the overrides (see
+    :func:`ldwseg.config.compose_config`)."""
+    defaults = {name: task.defaults for name, task in TASKS.items()}
+    return compose_config(path, overrides, task_defaults=defaults, validate=validate)
+
+
+def train(cfg: Config, out: str | Path, *, resume: bool = False, progress: Progress | None = None) -> FitResult:
+    """Train ``cfg`` (its ``train.task``) into ``out``; see :func:`ldwseg.engine.fit.fit`."""
+    return fit(get_task(cfg.train.task), cfg, out, resume=resume, progress=progress)

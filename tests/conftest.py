@@ -22,7 +22,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """A private LDWSEG_DATA folder with the synthetic set already generated."""
-    from ldwseg.seg.data import generate_synthetic
+    from ldwseg.datasets import generate_synthetic
 
     root = tmp_path_factory.mktemp("ldwseg_data")
     generate_synthetic(root / "synthetic")

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from ldwseg.allocator import ENV, keep_freed_memory
+from ldwseg.engine.allocator import ENV, keep_freed_memory
 
 
 def test_can_be_turned_off(monkeypatch):
@@ -20,7 +20,7 @@ def test_glibc_accepts_the_settings(monkeypatch):
 
 _REFAULTS = """
 import resource, sys, torch
-from ldwseg.allocator import keep_freed_memory
+from ldwseg.engine.allocator import keep_freed_memory
 if sys.argv[1] == "keep":
     keep_freed_memory()
 x = torch.ones(2**23)  # 32 MiB of float32: above glibc's largest dynamic mmap threshold

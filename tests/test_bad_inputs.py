@@ -23,10 +23,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ldwseg.cli import main
-from ldwseg.config import load_config
+from ldwseg.engine.checkpoints import save_run_checkpoint
 from ldwseg.errors import DataError, Interrupted
 from ldwseg.models import build_unet
-from ldwseg.runs import save_run_checkpoint
+from ldwseg.tasks import load_config
 
 pytestmark = pytest.mark.usefixtures("private_data")
 
@@ -117,7 +117,7 @@ def make_checkpoint(path: Path, task: str, record: dict) -> Path:
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """Tiny checkpoints of both tasks (as training writes them) and broken ones."""
-    from ldwseg.seg.data import dataset_info
+    from ldwseg.datasets import dataset_info
 
     d = tmp_path_factory.mktemp("ckpts")
     info = dataset_info("synthetic")
@@ -645,16 +645,16 @@ def _raise(exc: BaseException):
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else None,
 )
 def test_any_failure_is_one_line(monkeypatch, exc, code, words):
-    import ldwseg.bench
+    import ldwseg.analysis.bench
 
-    monkeypatch.setattr(ldwseg.bench, "run_pool_benchmark", _raise(exc))
+    monkeypatch.setattr(ldwseg.analysis.bench, "run_pool_benchmark", _raise(exc))
     error_line(cli("bench", "--quick"), *words, code=code)
 
 
 def test_debug_mode_shows_the_traceback(monkeypatch):
-    import ldwseg.bench
+    import ldwseg.analysis.bench
 
-    monkeypatch.setattr(ldwseg.bench, "run_pool_benchmark", _raise(RuntimeError("boom")))
+    monkeypatch.setattr(ldwseg.analysis.bench, "run_pool_benchmark", _raise(RuntimeError("boom")))
     monkeypatch.setenv("LDWSEG_DEBUG", "1")
     with pytest.raises(RuntimeError, match="boom"):
         main(["bench", "--quick"])
@@ -663,13 +663,13 @@ def test_debug_mode_shows_the_traceback(monkeypatch):
 def test_warnings_are_one_line(monkeypatch):
     import warnings
 
-    import ldwseg.bench
+    import ldwseg.analysis.bench
 
     def warn_then_fail(*args, **kwargs):
         warnings.warn("something odd\nover two lines", UserWarning, stacklevel=1)
         raise DataError("the real problem")
 
-    monkeypatch.setattr(ldwseg.bench, "run_pool_benchmark", warn_then_fail)
+    monkeypatch.setattr(ldwseg.analysis.bench, "run_pool_benchmark", warn_then_fail)
     run = cli("bench", "--quick")
     lines = [line for line in run.err.splitlines() if line.strip()]
     assert lines == ["warning: UserWarning: something odd over two lines", "error: the real problem"], lines
@@ -706,7 +706,7 @@ def test_module_entry_point_uses_main(tmp_path):
 
 @pytest.mark.parametrize("palette", [None, "abc", [[0, 0, 300]] * 6, [[0, 0, 0]] * 2])
 def test_predict_refuses_an_edited_palette(ckpts, images, palette, tmp_path):
-    from ldwseg.seg.data import dataset_info
+    from ldwseg.datasets import dataset_info
 
     info = dataset_info("synthetic")
     record = {"name": "synthetic", "num_classes": info.num_classes, "palette": palette, "out_channels": info.num_classes}

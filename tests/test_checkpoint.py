@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 from ldwseg import LDWPool2d, LDWUnpool2d
-from ldwseg.checkpoint import (
+from ldwseg.errors import CheckpointError
+from ldwseg.io.weights import (
     atomic_write,
     capture_rng_state,
     load_training_state,
@@ -22,7 +23,6 @@ from ldwseg.checkpoint import (
     save_training_state,
     save_weights,
 )
-from ldwseg.errors import CheckpointError
 
 
 class Tiny(nn.Module):

@@ -6,7 +6,7 @@ import sys
 from typer.testing import CliRunner
 
 from ldwseg import __version__
-from ldwseg.bench import format_table, run_pool_benchmark
+from ldwseg.analysis.bench import format_table, run_pool_benchmark
 from ldwseg.cli import app
 
 runner = CliRunner()

@@ -2,7 +2,7 @@ import pytest
 from torch import nn
 
 from ldwseg import LDWPool2d, LDWUnpool2d
-from ldwseg.complexity import count_flops, count_parameters, format_count
+from ldwseg.analysis.complexity import count_flops, count_parameters, format_count
 
 
 def test_parameters_of_a_conv():

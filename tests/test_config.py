@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from ldwseg.config import Config, apply_overrides, load_config
+from ldwseg.config import Config, apply_overrides
 from ldwseg.errors import ConfigError
+from ldwseg.tasks import load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 

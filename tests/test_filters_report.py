@@ -1,4 +1,4 @@
-"""ldwseg.filters: pool reports, frequency responses, the report table and checkpoint loading."""
+"""ldwseg.analysis.filter_report: pool reports, frequency responses, the report table and checkpoint loading."""
 
 import math
 
@@ -9,10 +9,10 @@ from torch import nn
 from torch.testing import assert_close
 
 from ldwseg import LDWPool2d
-from ldwseg.checkpoint import save_weights
+from ldwseg.analysis.filter_report import format_reports, frequency_response, model_from_checkpoint, pool_reports
 from ldwseg.config import Config
 from ldwseg.errors import CheckpointError
-from ldwseg.filters import format_reports, frequency_response, model_from_checkpoint, pool_reports
+from ldwseg.io.weights import save_weights
 from ldwseg.models import build_unet
 
 # The authors' symmetric K=5 pair: it meets Eqs. 9-12 exactly, yet is not an orthogonal PR bank.

@@ -15,7 +15,7 @@ from PIL import Image
 from skimage import data
 
 from ldwseg.errors import DataError
-from ldwseg.imageio import SAVE_FORMATS, LoadedImage, load_image, output_format, save_image
+from ldwseg.io import SAVE_FORMATS, LoadedImage, load_image, output_format, save_image
 
 
 def png_bytes(width: int, height: int, depth: int, colour_type: int, rows: bytes) -> bytes:

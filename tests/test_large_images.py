@@ -20,12 +20,12 @@ from typer.testing import CliRunner
 
 from ldwseg.cli import app
 from ldwseg.config import Config
+from ldwseg.engine.checkpoints import save_run_checkpoint
 from ldwseg.errors import ConfigError
+from ldwseg.inference.tiling import apply_tiled, tile_spans
 from ldwseg.models import build_unet
 from ldwseg.pooling import EnergyAttention, LDWPool2d, LDWUnpool2d
 from ldwseg.recon import psnr, quality, ssim
-from ldwseg.runs import save_run_checkpoint
-from ldwseg.tiling import apply_tiled, tile_spans
 
 runner = CliRunner()
 HUGE = 12000

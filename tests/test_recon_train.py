@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from ldwseg.checkpoint import read_metadata
 from ldwseg.cli import app
+from ldwseg.io.weights import read_metadata
 
 runner = CliRunner()
 TINY = [

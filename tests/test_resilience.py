@@ -19,13 +19,13 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from ldwseg.checkpoint import load_training_state, read_metadata
 from ldwseg.cli import app
-from ldwseg.config import apply_overrides, load_config
-from ldwseg.distributed import DistInfo
-from ldwseg.runlock import RunLock
-from ldwseg.tasks import get_task
-from ldwseg.training import get_loaders
+from ldwseg.config import apply_overrides
+from ldwseg.engine.distributed import DistInfo
+from ldwseg.engine.fit import get_loaders
+from ldwseg.engine.runlock import RunLock
+from ldwseg.io.weights import load_training_state, read_metadata
+from ldwseg.tasks import get_task, load_config
 
 pytestmark = pytest.mark.usefixtures("private_data")
 
@@ -128,7 +128,7 @@ def test_a_second_run_on_the_same_output_folder_is_refused(tmp_path):
 
 def test_the_lock_dies_with_its_process(tmp_path):
     out = tmp_path / "run"
-    code = f"from ldwseg.runlock import RunLock; RunLock({str(out)!r}).acquire(); import os; os._exit(0)"
+    code = f"from ldwseg.engine.runlock import RunLock; RunLock({str(out)!r}).acquire(); import os; os._exit(0)"
     subprocess.run([sys.executable, "-c", code], check=True)
     with RunLock(out):  # a stale lock file never blocks
         pass
@@ -186,7 +186,7 @@ def test_augmentation_depends_only_on_seed_epoch_and_sample():
 
 
 def test_cross_entropy_of_an_all_ignored_batch_is_zero_not_nan():
-    from ldwseg.seg.engine import segmentation_criterion
+    from ldwseg.seg.loss import segmentation_criterion
 
     criterion = segmentation_criterion("ce")
     logits = torch.randn(2, 5, 6, 7)
@@ -200,7 +200,7 @@ def test_a_file_that_breaks_during_training_in_a_worker_is_one_line(tmp_path, da
     """Files are checked up front; one that breaks later, read in a DataLoader worker, is still one line."""
     import shutil
 
-    import ldwseg.seg.data.base as base
+    import ldwseg.datasets.base as base
 
     root = tmp_path / "synthetic"
     shutil.copytree(data_dir / "synthetic", root)

@@ -17,8 +17,7 @@ from skimage.measure import label as connected_components
 from torch.utils.data import DataLoader, Dataset
 from trees import VOC_TRAIN, VOC_VAL, link, make_camvid, make_folder, make_voc
 
-from ldwseg.errors import DataError
-from ldwseg.seg.data import (
+from ldwseg.datasets import (
     DATASETS,
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -36,6 +35,7 @@ from ldwseg.seg.data import (
     validate,
     voc_palette,
 )
+from ldwseg.errors import DataError
 
 IGNORE_RGB = (224, 224, 192)
 
@@ -534,7 +534,7 @@ def test_build_synthetic_defaults_to_the_data_folder(tmp_path, monkeypatch, synt
 def test_an_image_too_large_to_decode_is_a_bad_sample(tmp_path, monkeypatch):
     from PIL import Image as PILImage
 
-    from ldwseg.seg.data import read_image
+    from ldwseg.datasets import read_image
 
     path = tmp_path / "big.png"
     PILImage.new("RGB", (64, 64)).save(path)

@@ -13,8 +13,8 @@ from PIL import Image
 from trees import make_voc
 from typer.testing import CliRunner
 
-from ldwseg.checkpoint import read_metadata
 from ldwseg.cli import app
+from ldwseg.io.weights import read_metadata
 
 runner = CliRunner()
 TINY = [

@@ -5,7 +5,7 @@ import torch
 from torch.testing import assert_close
 
 from ldwseg import LDWPool2d, wavelet_loss
-from ldwseg.complexity import count_flops, count_parameters
+from ldwseg.analysis.complexity import count_flops, count_parameters
 from ldwseg.models import UNet
 
 VARIANTS = [

@@ -3,7 +3,7 @@
 A malicious pickle (its ``__reduce__`` creates a marker file) is saved under every name
 a checkpoint goes by. Every command and API that reads checkpoints must refuse it with
 one clear line, and the marker must never appear. The low-level readers of
-:mod:`ldwseg.checkpoint` are tested on such files in ``test_checkpoint.py``; here are the
+:mod:`ldwseg.io.weights` are tested on such files in ``test_checkpoint.py``; here are the
 commands, the run-level API and checkpoints whose metadata was edited.
 """
 
@@ -22,10 +22,10 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from ldwseg.checkpoint import load_training_state, load_weights, read_metadata
 from ldwseg.cli import main
+from ldwseg.engine.checkpoints import load_run_model
 from ldwseg.errors import CheckpointError, ConfigError
-from ldwseg.runs import load_run_model
+from ldwseg.io.weights import load_training_state, load_weights, read_metadata
 
 pytestmark = pytest.mark.usefixtures("private_data")
 
@@ -124,7 +124,7 @@ def test_commands_refuse_a_pickled_checkpoint(evil, marker, name, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_api_refuses_a_pickled_checkpoint(evil, marker, name):
-    from ldwseg.filters import model_from_checkpoint
+    from ldwseg.analysis.filter_report import model_from_checkpoint
     from ldwseg.seg.evaluate import evaluate_checkpoint
 
     path = evil[name]

@@ -1,4 +1,4 @@
-"""ldwseg.viz: filter and sweep figures, atomic PNG and CSV files."""
+"""ldwseg.analysis.plots: filter and sweep figures, atomic PNG and CSV files."""
 
 import csv
 import math
@@ -11,12 +11,12 @@ import torch
 from torch import nn
 
 from ldwseg import LDWPool2d
-from ldwseg.filters import pool_reports
+from ldwseg.analysis.filter_report import pool_reports
 
 pytest.importorskip("matplotlib", reason="the figures need matplotlib")
 from PIL import Image  # after the skip: a dependency of matplotlib
 
-from ldwseg import viz
+from ldwseg.analysis import plots as viz
 
 PAPER_LOW = [-0.0761025, 0.3535534, 0.8593118, 0.3535534, -0.0761025]
 PAPER_HIGH = [(-1) ** n * v for n, v in enumerate(PAPER_LOW)]
@@ -64,7 +64,7 @@ def no_temporaries(folder) -> bool:
 
 
 def test_import_ldwseg_does_not_load_matplotlib():
-    code = "import sys, ldwseg, ldwseg.viz, ldwseg.filters; print('matplotlib' in sys.modules)"
+    code = "import sys, ldwseg, ldwseg.analysis.plots, ldwseg.analysis.filter_report; print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -16,19 +16,19 @@ def bench(
     warm: bool = typer.Option(True, help="Time with warm caches (--no-warm: other cases run in between)."),
     keep_memory: bool = typer.Option(
         True,
-        help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.allocator); "
+        help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.engine.allocator); "
         "--no-keep-memory: glibc's default.",
     ),
 ) -> None:
     """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""
     import torch
 
-    from ..allocator import keep_freed_memory
-    from ..bench import format_table, run_pool_benchmark
+    from ..analysis.bench import format_table, run_pool_benchmark
+    from ..engine.allocator import keep_freed_memory
 
     kept = keep_memory and keep_freed_memory()
     if threads:
         torch.set_num_threads(threads)
     rows = run_pool_benchmark(repeats=repeats, quick=quick, warm=warm, progress=log.info)
-    typer.echo(f"allocator: {'freed memory kept (ldwseg.allocator)' if kept else 'glibc default'}")
+    typer.echo(f"allocator: {'freed memory kept (ldwseg.engine.allocator)' if kept else 'glibc default'}")
     typer.echo(format_table(rows))

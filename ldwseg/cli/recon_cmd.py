@@ -10,8 +10,8 @@ from typing import Optional
 import typer
 
 from ..errors import ConfigError
-from ..imageio import DEFAULT_MAX_PIXELS
-from ..tiling import DEFAULT_TILE
+from ..inference.tiling import DEFAULT_TILE
+from ..io import DEFAULT_MAX_PIXELS
 from .app import app, check_device, check_output, progress, user_errors
 
 
@@ -83,8 +83,8 @@ def filters(
     out: Optional[Path] = typer.Option(None, help="PNG of taps and frequency responses [default: <ckpt>_filters.png]."),
 ) -> None:
     """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error."""
-    from ..filters import format_reports, model_from_checkpoint, pool_reports
-    from ..viz import plot_filters
+    from ..analysis.filter_report import format_reports, model_from_checkpoint, pool_reports
+    from ..analysis.plots import plot_filters
 
     if out is not None:
         check_output(out, folder=False)

@@ -8,8 +8,8 @@ from typing import Optional
 
 import typer
 
-from ..imageio import DEFAULT_MAX_PIXELS
-from ..tiling import DEFAULT_TILE
+from ..inference.tiling import DEFAULT_TILE
+from ..io import DEFAULT_MAX_PIXELS
 from .app import app, check_device, check_output, new_output, progress, user_errors
 
 

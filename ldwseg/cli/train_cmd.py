@@ -12,7 +12,8 @@ from .app import app, check_output, new_output, progress, user_errors
 
 def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
     """Defaults < task defaults < ``--config`` file < flags < ``--set`` overrides."""
-    from ..config import apply_overrides, load_config
+    from ..config import apply_overrides
+    from ..tasks import load_config
 
     cfg = load_config(config, {k: v for k, v in flags.items() if v is not None}, validate=False)
     return apply_overrides(cfg, overrides)
@@ -24,7 +25,7 @@ def default_out(cfg) -> Path:
 
 def check_machine(cfg) -> None:
     """Refuse a device or precision this machine lacks before any data is read or file written."""
-    from ..distributed import resolve_device
+    from ..engine.distributed import resolve_device
     from ..errors import ConfigError
 
     device = resolve_device(cfg.train.device)
@@ -59,8 +60,9 @@ def train(
     overrides: list[str] = typer.Option([], "--set", help="Any config field: --set model.base_width=32 (repeatable)."),
 ) -> None:
     """Train a UNet (max-pool or LDW) for segmentation, or as an autoencoder (--task recon)."""
-    from ..allocator import keep_freed_memory
-    from ..training import fit
+    from ..engine.allocator import keep_freed_memory
+    from ..tasks import get_task
+    from ..tasks import train as train_run
 
     keep_freed_memory()
 
@@ -76,8 +78,8 @@ def train(
     check_output(out, folder=True)
     check_machine(cfg)
     with new_output(out):
-        result = fit(cfg, out, resume=resume, progress=progress)
-    label = {"miou": "mIoU", "psnr": "PSNR (dB)"}[result.score_name]
+        result = train_run(cfg, out, resume=resume, progress=progress)
+    label = get_task(cfg.train.task).label
     skipped = f"; skipped {result.skipped} bad samples (listed in the log)" if result.skipped else ""
     typer.echo(
         f"best val {label} {result.best_score:.4f} (epoch {result.best_epoch + 1}); "
@@ -118,8 +120,9 @@ def sweep(
     overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
 ) -> None:
     """The trade-off map: one short run per constraint weight, task metric vs invertibility."""
-    from ..allocator import keep_freed_memory
-    from ..sweep import run_sweep
+    from ..analysis.sweep import run_sweep
+    from ..engine.allocator import keep_freed_memory
+    from ..tasks import get_task
 
     keep_freed_memory()
 
@@ -129,7 +132,7 @@ def sweep(
     check_machine(cfg)
     with new_output(out):
         rows = run_sweep(cfg, out, weights=weights, constraints=constraint, progress=progress)
-    score = "miou" if cfg.train.task == "seg" else "psnr"
+    score = get_task(cfg.train.task).score
     typer.echo(f"{'constraint':12s} {'lambda':>8s} {score:>8s} {'pool PSNR':>10s} {'c. loss':>10s} {'PR error':>9s}")
     for r in rows:
         typer.echo(
@@ -152,8 +155,9 @@ def ablate(
     overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
 ) -> None:
     """Reproduce the paper's ablation tables 3 and 6 on the given data."""
-    from ..allocator import keep_freed_memory
-    from ..sweep import run_ablation
+    from ..analysis.sweep import run_ablation
+    from ..engine.allocator import keep_freed_memory
+    from ..tasks import get_task
 
     keep_freed_memory()
 
@@ -162,7 +166,7 @@ def ablate(
     check_machine(cfg)
     with new_output(out):
         rows = run_ablation(cfg, out / table, table=table, progress=progress)
-    score = "miou" if cfg.train.task == "seg" else "psnr"
+    score = get_task(cfg.train.task).score
     for r in rows:
         typer.echo(f"{r['setting']:28s} {score} {r[score]:.4f}  PR error {r['pr_error']:.3g}")
     typer.echo(f"wrote {out / table / (table + '.csv')}")

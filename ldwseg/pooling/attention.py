@@ -43,7 +43,7 @@ class EnergyAttention(nn.Module):
         )
         self.fixed_gates: Tensor | None = None
         """Gates ``(N, C)`` to use instead of computing them from the input (tiled inference
-        sets the whole image's gates here, see :func:`~ldwseg.tiling.apply_tiled`)."""
+        sets the whole image's gates here, see :func:`~ldwseg.inference.tiling.apply_tiled`)."""
 
     def energy_density(self, x: Tensor) -> Tensor:
         """The summands of Eq. 16, ``X_c(x, y)^2`` after normalisation, shape ``(N, C, H, W)``."""

@@ -22,10 +22,10 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..datasets import build_dataset, default_data_dir, read_image
+from ..datasets.base import MIN_SIDE, list_paths, map_threads
+from ..datasets.reading import IMAGE_SUFFIXES
 from ..errors import DataError
-from ..seg.data import build_dataset, default_data_dir, read_image
-from ..seg.data.base import MIN_SIDE, list_paths, map_threads
-from ..seg.data.reading import IMAGE_SUFFIXES
 
 __all__ = ["IMAGE_SUFFIXES", "ImageCrops", "check_images", "recon_files", "ensure_photos"]
 

@@ -9,10 +9,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..distributed import resolve_device
-from ..imageio import DEFAULT_MAX_PIXELS
-from ..runs import load_run_model
-from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE
+from ..engine.checkpoints import load_run_model
+from ..engine.distributed import resolve_device
+from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE
+from ..io import DEFAULT_MAX_PIXELS
 from .roundtrip import reconstruct_file
 
 __all__ = ["autoencoder_fn", "reconstruct_image"]

@@ -3,7 +3,7 @@
 :func:`wavelet_round_trip` is the pure transform (a multi-level 2-D DWT and its inverse
 built from one :class:`~ldwseg.LDWPool2d`); :func:`reconstruct_file` runs it, or a
 trained model, on an image file and writes the result in the input's pixel format.
-Large images are processed in tiles (:mod:`ldwseg.tiling`), so memory grows with the
+Large images are processed in tiles (:mod:`ldwseg.inference.tiling`), so memory grows with the
 image's pixels (about 35 bytes per RGB pixel) but not with the model's activations.
 """
 
@@ -19,10 +19,10 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DataError
-from ..imageio import DEFAULT_MAX_PIXELS, load_image, output_format, save_image_stored
+from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
+from ..io import DEFAULT_MAX_PIXELS, load_image, output_format, save_image_stored
 from ..pooling import initial_filters, ldw_analysis, ldw_synthesis, pr_error
 from ..pooling.filters import WaveletSpec
-from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
 from .quality import psnr, ssim
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_WAVELET", "max_levels", "reconstruct_file", "wavelet_round_trip"]
@@ -189,15 +189,15 @@ def reconstruct_file(
 ) -> dict[str, Any]:
     """Reconstruct an image file and write the result in the input's pixel format.
 
-    The image is read with :func:`~ldwseg.imageio.load_image` (gray runs with ``C = 1``,
+    The image is read with :func:`~ldwseg.io.load_image` (gray runs with ``C = 1``,
     RGBA with ``C = 4``, alpha reconstructed too), passed through ``model_fn`` or else
     :func:`wavelet_round_trip` (in float64, kept as float32: its only error is the final
-    quantisation), and written with :func:`~ldwseg.imageio.save_image`. PSNR and
+    quantisation), and written with :func:`~ldwseg.io.save_image`. PSNR and
     SSIM compare the input with what was written, after quantisation to the output bit
     depth (on the stored integers, a strip at a time: see :mod:`ldwseg.recon.quality`).
 
     An image with a side longer than ``tile`` is processed in windows of at most
-    ``tile x tile`` pixels (:func:`~ldwseg.tiling.apply_tiled`): ``model_fn`` sees one
+    ``tile x tile`` pixels (:func:`~ldwseg.inference.tiling.apply_tiled`): ``model_fn`` sees one
     window at a time, with ``margin`` pixels of context on each inner side, windows
     aligned on ``multiple``. Without ``model_fn`` the windows need no margin and the
     result is that of the whole image, as the round trip is exact on each window (a
@@ -213,14 +213,14 @@ def reconstruct_file(
             of the same shape (for example a trained autoencoder); called under ``no_grad``,
             once per window (plus the gate passes of ``model``, see below).
         model: the module ``model_fn`` runs, if any: tiled, its energy attention gates
-            are then those of the whole image (see :mod:`ldwseg.tiling`).
-        progress: shows the model runs of a tiled image (see :func:`~ldwseg.tiling.apply_tiled`).
+            are then those of the whole image (see :mod:`ldwseg.inference.tiling`).
+        progress: shows the model runs of a tiled image (see :func:`~ldwseg.inference.tiling.apply_tiled`).
         tile: the longest window side in pixels; 0 processes the whole image at once.
         margin: context around each window's interior for ``model_fn`` (cover the
             model's receptive field for a result equal to the whole image's).
         multiple: the alignment of the windows for ``model_fn`` (``2**depth`` of a UNet).
         max_pixels: the largest image accepted, checked before decoding
-            (:data:`~ldwseg.imageio.DEFAULT_MAX_PIXELS`).
+            (:data:`~ldwseg.io.DEFAULT_MAX_PIXELS`).
 
     Returns:
         ``{"psnr": float (inf when exact), "ssim": float, "output": str, "levels": int or

@@ -15,18 +15,29 @@ import torch.distributed as dist
 from torch import nn
 
 from ..config import Config
+from ..engine.epoch import autocast
+from ..engine.task import TaskData
 from ..errors import ConfigError
-from ..seg.engine import autocast
-from ..tasks import TaskData
 from .data import ImageCrops, recon_files
 
 __all__ = ["ReconstructionTask"]
 
 
-
 class ReconstructionTask:
     name = "recon"
+    label = "PSNR (dB)"
     score = "psnr"
+    defaults = {
+        "train.task": "recon",
+        "data.dataset": "photos",
+        "data.crop_size": 64,
+        "model.skip": False,
+        "model.up": "ldw-detail",
+        "train.loss": "l1",
+        "train.epochs": 80,
+        "train.batch_size": 16,
+        "optim.step_size": 35,  # lr x0.1 at epochs 35 and 70 (measured: +1.8 dB over one drop at 60)
+    }
 
     def data(self, cfg: Config) -> TaskData:
         d = cfg.data

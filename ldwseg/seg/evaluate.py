@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..distributed import resolve_device
+from ..datasets import build_dataset, eval_transform, pad_collate
+from ..engine.checkpoints import load_run_model
+from ..engine.distributed import resolve_device
+from ..engine.epoch import autocast
 from ..errors import CheckpointError
-from ..runs import load_run_model
-from .data import build_dataset, eval_transform, pad_collate
-from .engine import evaluate
 from .metrics import SegmentationMetrics
 
-__all__ = ["evaluate_checkpoint"]
+__all__ = ["evaluate", "evaluate_checkpoint"]
 
 
 def evaluate_checkpoint(
@@ -64,3 +67,27 @@ def evaluate_checkpoint(
         "pixel_acc": result["pixel_acc"],
         "class_names": list(data.info.class_names),
     }
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    loader: Iterable[tuple[Tensor, Tensor]],
+    metrics: SegmentationMetrics,
+    *,
+    device: torch.device,
+    amp: str = "off",
+    channels_last: bool = False,
+    progress: Callable[[Iterable], Iterable] | None = None,
+) -> dict:
+    """mIoU, per-class IoU and pixel accuracy over ``loader`` at the images' own size."""
+    model.eval()
+    metrics.reset()
+    for images, masks in progress(loader) if progress is not None else loader:
+        images = images.to(device, non_blocking=True)
+        if channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with autocast(device, amp):
+            logits = model(images)
+        metrics.update(logits.float(), masks.to(device))
+    return metrics.compute()

@@ -1,7 +1,7 @@
 """Predict segmentation masks for image files: palette-coded masks and overlays.
 
 Images larger than a tile run through the model in overlapping windows
-(:func:`~ldwseg.tiling.apply_tiled`), each reduced to ``uint8`` class labels at once, so
+(:func:`~ldwseg.inference.tiling.apply_tiled`), each reduced to ``uint8`` class labels at once, so
 the per-class logits of a whole large image never exist; images above the pixel limit
 are refused before they are decoded, and outputs are written atomically.
 """
@@ -17,12 +17,12 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from ..distributed import resolve_device
+from ..datasets import colorize, eval_transform, overlay
+from ..engine.checkpoints import load_run_model, stored_palette
+from ..engine.distributed import resolve_device
 from ..errors import DataError
-from ..imageio import DEFAULT_MAX_PIXELS, LoadedImage, load_image, write_atomic
-from ..runs import load_run_model, stored_palette
-from ..tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
-from .data import colorize, eval_transform, overlay
+from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
+from ..io import DEFAULT_MAX_PIXELS, LoadedImage, load_image, write_atomic
 
 __all__ = ["predict_images", "window_labels"]
 
@@ -57,7 +57,7 @@ def window_labels(model: nn.Module, device: torch.device) -> Callable[[Tensor], 
 
 
 def _overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """:func:`~ldwseg.seg.data.overlay` a block of rows at a time (it blends in float32)."""
+    """:func:`~ldwseg.datasets.overlay` a block of rows at a time (it blends in float32)."""
     blended = np.empty_like(rgb)
     for row in range(0, rgb.shape[0], _BLOCK_ROWS):
         rows = slice(row, row + _BLOCK_ROWS)
@@ -98,7 +98,7 @@ def predict_images(
 
     Args:
         checkpoint: a segmentation checkpoint.
-        images: image files (gray, RGB, RGBA, 8 or 16 bit; see :func:`~ldwseg.imageio.load_image`).
+        images: image files (gray, RGB, RGBA, 8 or 16 bit; see :func:`~ldwseg.io.load_image`).
         out_dir: the output folder, created if missing.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         with_overlay: also write the colour overlays.
@@ -106,11 +106,11 @@ def predict_images(
             ``tile x tile`` pixels, aligned on the model's ``2**depth``; 0 runs every image
             whole. The model's energy attention gates are those of the whole image
             (one extra pass over the windows per attention module, see
-            :mod:`ldwseg.tiling`).
+            :mod:`ldwseg.inference.tiling`).
         margin: context kept around each window's interior, in pixels.
         max_pixels: images with more pixels are refused before decoding
-            (:data:`~ldwseg.imageio.DEFAULT_MAX_PIXELS`).
-        progress: shows the model runs of a tiled image (see :func:`~ldwseg.tiling.apply_tiled`).
+            (:data:`~ldwseg.io.DEFAULT_MAX_PIXELS`).
+        progress: shows the model runs of a tiled image (see :func:`~ldwseg.inference.tiling.apply_tiled`).
 
     Returns:
         The files written.

@@ -6,9 +6,10 @@ from dataclasses import asdict
 from typing import Any
 
 from ..config import Config
-from ..tasks import TaskData
-from .data import build_dataset, dataset_info, eval_transform, pad_collate, train_transform
-from .engine import evaluate, segmentation_criterion
+from ..datasets import build_dataset, dataset_info, eval_transform, pad_collate, train_transform
+from ..engine.task import TaskData
+from .evaluate import evaluate
+from .loss import segmentation_criterion
 from .metrics import SegmentationMetrics
 
 __all__ = ["SegmentationTask"]
@@ -23,7 +24,9 @@ def _record(info: Any) -> dict[str, Any]:
 
 class SegmentationTask:
     name = "seg"
+    label = "mIoU"
     score = "miou"
+    defaults: dict = {}  # the config defaults are the segmentation run's
 
     def data(self, cfg: Config) -> TaskData:
         d = cfg.data

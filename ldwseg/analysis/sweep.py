@@ -24,12 +24,11 @@ from typing import Any
 
 import torch
 
-from .config import Config, apply_overrides
-from .errors import ConfigError
-from .pooling import LDWPool2d, ldw_analysis, ldw_synthesis
-from .runs import load_run_model
-from .tasks import get_task
-from .training import fit
+from ..config import Config, apply_overrides
+from ..engine.checkpoints import load_run_model
+from ..errors import ConfigError
+from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
+from ..tasks import get_task, train
 
 __all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation"]
 
@@ -107,7 +106,7 @@ def run_sweep(
     progress: Callable | None = None,
 ) -> list[dict[str, Any]]:
     """Train one run per ``(constraint, weight)`` and return (and write) the table."""
-    from .viz import plot_sweep, write_csv
+    from .plots import plot_sweep, write_csv
 
     out = Path(out)
     score = get_task(cfg.train.task).score
@@ -125,7 +124,7 @@ def run_sweep(
     for constraint, weight, run_cfg in runs:
         run_out = out / f"{constraint}_w{weight:g}"
         log.info("sweep: constraint=%s wavelet_weight=%g -> %s", constraint, weight, run_out)
-        fit(run_cfg, run_out, progress=progress)
+        train(run_cfg, run_out, progress=progress)
         rows.append(_run_record(run_cfg, run_out, score))
         write_csv(rows, out / "sweep.csv")
     label = {"miou": "val mIoU", "psnr": "autoencoder PSNR (dB)"}[score]
@@ -137,7 +136,7 @@ def run_ablation(
     cfg: Config, out: str | Path, *, table: str, progress: Callable | None = None
 ) -> list[dict[str, Any]]:
     """The paper's ablation ``table`` ("table3" or "table6") as runs of ``cfg``."""
-    from .viz import write_csv
+    from .plots import write_csv
 
     if table not in ABLATIONS:
         raise ConfigError(f"unknown ablation table {table!r}; choose {', '.join(ABLATIONS)}")
@@ -152,7 +151,7 @@ def run_ablation(
     rows = []
     for label, run_cfg in runs:
         run_out = out / label.replace(" ", "_").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
-        fit(run_cfg, run_out, progress=progress)
+        train(run_cfg, run_out, progress=progress)
         rows.append({"setting": label, **_run_record(run_cfg, run_out, score)})
         write_csv(rows, out / f"{table}.csv")
     return rows

@@ -15,7 +15,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from torch import Tensor
 
-from ...errors import DataError
+from ..errors import DataError
 from .palette import IGNORE_INDEX
 
 __all__ = [
@@ -56,7 +56,7 @@ class SegTransform:
             self.pipeline.set_random_seed(worker.seed % 2**32)
 
     def reseed(self, seed: int) -> None:
-        """Seed the draws of the following calls (per sample; see :class:`ldwseg.sampling.SeededSamples`)."""
+        """Seed the draws of the following calls (per sample; see :class:`ldwseg.engine.sampling.SeededSamples`)."""
         worker = torch.utils.data.get_worker_info()
         self._worker_seed = None if worker is None else worker.seed
         self.pipeline.set_random_seed(seed % 2**32)

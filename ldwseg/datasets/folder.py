@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...errors import DataError
+from ..errors import DataError
 from .listing import index_by_stem
 from .reading import IMAGE_SUFFIXES
 

@@ -7,7 +7,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ...errors import DataError
+from ..errors import DataError
 from .listing import index_by_stem, read_id_list
 
 __all__ = ["VOC2012_MD5", "VOC2012_URLS", "download_voc2012", "find_voc2012", "voc12_files"]

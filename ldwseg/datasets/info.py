@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...errors import DataError
+from ..errors import DataError
 from .palette import IGNORE_INDEX, voc_palette
 
 __all__ = [
@@ -40,7 +40,7 @@ CAMVID_PALETTE = np.array(
     dtype=np.uint8,
 )  # fmt: skip
 
-# The generated data set of :mod:`ldwseg.seg.data.synthetic`; label i is drawn as shape i.
+# The generated data set of :mod:`ldwseg.datasets.synthetic`; label i is drawn as shape i.
 SYNTHETIC_CLASSES = ("background", "disk", "rectangle", "triangle", "ring", "curve")
 
 

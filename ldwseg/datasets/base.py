@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 from torch.utils.data import Dataset
 
-from ...errors import DataError
+from ..errors import DataError
 from .info import DatasetInfo
 from .reading import SampleError, read_image, read_mask
 
@@ -59,7 +59,7 @@ class SegmentationDataset(Dataset):
 
     Without a transform an item is an RGB ``uint8`` ``(H, W, 3)`` array and an ``int64``
     ``(H, W)`` array with labels in ``[0, K)`` and 255 = ignore. With a transform (see
-    :mod:`ldwseg.seg.data.transforms`) it is whatever the transform returns, normally a float32
+    :mod:`ldwseg.datasets.transforms`) it is whatever the transform returns, normally a float32
     ``(3, H, W)`` tensor and an int64 ``(H, W)`` tensor.
 
     Every pair is read once when the data set is made (``check=True``, the default): a

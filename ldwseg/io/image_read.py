@@ -1,4 +1,4 @@
-"""Reading image files as floats in [0, 1], keeping channels, bit depth and size (see :mod:`ldwseg.imageio`)."""
+"""Reading image files as floats in [0, 1], keeping channels, bit depth and size (see :mod:`ldwseg.io`)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ...errors import DataError
+from ..errors import DataError
 from .base import PairTransform, SegmentationDataset
 from .camvid import CAMVID_VOID, camvid_files
 from .folder import folder_files
@@ -73,9 +73,13 @@ def _entry(name: str) -> _Entry:
 
 
 def default_data_dir() -> Path:
-    """``$LDWSEG_DATA`` when set, else ``data/`` at the repository root."""
+    """``$LDWSEG_DATA`` when set, else ``data/`` under the working directory.
+
+    Never a path inside the installed package: after a ``pip install`` that would be
+    ``site-packages``, which is neither the user's nor writable in general.
+    """
     env = os.environ.get(DATA_ENV)
-    return Path(env).expanduser() if env else Path(__file__).resolve().parents[3] / "data"
+    return Path(env).expanduser() if env else Path.cwd() / "data"
 
 
 def dataset_info(name: str, num_classes: int | None = None) -> DatasetInfo:

@@ -36,7 +36,7 @@ import safetensors.torch
 import torch
 from torch import Tensor, nn
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 __all__ = [
     "LoadedWeights",

@@ -4,7 +4,7 @@ matplotlib is imported inside the functions, so ``import ldwseg`` does not load 
 figures are drawn on an Agg canvas made for each of them, without pyplot: no global
 backend or figure registry is touched, which keeps the functions safe in headless
 scripts, tests and notebooks alike. Every file is written atomically (temporary file,
-then rename) with :func:`ldwseg.checkpoint.atomic_write`.
+then rename) with :func:`ldwseg.io.weights.atomic_write`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .checkpoint import atomic_write
-from .filters import PoolReport, frequency_response
+from ..io.weights import atomic_write
+from .filter_report import PoolReport, frequency_response
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -104,7 +104,7 @@ def plot_filters(reports: Sequence[PoolReport], path: str | os.PathLike, *, n: i
     give the constraint, ``K``, the PR error and the constraint loss.
 
     Args:
-        reports: from :func:`ldwseg.filters.pool_reports`.
+        reports: from :func:`ldwseg.analysis.filter_report.pool_reports`.
         path: the PNG to create or replace (atomically).
         n: frequencies of the responses over ``[0, pi]``.
 

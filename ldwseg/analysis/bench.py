@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .pooling import LDWPool2d, LDWUnpool2d
+from ..pooling import LDWPool2d, LDWUnpool2d
 
 __all__ = ["SHAPES", "BenchRow", "run_pool_benchmark", "format_table"]
 

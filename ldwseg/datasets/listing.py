@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from ...errors import DataError
+from ..errors import DataError
 
 __all__ = ["index_by_stem", "read_id_list"]
 

@@ -1,6 +1,6 @@
 """The training loop of both tasks: ``get_loaders``, ``build_model``, ``fit``.
 
-The task (``cfg.train.task``: segmentation or reconstruction, see :mod:`ldwseg.tasks`)
+The task (``cfg.train.task``: segmentation or reconstruction, see :mod:`ldwseg.engine.task`)
 supplies the data, the loss and the validation score. Works in one process or under ``torchrun --nproc_per_node N -m ldwseg train ...``
 (gloo on CPU, nccl on CUDA): each rank trains on its shard, metrics are reduced across
 ranks, and only rank 0 writes checkpoints, logs and the resolved config.
@@ -10,8 +10,8 @@ A run can stop anywhere and go on with ``resume=True`` exactly as if it had not 
 every epoch end, every ``train.checkpoint_every`` steps and every
 ``train.checkpoint_minutes``; SIGINT (Ctrl-C) and SIGTERM save it after the current step
 and raise :class:`~ldwseg.errors.Interrupted`. A NaN/Inf loss raises
-:class:`~ldwseg.seg.engine.NonFiniteLossError` and leaves the last good checkpoint as it
-was. One run at a time may use an output folder (:class:`~ldwseg.runlock.RunLock`).
+:class:`~ldwseg.engine.epoch.NonFiniteLossError` and leaves the last good checkpoint as it
+was. One run at a time may use an output folder (:class:`~ldwseg.engine.runlock.RunLock`).
 """
 
 from __future__ import annotations
@@ -28,17 +28,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from .config import Config
+from ..config import Config
+from ..errors import ConfigError, Interrupted
+from ..models import UNet, build_unet
+from .checkpoints import ResumePoint, restore_resume_state, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo, barrier, cleanup_distributed, init_distributed
-from .errors import ConfigError, Interrupted
+from .epoch import NonFiniteLossError, train_one_epoch
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
 from .logs import MetricLog
-from .models import UNet, build_unet
 from .runlock import RunLock
-from .runs import ResumePoint, restore_resume_state, save_resume_state, save_run_checkpoint
 from .sampling import EpochShardSampler, SeededSamples, seed_everything, worker_init
-from .seg.engine import NonFiniteLossError, train_one_epoch
-from .tasks import TaskData, get_task
+from .task import Task, TaskData
 
 __all__ = ["FitResult", "get_loaders", "build_model", "fit"]
 
@@ -63,7 +63,7 @@ class FitResult:
 def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataLoader, DataLoader, EpochShardSampler]:
     """Loaders whose batches depend only on ``(seed, epoch)``; validation is sharded, not padded.
 
-    The training set is wrapped in :class:`~ldwseg.sampling.SeededSamples`: call
+    The training set is wrapped in :class:`~ldwseg.engine.sampling.SeededSamples`: call
     ``train_loader.dataset.set_epoch(epoch)`` with ``sampler.set_epoch(epoch)``.
     """
     t, train, val = cfg.train, data.train, data.val
@@ -95,13 +95,15 @@ def _scaler(amp: str, device: torch.device) -> torch.amp.GradScaler | None:
     return torch.amp.GradScaler("cuda")
 
 
-def fit(cfg: Config, out: str | Path, *, resume: bool = False, progress: Progress | None = None) -> FitResult:
-    """Train ``cfg`` and write checkpoints, logs and the resolved config into ``out``."""
+def fit(
+    task: Task, cfg: Config, out: str | Path, *, resume: bool = False, progress: Progress | None = None
+) -> FitResult:
+    """Train ``cfg`` on ``task`` and write checkpoints, logs and the resolved config into ``out``."""
     dist_info, device = init_distributed(cfg.train.device)
     try:
         lock = RunLock(out) if dist_info.is_main else contextlib.nullcontext()
         with lock, StopRequests() as stop:
-            return _fit(cfg, Path(out), dist_info, device, resume=resume, progress=progress, stop=stop)
+            return _fit(task, cfg, Path(out), dist_info, device, resume=resume, progress=progress, stop=stop)
     finally:
         cleanup_distributed()
 
@@ -145,6 +147,7 @@ def _resume_hint(out: Path) -> str:
 
 
 def _fit(
+    task: Task,
     cfg: Config,
     out: Path,
     dist_info: DistInfo,
@@ -159,7 +162,6 @@ def _fit(
     seed_everything(t.seed)
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    task = get_task(t.task)
     if not dist_info.is_main:
         barrier(dist_info)  # rank 0 first: it may generate or download the data
     data = task.data(cfg)

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
-from .checkpoint import (
+from .. import __version__
+from ..config import Config
+from ..errors import CheckpointError
+from ..io.weights import (
     capture_rng_state,
     load_training_state,
     load_weights,
@@ -30,9 +32,7 @@ from .checkpoint import (
     save_training_state,
     save_weights,
 )
-from .config import Config
-from .errors import CheckpointError
-from .models import UNet, build_unet
+from ..models import UNet, build_unet
 
 __all__ = [
     "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "restore_resume_state", "load_run_model",

@@ -3,7 +3,7 @@
 :func:`model_from_checkpoint` rebuilds the UNet of a segmentation or reconstruction
 checkpoint, :func:`pool_reports` reads every :class:`~ldwseg.LDWPool2d` of a model into
 plain numbers and arrays, :func:`format_reports` prints them as a table and
-:func:`frequency_response` gives the magnitude responses that :mod:`ldwseg.viz` plots.
+:func:`frequency_response` gives the magnitude responses that :mod:`ldwseg.analysis.plots` plots.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .models import UNet
-from .pooling import LDWPool2d
-from .runs import load_run_model
+from ..engine.checkpoints import load_run_model
+from ..models import UNet
+from ..pooling import LDWPool2d
 
 __all__ = ["PoolReport", "format_reports", "frequency_response", "model_from_checkpoint", "pool_reports"]
 

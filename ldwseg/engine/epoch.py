@@ -1,4 +1,4 @@
-"""One training epoch and one evaluation pass for segmentation."""
+"""One training epoch of any task: forward, task loss + constraint loss, backward, step."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from collections.abc import Callable, Iterable
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import LDWSegError
 from ..pooling import wavelet_loss
-from .metrics import SegmentationMetrics
 
-__all__ = ["NonFiniteLossError", "autocast", "segmentation_criterion", "train_one_epoch", "evaluate"]
+__all__ = ["NonFiniteLossError", "autocast", "train_one_epoch"]
 
 
 class NonFiniteLossError(LDWSegError):
@@ -31,27 +29,6 @@ def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManage
     if amp == "off":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
-
-
-def segmentation_criterion(name: str, *, ignore_index: int = 255) -> Callable[[Tensor, Tensor], Tensor]:
-    """Cross-entropy ignoring ``ignore_index``, optionally plus smp's multiclass Dice loss.
-
-    The cross-entropy is the mean over the labelled pixels, and 0 (not NaN) for a batch
-    whose pixels are all ignored, e.g. crops that fall entirely on VOC's void borders.
-    """
-
-    def ce(logits: Tensor, target: Tensor) -> Tensor:
-        total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
-        return total / (target != ignore_index).sum().clamp_min(1)
-
-    if name == "ce":
-        return ce
-    if name == "ce+dice":
-        from segmentation_models_pytorch.losses import DiceLoss
-
-        dice = DiceLoss(mode="multiclass", ignore_index=ignore_index)
-        return lambda logits, target: ce(logits, target) + dice(logits, target)
-    raise ValueError(f"unknown segmentation loss {name!r}; choose ce or ce+dice")
 
 
 def _mean_across_ranks(values: dict[str, float], count: int, device: torch.device) -> dict[str, float]:
@@ -129,27 +106,3 @@ def train_one_epoch(
         if after_step is not None:
             after_step(steps, sums)
     return _mean_across_ranks(sums, steps, device)
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    loader: Iterable[tuple[Tensor, Tensor]],
-    metrics: SegmentationMetrics,
-    *,
-    device: torch.device,
-    amp: str = "off",
-    channels_last: bool = False,
-    progress: Callable[[Iterable], Iterable] | None = None,
-) -> dict:
-    """mIoU, per-class IoU and pixel accuracy over ``loader`` at the images' own size."""
-    model.eval()
-    metrics.reset()
-    for images, masks in progress(loader) if progress is not None else loader:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            logits = model(images)
-        metrics.update(logits.float(), masks.to(device))
-    return metrics.compute()

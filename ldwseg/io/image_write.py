@@ -1,4 +1,4 @@
-"""Writing images back losslessly in the input's pixel format, atomically (see :mod:`ldwseg.imageio`)."""
+"""Writing images back losslessly in the input's pixel format, atomically (see :mod:`ldwseg.io`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from .reading import _BLOCK_ROWS, LoadedImage, _scaled, load_image
+from .image_read import _BLOCK_ROWS, LoadedImage, _scaled, load_image
 
 __all__ = ["SAVE_FORMATS", "output_format", "save_image", "save_image_stored", "write_atomic"]
 

@@ -1,6 +1,6 @@
 """Image files for reconstruction: read any common image as floats, write it back losslessly.
 
-Unlike :func:`ldwseg.seg.data.reading.read_image`, which turns every file into 8-bit RGB
+Unlike :func:`ldwseg.datasets.reading.read_image`, which turns every file into 8-bit RGB
 for segmentation, this module keeps what a reconstruction must reproduce: the channels
 (gray, gray + alpha, RGB, RGBA), the bit depth (8 or 16) and the size.
 
@@ -31,8 +31,8 @@ rather than silently truncated; floating-point TIFFs are refused too. Multi-fram
 copied to the output.
 """
 
-from .reading import DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from .writing import SAVE_FORMATS, output_format, save_image, save_image_stored, write_atomic
+from .image_read import DEFAULT_MAX_PIXELS, LoadedImage, load_image
+from .image_write import SAVE_FORMATS, output_format, save_image, save_image_stored, write_atomic
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

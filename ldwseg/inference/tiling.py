@@ -31,8 +31,8 @@ from contextlib import contextmanager
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError
-from .pooling import EnergyAttention
+from ..errors import ConfigError
+from ..pooling import EnergyAttention
 
 __all__ = ["DEFAULT_MARGIN", "DEFAULT_TILE", "apply_tiled", "check_tiling", "tile_spans"]
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "barrier"]
 

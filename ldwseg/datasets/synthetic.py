@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ...errors import DataError
+from ..errors import DataError
 from .info import synthetic_info
 from .palette import IGNORE_INDEX, colorize
 from .shapes import TEXTURES, background, curve_mask, hsv_color, shape_mask, texture

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ...errors import DataError
+from ..errors import DataError
 
 __all__ = ["IMAGE_SUFFIXES", "SampleError", "read_image", "read_mask"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ...errors import DataError
+from ..errors import DataError
 
 __all__ = ["IGNORE_COLOR", "IGNORE_INDEX", "colorize", "overlay", "voc_palette"]
 
