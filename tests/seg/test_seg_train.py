@@ -23,7 +23,7 @@ TINY = [
 ]  # fmt: skip
 
 
-pytestmark = pytest.mark.usefixtures("private_data")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 
 
 def train(out: Path, *args: str) -> str:

@@ -27,7 +27,7 @@ from ldwseg.engine.runlock import RunLock
 from ldwseg.io.weights import load_training_state, read_metadata
 from ldwseg.tasks import get_task, load_config
 
-pytestmark = pytest.mark.usefixtures("private_data")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 
 runner = CliRunner()
 # 48 synthetic training images, batch 4: 12 steps per epoch; a checkpoint every 3 steps

@@ -20,7 +20,7 @@ TINY = [
 ]  # fmt: skip
 
 
-pytestmark = pytest.mark.usefixtures("private_data")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 
 
 def invoke(*args: str) -> str:

@@ -3,11 +3,14 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 from ldwseg import __version__
 from ldwseg.analysis.bench import format_table, run_pool_benchmark
 from ldwseg.cli import app
+
+pytestmark = pytest.mark.slow  # end-to-end: runs the CLI or whole trainings
 
 runner = CliRunner()
 

@@ -27,7 +27,7 @@ from ldwseg.engine.checkpoints import load_run_model
 from ldwseg.errors import CheckpointError, ConfigError
 from ldwseg.io.weights import load_training_state, load_weights, read_metadata
 
-pytestmark = pytest.mark.usefixtures("private_data")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 
 runner = CliRunner()
 TINY = ["--epochs", "1", "--device", "cpu", "--set", "model.base_width=4", "--set", "model.depth=2", "--set",

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bad_files import make_bad
 from PIL import Image
 from skimage import data
-from test_imageio import make_bad
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from ldwseg import LDWPool2d, LDWUnpool2d

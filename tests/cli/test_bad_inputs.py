@@ -28,7 +28,7 @@ from ldwseg.errors import DataError, Interrupted
 from ldwseg.models import build_unet
 from ldwseg.tasks import load_config
 
-pytestmark = pytest.mark.usefixtures("private_data")
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 
 runner = CliRunner()
 SMALL = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "data.crop_size=32",

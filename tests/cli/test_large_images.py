@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from bad_files import png_bytes
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from test_imageio import png_bytes
 from torch import nn
 from typer.testing import CliRunner
 
@@ -31,7 +31,7 @@ runner = CliRunner()
 HUGE = 12000
 PALETTE = [[0, 0, 0], [200, 30, 30], [30, 200, 30]]
 # Pillow's warning would be printed for every accepted image above ~89 M px: make it fail the test instead.
-pytestmark = pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")]
 
 
 def invoke(*args: str, code: int = 0) -> str:
