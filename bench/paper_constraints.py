@@ -3,9 +3,10 @@
 For each K, minimise L_wavelet alone with Adam from orthonormal initial filters (and
 from random restarts), then report the minimum reached and the perfect-reconstruction
 error of the minimiser. Also evaluates the paper's Haar example and the authors' K=5
-filter. Usage: ``python bench/paper_constraints.py``.
+filter. Usage: ``python bench/paper_constraints.py [--steps 4000]``.
 """
 
+import argparse
 import math
 
 import pywt
@@ -13,14 +14,14 @@ import torch
 
 from ldwseg.pooling import paper_terms, pr_error
 
-STEPS = 4000
+STEPS = 4000  # Adam steps per minimisation; the losses have settled by then
 
 
-def minimise(low: torch.Tensor, high: torch.Tensor) -> tuple[float, float]:
+def minimise(low: torch.Tensor, high: torch.Tensor, steps: int = STEPS) -> tuple[float, float]:
     low, high = low.clone().requires_grad_(), high.clone().requires_grad_()
     opt = torch.optim.Adam([low, high], lr=1e-2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, STEPS)
-    for _ in range(STEPS):
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    for _ in range(steps):
         opt.zero_grad()
         loss = sum(paper_terms(low, high).values())
         loss.backward()
@@ -29,7 +30,10 @@ def minimise(low: torch.Tensor, high: torch.Tensor) -> tuple[float, float]:
     return float(sum(paper_terms(low.detach(), high.detach()).values())), pr_error(low, high)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=STEPS, help="Adam steps per minimisation.")
+    steps = parser.parse_args(argv).steps
     torch.manual_seed(0)
     half = torch.tensor([0.5, 0.5], dtype=torch.float64)
     terms = paper_terms(half, torch.tensor([0.5, -0.5], dtype=torch.float64))
@@ -43,9 +47,9 @@ def main() -> None:
         w = pywt.Wavelet(name)
         lo, hi = torch.tensor(w.rec_lo, dtype=torch.float64), torch.tensor(w.rec_hi, dtype=torch.float64)
         start = float(sum(paper_terms(lo, hi).values()))
-        best = minimise(lo, hi)
+        best = minimise(lo, hi, steps)
         restarts = [minimise(torch.randn(lo.shape[0], dtype=torch.float64) / math.sqrt(lo.shape[0]),
-                             torch.randn(lo.shape[0], dtype=torch.float64) / math.sqrt(lo.shape[0]))
+                             torch.randn(lo.shape[0], dtype=torch.float64) / math.sqrt(lo.shape[0]), steps)
                     for _ in range(4)]
         lowest = min([best] + restarts)
         print(f"K={lo.shape[0]} from {name}: L_wavelet {start:.4f} -> {best[0]:.4f} (PR error {best[1]:.3f}); "

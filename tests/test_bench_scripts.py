@@ -1,0 +1,61 @@
+"""Every script in bench/ runs: its --help, and a tiny real run where one is cheap."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = sorted(BENCH.glob("*.py"))
+
+
+def run_script(script: Path, *args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(script), *args], cwd=cwd, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})},
+    )  # fmt: skip
+
+
+def test_the_bench_folder_is_covered():
+    assert {s.name for s in SCRIPTS} >= {"pool.py", "seg_compare.py", "unet_variants.py", "paper_constraints.py"}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_help(script, tmp_path):
+    result = run_script(script, "--help", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "usage" in result.stdout.lower()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_paper_constraints_prints_the_haar_example(tmp_path):
+    result = run_script(BENCH / "paper_constraints.py", "--steps", "3", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    # (1/2, 1/2) has energy 0.5 and L_wavelet 2.6716 whatever the minimiser does
+    assert "sum of squares 0.50" in result.stdout and "L_wavelet = 2.6716" in result.stdout
+    assert result.stdout.count("K=") == 4
+
+
+def test_unet_variants_table(tmp_path):
+    result = run_script(BENCH / "unet_variants.py", "--width", "4", "--size", "32", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| maxpool") or line.startswith("| ldw")]
+    assert len(rows) >= 6
+
+
+@pytest.mark.slow
+def test_seg_compare_trains_every_variant(tmp_path, data_dir):
+    result = run_script(
+        BENCH / "seg_compare.py", "--dataset", "synthetic", "--epochs", "1", "--max-steps", "1", "--width", "4",
+        "--crop", "32", "--eval-every", "1", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
+        cwd=tmp_path, env={"LDWSEG_DATA": str(data_dir)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    assert [r["model"] for r in rows] == ["maxpool/deconv UNet", "LDW-UNet (orthogonal)", "LDW-UNet efficient (sec. 3.4)"]
+    assert all(0.0 <= r["final_miou"] <= 1.0 for r in rows)
+    assert rows[1]["params"] > rows[0]["params"]  # the LDW convs see 4C channels after each pool
+    assert len({p.parent.name for p in (tmp_path / "runs").glob("*/seed0/best.safetensors")}) == 3
