@@ -57,6 +57,7 @@ def reconstruct(
     ),
 ) -> None:
     """Reconstruct an image at its own size; print PSNR and SSIM against the input."""
+    from ..inference.tiling import TileOptions
     from ..recon.reconstruct import reconstruct_image
 
     if checkpoint is not None and (levels is not None or wavelet is not None):
@@ -67,7 +68,7 @@ def reconstruct(
     if out is not None:
         check_output(out, folder=False)
     result = reconstruct_image(
-        image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device, tile=tile,
+        image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device, tiles=TileOptions(tile),
         max_pixels=max_pixels, progress=lambda runs: progress(runs, "tiles"),
     )  # fmt: skip
     if as_json:  # an exact round trip prints "psnr": Infinity, which json.loads reads as float("inf")

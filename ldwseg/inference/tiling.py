@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
 from ..errors import ConfigError
-from ..pooling import EnergyAttention
+from .gates import Span, attention_modules, whole_image_gates
 
-__all__ = ["DEFAULT_MARGIN", "DEFAULT_TILE", "apply_tiled", "check_tiling", "tile_spans"]
+__all__ = ["DEFAULT_MARGIN", "DEFAULT_TILE", "Span", "TileOptions", "apply_tiled", "check_tiling", "tile_spans"]
 
 DEFAULT_TILE = 1024
 """Default window side of ``predict`` and ``reconstruct --checkpoint``, in pixels (0 = whole image)."""
@@ -44,8 +44,25 @@ DEFAULT_MARGIN = 64
 
 log = logging.getLogger(__name__)
 
-Span = tuple[int, int, int, int]
-"""``(core_start, core_stop, window_start, window_stop)`` along one axis."""
+@dataclass(frozen=True)
+class TileOptions:
+    """How a large image is cut into windows (see :func:`apply_tiled`).
+
+    Args:
+        tile: the longest window side in pixels; 0 runs the whole image at once.
+        margin: context kept around each window's interior, in pixels; cover the model's
+            receptive field for a result equal to the whole image's.
+        multiple: the alignment of the window starts (``2**depth`` for a UNet).
+    """
+
+    tile: int = DEFAULT_TILE
+    margin: int = DEFAULT_MARGIN
+    multiple: int = 16
+
+    def check(self) -> TileOptions:
+        """These options as :func:`apply_tiled` uses them; raises :class:`ConfigError` for bad ones."""
+        check_tiling(self.tile, self.margin, self.multiple)
+        return self
 
 
 def _round_up(value: int, multiple: int) -> int:
@@ -148,13 +165,13 @@ def apply_tiled(
     height, width = x.shape[-2:]
     rows, cols = tile_spans(height, tile, margin, multiple), tile_spans(width, tile, margin, multiple)
     count = len(rows) * len(cols)
-    modules = _attention_modules(model) if count > 1 else []
+    modules = attention_modules(model) if count > 1 else []
     if count > 1:
         tile, margin = check_tiling(tile, margin, multiple)
         log.info("%dx%d image: %d windows of at most %d px (margin %d)", width, height, count, tile, margin)
     ticks = iter(progress(range(count * (1 + len(modules))))) if progress is not None and count > 1 else iter(())
     try:
-        with _whole_image_gates(modules, fn, x, rows, cols, ticks):
+        with whole_image_gates(modules, fn, x, rows, cols, ticks):
             return _run_windows(fn, x, rows, cols, ticks)
     finally:
         next(ticks, None)  # an exhausted bar closes
@@ -182,94 +199,3 @@ def _run_windows(
                 ..., core_top - top : core_bottom - top, core_left - left : core_right - left
             ]
     return out
-
-
-class _GatesFound(Exception):
-    """Ends a gate pass's forward run once the attention module of the pass has been reached."""
-
-
-def _core_at(span: Span, size: int, length: int) -> slice:
-    """The core of an axis span on a map of ``length`` pixels at a coarser resolution.
-
-    The map's scale is the power of two ``s`` with ``ceil(window / s) == length`` (the
-    smallest one: a window of one level pixel has a core of 0 or 1 pixels at any larger
-    scale too). Windows start at multiples of the scale, and a level pixel belongs to
-    the window whose core holds its first input pixel, so the cores of all windows still
-    partition the level's pixels.
-    """
-    core_start, core_stop, start, stop = span
-    if (start, stop) == (0, size):
-        return slice(0, length)
-    scale = 1
-    while -(-(stop - start) // scale) > length:
-        scale *= 2
-    return slice(-(-(core_start - start) // scale), -(-(core_stop - start) // scale))
-
-
-def _attention_modules(model: nn.Module | None) -> list[EnergyAttention]:
-    return [] if model is None else [m for m in model.modules() if isinstance(m, EnergyAttention)]
-
-
-@contextmanager
-def _whole_image_gates(
-    modules: list[EnergyAttention],
-    fn: Callable[[Tensor], Tensor],
-    x: Tensor,
-    rows: list[Span],
-    cols: list[Span],
-    ticks: Iterator[int],
-) -> Iterator[None]:
-    """Hold each of the energy attention ``modules`` at the gates of the whole image ``x``.
-
-    The gates are found without gradients, in the order the modules run, each pass with
-    the gates found before it held fixed."""
-    if not modules:
-        yield
-        return
-    try:
-        for module in modules:
-            with torch.no_grad():
-                energy = _whole_image_energy(module, fn, x, rows, cols, ticks)
-                module.fixed_gates = module.gates(energy)
-        log.info("energy attention: gates of %d modules computed over the whole image", len(modules))
-        yield
-    finally:
-        for module in modules:
-            module.fixed_gates = None
-
-
-def _whole_image_energy(
-    module: EnergyAttention,
-    fn: Callable[[Tensor], Tensor],
-    x: Tensor,
-    rows: list[Span],
-    cols: list[Span],
-    ticks: Iterator[int],
-) -> Tensor:
-    """Eq. 16 for ``module`` over the whole image: its energy density summed over the window cores."""
-    height, width = x.shape[-2:]
-    sums: list[Tensor] = []
-    pixels = 0
-    window: tuple[Span, Span] = rows[0], cols[0]
-
-    def collect(_: nn.Module, args: tuple[Tensor, ...]) -> None:
-        nonlocal pixels
-        z = module.energy_density(args[0])
-        core = z[..., _core_at(window[0], height, z.shape[-2]), _core_at(window[1], width, z.shape[-1])]
-        sums.append(core.sum((-2, -1)))
-        pixels += core.shape[-2] * core.shape[-1]
-        raise _GatesFound
-
-    handle = module.register_forward_pre_hook(collect)
-    try:
-        for window in ((row, col) for row in rows for col in cols):
-            try:
-                fn(x[..., window[0][2] : window[0][3], window[1][2] : window[1][3]])
-            except _GatesFound:
-                next(ticks, None)
-                continue
-            raise ValueError("fn ran a window without reaching an energy attention module of model; "
-                             "pass the model that fn runs")  # fmt: skip
-    finally:
-        handle.remove()
-    return module.energy_of(torch.stack(sums).sum(0), pixels)

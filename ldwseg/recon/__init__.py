@@ -1,6 +1,6 @@
-"""Image reconstruction (autoencoding) with LDW pooling: the wavelet round trip and its quality."""
+"""Image reconstruction (autoencoding) with LDW pooling: the task, image files, and their quality."""
 
 from .quality import psnr, ssim, ssim_window
-from .roundtrip import max_levels, reconstruct_file, wavelet_round_trip
+from .reconstruct import reconstruct_file, reconstruct_image
 
-__all__ = ["max_levels", "psnr", "reconstruct_file", "ssim", "ssim_window", "wavelet_round_trip"]
+__all__ = ["psnr", "reconstruct_file", "reconstruct_image", "ssim", "ssim_window"]

@@ -18,7 +18,8 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 
 from ldwseg import LDWPool2d, LDWUnpool2d
 from ldwseg.errors import ConfigError, DataError
-from ldwseg.recon import max_levels, psnr, reconstruct_file, ssim, ssim_window, wavelet_round_trip
+from ldwseg.pooling.multilevel import max_levels, wavelet_round_trip
+from ldwseg.recon import psnr, reconstruct_file, ssim, ssim_window
 
 LOSSY = ([0.75, 0.625], [0.5, -0.75])  # not a PR bank; exact in float32 and float64
 PHOTOS = {"astronaut": data.astronaut, "camera": data.camera, "coffee": data.coffee}
