@@ -38,12 +38,38 @@ margin of ``m - 1`` rows and columns when they are split, so in the flattened pl
 shift ``(a, c)`` is just the offset ``a * (w + m - 1) + c`` and every product reads a view
 (the adjoint adds the margin back). On the CPU the batch is processed in chunks of about
 8 MB so that temporaries stay in cache.
+
+Export: that fast path writes into preallocated buffers (``out=``, ``copy_`` into views)
+and splits the batch with Python ints read from the shapes: a graph capture freezes those
+ints, and the TorchScript tracer records the empty output buffer but not the writes into
+its views, so its ONNX graph returns uninitialised memory. While
+``torch.jit.trace`` (``torch.onnx.export(..., dynamo=False)``) or ``torch.export``
+(``dynamo=True``) records the model, both functions therefore compute the same maths out
+of ops whose sizes stay symbolic, and autograd differentiates them (no custom Function):
+
+* the four phases are strided slices; the odd phase of a side is taken from the side
+  extended by its last entry, which is the replicate padding of an odd side and leaves an
+  even side unchanged, so no branch depends on the parity;
+* the periodic margin is a window, with symbolic bounds, of the planes repeated ``m``
+  times (exact also for maps smaller than the margin);
+* the mixing is one grouped ``conv2d`` (``C`` groups of 4 planes) with the weight
+  ``W[XY, pq, a, c] = M_ac[XY, pq]``; synthesis puts the margin in front, correlates with
+  the weight transposed in ``(XY, pq)`` and reversed in ``(a, c)``, and interleaves the
+  planes by a pixel shuffle.
+
+Only the filter length and the channel count are frozen into the graph. Batch, height and
+width stay symbolic, so a model exported with them declared dynamic (``dynamic_axes`` /
+``dynamic_shapes``) is exact at every size, odd or even, whatever size it was exported at;
+declared static, the runtime rejects other sizes rather than computing them wrongly. This
+path is slower than the fast one, which only matters while capturing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -289,11 +315,158 @@ class _Synthesis(torch.autograd.Function):
         return _synthesis_backward(y, g.contiguous(), mix, *ctx.needs_input_grad)
 
 
+# absent from older torch releases, where torch.export (and dynamo=True) takes the fast path
+_is_exporting = getattr(torch.compiler, "is_exporting", None)
+
+
+def _capturing() -> bool:
+    """True while ``torch.jit.trace`` or ``torch.export`` records the model (the TorchScript
+    and the dynamo ONNX exporter respectively); plain calls and ``torch.compile`` are not."""
+    return torch.jit.is_tracing() or (_is_exporting is not None and _is_exporting())
+
+
+@contextmanager
+def _static_sizes() -> Iterator[None]:
+    """Read sizes that the model fixes (channels, filter taps) or that only validate the example.
+
+    ``torch.jit.trace`` hands out sizes as traced tensors and warns when one becomes a Python
+    value, because that value is frozen into the graph. Inside this block every such read is
+    one that must be frozen (the filter length and channel count cannot change without new
+    parameters) or a check of the example input that does not enter the graph, so the
+    warning is silenced. Outside tracing this is a no-op (``torch.export`` has no warning).
+    """
+    if not torch.jit.is_tracing():
+        yield
+        return
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        yield
+
+
+def _static_size(size: int | Tensor | torch.SymInt) -> int:
+    """A size the model fixes (e.g. a channel count) as a Python int, without a tracer warning.
+
+    For a size that varies between inputs use the size itself: this freezes it into a trace."""
+    if type(size) is int:
+        return size
+    with _static_sizes():
+        return int(size)
+
+
+def _with_last(t: Tensor, dim: int) -> Tensor:
+    """``t`` followed by a copy of its last entry along ``dim`` (replicate padding by one)."""
+    last = [slice(None)] * t.dim()
+    last[dim] = slice(-1, None)
+    return torch.cat([t, t[tuple(last)]], dim)
+
+
+def _periodic(t: Tensor, dim: int, before: int, after: int) -> Tensor:
+    """Entry ``r`` is ``t[(r - before) mod n]`` for ``r < before + n + after``, ``n = t.shape[dim]``.
+
+    Entry ``j`` of ``t`` repeated ``before + after + 1`` times is ``t[j mod n]``, and for
+    every ``n >= 1`` that repetition is long enough to hold the window of ``n + before + after``
+    entries starting at ``before * (n - 1)``, which is ``-before`` modulo ``n``. So it is exact
+    also for maps smaller than the margin, and only slices with symbolic bounds (no remainder of
+    a symbolic size, which the dynamo exporter cannot convert).
+    """
+    margin = before + after
+    if margin == 0:
+        return t
+    n = t.shape[dim]
+    start = before * (n - 1)
+    window = [slice(None)] * t.dim()
+    window[dim] = slice(start, start + n + margin)
+    return torch.cat([t] * (margin + 1), dim)[tuple(window)]
+
+
+def _block_order(blocks: int, c: int, device: torch.device) -> Tensor:
+    """Indices that reorder channels ``k * c + i`` (``blocks`` blocks of ``c``) to ``i * blocks + k``:
+    ``index_select(1, _block_order(b, c))`` turns channel ``k * c + i`` into channel ``i * b + k``."""
+    return torch.arange(blocks * c, device=device).view(blocks, c).T.reshape(-1)
+
+
+def _capture_weight(low: Tensor, high: Tensor) -> Tensor:
+    """The mixing matrices as a conv2d weight ``(4, 4, m, m)``.
+
+    ``W[2X + Y, 2p + q, a, c] = M_ac[XY, pq] = Y[2a + p] * X[2c + q]``, as in
+    :func:`_mixing_matrices` (an odd ``K`` gets a trailing zero tap)."""
+    f = torch.stack([low, high])
+    if int(f.shape[1]) % 2:
+        f = torch.cat([f, f.new_zeros(2, 1)], dim=1)
+    m = int(f.shape[1]) // 2
+    g = f.view(2, m, 2).transpose(1, 2)  # [filter, phase, coarse tap]
+    # dims (X, Y, p, q, a, c): g[Y, p, a] * g[X, q, c]
+    return (g[None, :, :, None, :, None] * g[:, None, None, :, None, :]).reshape(4, 4, m, m)
+
+
+# The channel reorders below are gathers with constant indices, not reshapes: the TorchScript
+# exporter infers the sizes after a reshape built from Shape ops as the traced ones, and then
+# folds a later module's size reads (EnergyAttention's pixel count) into constants.
+
+
+def _capture_analysis(x: Tensor, low: Tensor, high: Tensor) -> Tensor:
+    """:func:`ldw_analysis` out of ops that a graph capture records with symbolic sizes.
+
+    ``bands = sum_ac M_ac @ P(i + a, j + c)`` is a stride-1 correlation of the planes, extended
+    periodically by ``m - 1`` rows and columns, with :func:`_capture_weight`; each channel's
+    four planes form one group of a grouped conv2d, whose output is ordered ``(C, XY)`` and
+    is reordered to the ``[LL | LH | HL | HH]`` blocks ``(XY, C)``.
+    """
+    with _static_sizes():
+        c = int(x.shape[1])
+        weight = _capture_weight(low, high)
+        margin = int(weight.shape[-1]) - 1
+    rows = (x[..., 0::2, :], _with_last(x, -2)[..., 1::2, :])
+    # plane 2p + q of x replicate-padded to even sides, as channels (2p + q) * C + c
+    planes = torch.cat([phase for r in rows for phase in (r[..., 0::2], _with_last(r, -1)[..., 1::2])], dim=1)
+    planes = planes.index_select(1, _block_order(4, c, x.device))  # channel 4c + 2p + q
+    planes = _periodic(_periodic(planes, -2, 0, margin), -1, 0, margin)
+    bands = F.conv2d(planes, weight.repeat(c, 1, 1, 1), groups=c)  # channel 4c + XY
+    return bands.index_select(1, _block_order(c, 4, x.device))
+
+
+def _capture_synthesis(y: Tensor, low: Tensor, high: Tensor, output_size: Sequence | None) -> Tensor:
+    """:func:`ldw_synthesis` out of ops that a graph capture records with symbolic sizes.
+
+    The adjoint of :func:`_capture_analysis`: ``P(i, j) = sum_ac M_ac^T @ bands((i - a) mod h,
+    (j - c) mod w)``. With the bands extended periodically by ``m - 1`` in front, that is a
+    correlation with the weight transposed in (bands, planes) and reversed in ``(a, c)``; the
+    planes ``2p + q`` are then interleaved to ``x[2i + p, 2j + q]`` (a pixel shuffle) and cropped.
+    """
+    with _static_sizes():
+        c = int(y.shape[1]) // 4
+        weight = _capture_weight(low, high)
+        m = int(weight.shape[-1])
+    reverse = torch.arange(m - 1, -1, -1, device=weight.device)
+    adjoint = weight.transpose(0, 1).index_select(2, reverse).index_select(3, reverse)
+    bands = y.index_select(1, _block_order(4, c, y.device))  # channel 4c + XY
+    bands = _periodic(_periodic(bands, -2, m - 1, 0), -1, m - 1, 0)
+    planes = F.conv2d(bands, adjoint.repeat(c, 1, 1, 1), groups=c)  # channel 4c + 2p + q
+    x = F.pixel_shuffle(planes, 2)
+    if output_size is not None:
+        # the sizes stay symbolic (traced or SymInt), so this crops at every runtime size
+        x = x[..., : output_size[-2], : output_size[-1]]
+    return x
+
+
 def _as_filter(f: Tensor | Sequence[float], like: Tensor, name: str) -> Tensor:
-    f = torch.as_tensor(f, dtype=like.dtype, device=like.device)
+    if isinstance(f, Tensor):
+        # not torch.as_tensor: torch.jit.trace records its result as a constant, not the parameter
+        f = f.to(dtype=like.dtype, device=like.device)
+    else:
+        f = torch.as_tensor(f, dtype=like.dtype, device=like.device)
     if f.dim() != 1 or f.shape[0] < 2:
         raise ValueError(f"{name} must be a 1-D filter with at least 2 taps, got shape {tuple(f.shape)}")
     return f
+
+
+def _filter_pair(
+    low: Tensor | Sequence[float], high: Tensor | Sequence[float], like: Tensor
+) -> tuple[Tensor, Tensor]:
+    low, high = _as_filter(low, like, "low"), _as_filter(high, like, "high")
+    if low.shape != high.shape:
+        raise ValueError(f"low and high must have the same length, got {low.shape[0]} and {high.shape[0]}")
+    return low, high
 
 
 def _check_input(x: Tensor, what: str, channels_multiple: int = 1) -> None:
@@ -315,6 +488,17 @@ def _check_input(x: Tensor, what: str, channels_multiple: int = 1) -> None:
         raise ValueError(f"{what} has an empty spatial size {tuple(x.shape[-2:])}")
 
 
+def _check_output_size(h: int, w: int, output_size: Sequence[int] | None) -> tuple[int, int]:
+    """The ``(H, W)`` that subbands of size ``h x w`` synthesise to: ``output_size`` or ``(2h, 2w)``."""
+    out_h, out_w = (2 * h, 2 * w) if output_size is None else (int(output_size[-2]), int(output_size[-1]))
+    if out_h not in (2 * h, 2 * h - 1) or out_w not in (2 * w, 2 * w - 1):
+        raise ValueError(
+            f"output_size {(out_h, out_w)} does not match subbands of size {(h, w)}: "
+            f"expected height {2 * h} or {2 * h - 1} and width {2 * w} or {2 * w - 1}"
+        )
+    return out_h, out_w
+
+
 def _needs_autograd(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
@@ -330,16 +514,23 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
     Returns:
         Tensor of shape ``(N, 4C, ceil(H/2), ceil(W/2))`` holding ``[LL | LH | HL | HH]``.
 
+    Under ``torch.jit.trace`` and ``torch.export`` (both ONNX exporters) the same result is
+    computed by ops that keep batch, height and width symbolic; see "Export" in the module
+    docstring.
+
     Example:
         >>> import pywt, torch
         >>> w = pywt.Wavelet("haar")
-        >>> ldw_analysis(torch.ones(1, 1, 4, 4), w.rec_lo, w.rec_hi)[0, :, 0, 0]
+        >>> ldw_analysis(torch.ones(1, 1, 4, 4), w.rec_lo, w.rec_hi)[0, :, 0, 0].round(decimals=6)
         tensor([2., 0., 0., 0.])
     """
+    if _capturing():
+        with _static_sizes():
+            _check_input(x, "x")
+            low, high = _filter_pair(low, high, x)
+        return _capture_analysis(x, low, high)
     _check_input(x, "x")
-    low, high = _as_filter(low, x, "low"), _as_filter(high, x, "high")
-    if low.shape != high.shape:
-        raise ValueError(f"low and high must have the same length, got {low.shape[0]} and {high.shape[0]}")
+    low, high = _filter_pair(low, high, x)
     x = pad_to_even(x).contiguous()
     mix = _mixing_matrices(low, high)
     return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis_planes(x, mix)[0]
@@ -363,18 +554,23 @@ def ldw_synthesis(
 
     Returns:
         Tensor of shape ``(N, C, H, W)``.
+
+    Under ``torch.jit.trace`` and ``torch.export`` a symbolic ``output_size`` (e.g.
+    ``x.shape[-2:]`` of the pooled input) stays symbolic in the graph, so the crop follows
+    the runtime size; it is checked against the subbands only when its sizes are plain ints.
     """
+    if _capturing():
+        with _static_sizes():
+            _check_input(y, "y", channels_multiple=4)
+            low, high = _filter_pair(low, high, y)
+        sizes = (*y.shape[-2:], *(() if output_size is None else output_size[-2:]))
+        if all(type(s) is int for s in sizes):  # symbolic sizes were checked when run eagerly
+            _check_output_size(y.shape[-2], y.shape[-1], output_size)
+        return _capture_synthesis(y, low, high, output_size)
     _check_input(y, "y", channels_multiple=4)
-    low, high = _as_filter(low, y, "low"), _as_filter(high, y, "high")
-    if low.shape != high.shape:
-        raise ValueError(f"low and high must have the same length, got {low.shape[0]} and {high.shape[0]}")
+    low, high = _filter_pair(low, high, y)
     h, w = y.shape[-2:]
-    out_h, out_w = (2 * h, 2 * w) if output_size is None else (int(output_size[-2]), int(output_size[-1]))
-    if out_h not in (2 * h, 2 * h - 1) or out_w not in (2 * w, 2 * w - 1):
-        raise ValueError(
-            f"output_size {(out_h, out_w)} does not match subbands of size {(h, w)}: "
-            f"expected height {2 * h} or {2 * h - 1} and width {2 * w} or {2 * w - 1}"
-        )
+    out_h, out_w = _check_output_size(h, w, output_size)
     y = y.contiguous()
     mix = _mixing_matrices(low, high)
     x = _Synthesis.apply(y, mix) if _needs_autograd(y, mix) else _synthesis_raw(y, mix)

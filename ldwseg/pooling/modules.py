@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from .constraints import orthogonal_terms, paper_terms, pr_error
 from .filters import WaveletSpec, check_constraint, initial_filters
-from .functional import ldw_analysis, ldw_synthesis
+from .functional import ldw_analysis, ldw_synthesis, _static_size
 from .lattice import lattice_angles, lattice_filters
 
 __all__ = ["LDWPool2d", "LDWUnpool2d", "wavelet_loss"]
@@ -75,7 +75,7 @@ class LDWPool2d(nn.Module):
         return self.low, self.high
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.channels is not None and x.dim() == 4 and x.shape[1] != self.channels:
+        if self.channels is not None and x.dim() == 4 and _static_size(x.shape[1]) != self.channels:
             raise ValueError(f"LDWPool2d was built for {self.channels} channels, got input of shape {tuple(x.shape)}")
         return ldw_analysis(x, *self.filters())
 

@@ -1,6 +1,5 @@
 """LDWPool2d, LDWUnpool2d, EnergyAttention and wavelet_loss as modules."""
 
-import io
 
 import numpy as np
 import pytest
@@ -209,24 +208,3 @@ def test_torch_compile_equals_eager():
     g_comp = torch.autograd.grad(compiled(x).sum(), [x, pool.low])
     assert_close(g_comp[0], g_eager[0])
     assert_close(g_comp[1], g_eager[1])
-
-
-def test_onnx_export_of_pool_and_unpool():
-    onnx = pytest.importorskip("onnx")
-
-    class RoundTrip(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.pool = LDWPool2d(3, wavelet="db2", constraint="orthogonal")
-            self.unpool = LDWUnpool2d(self.pool)
-
-        def forward(self, t):
-            return self.unpool(self.pool(t))
-
-    model = RoundTrip().eval()
-    buf = io.BytesIO()
-    with torch.no_grad():
-        torch.onnx.export(model, (torch.randn(1, 3, 16, 16),), buf, dynamo=False)
-    proto = onnx.load_from_string(buf.getvalue())
-    onnx.checker.check_model(proto)
-    assert len(proto.graph.node) > 0
