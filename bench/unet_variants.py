@@ -20,9 +20,9 @@ VARIANTS = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--width", type=int, default=64)
-    parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--classes", type=int, default=21)
+    parser.add_argument("--width", type=int, default=64, help="channels of the first level (64 in the paper)")
+    parser.add_argument("--size", type=int, default=320, help="side of the square image the FLOPs are counted on")
+    parser.add_argument("--classes", type=int, default=21, help="output channels (21 for VOC)")
     args = parser.parse_args()
     print(f"UNet, base width {args.width}, depth 4, {args.classes} classes, FLOPs for one {args.size}x{args.size} image")
     print("\n| down | up | efficient (sec. 3.4) | params | FLOPs |\n|---|---|---|---|---|")

@@ -21,26 +21,24 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .models import check_unet_spec
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 
-DOWN_CHOICES = ("maxpool", "ldw")
-UP_CHOICES = ("deconv", "ldw", "ldw-detail")
-CONSTRAINT_CHOICES = ("paper", "orthogonal", "lattice")
 TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
 LOSS_CHOICES = ("ce", "ce+dice", "l1", "mse")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_CROP = 8192
 MAX_BATCH_PIXELS = 2**30
-MAX_PARAMETERS = 1_000_000_000
-"""The largest UNet (in parameters, estimated from base_width and depth) a config may ask for: a
-larger one would exhaust memory while it is built rather than fail with a message."""
 
 
 @dataclass
 class ModelConfig:
-    """The UNet: widths, down/up samplers and the LDW pooling options."""
+    """The UNet: widths, down/up samplers and the LDW pooling options.
+
+    A :class:`~ldwseg.models.UNetSpec`: :func:`~ldwseg.models.build_unet` builds the model.
+    """
 
     down: str = "ldw"
     up: str = "ldw"
@@ -54,39 +52,8 @@ class ModelConfig:
     skip: bool = True
 
     def validate(self) -> None:
-        _choice("model.down", self.down, DOWN_CHOICES)
-        _choice("model.up", self.up, UP_CHOICES)
-        _choice("model.constraint", self.constraint, CONSTRAINT_CHOICES)
-        _positive("model.base_width", self.base_width)
-        _positive("model.depth", self.depth)
-        if self.up in ("ldw", "ldw-detail") and self.down != "ldw":
-            raise ConfigError(
-                f"model.up={self.up!r} pairs each reverse pool with an LDW pool, but model.down={self.down!r}; "
-                "use model.down=ldw or model.up=deconv"
-            )
-        if self.efficient and self.base_width % 4:
-            raise ConfigError(f"model.efficient needs model.base_width divisible by 4, got {self.base_width}")
-        if self.kernel_size is not None and self.kernel_size < 2:
-            raise ConfigError(
-                f"model.kernel_size must be >= 2 (or null for the wavelet's length), got {self.kernel_size}"
-            )
-        size = _unet_parameters(self.base_width, self.depth)
-        if size > MAX_PARAMETERS:
-            raise ConfigError(
-                f"model.base_width={self.base_width} with model.depth={self.depth} makes a UNet of about {size:.1e} "
-                f"parameters, more than the {MAX_PARAMETERS:.0e} ldwseg allows (the paper's has about 5e7); lower "
-                "model.depth or model.base_width"
-            )
-        if self.down == "ldw":
-            self._check_wavelet()
-
-    def _check_wavelet(self) -> None:
-        from .pooling import initial_filters
-
-        try:
-            initial_filters(self.wavelet, kernel_size=self.kernel_size, constraint=self.constraint, seed=0)
-        except ValueError as exc:
-            raise ConfigError(f"model.wavelet={self.wavelet!r} cannot be used: {exc}") from None
+        """The UNet's own checks (:func:`ldwseg.models.check_unet`), naming the fields ``model.*``."""
+        check_unet_spec(self, prefix="model.")
 
 
 @dataclass
@@ -238,13 +205,6 @@ class Config:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-
-def _unet_parameters(base_width: int, depth: int) -> float:
-    """About how many weights a UNet has: two 3x3 double convolutions per level, down and up."""
-    widths = [float(base_width) * 2.0**i for i in range(min(depth, 64) + 1)]
-    levels = sum(2 * 9 * (cin * cout + cout * cout) for cin, cout in zip(widths[:-1], widths[1:]))
-    return levels + 9 * 4 * widths[0] ** 2  # the stem
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

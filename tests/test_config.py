@@ -40,6 +40,12 @@ def test_overrides_are_typed():
         ("train.epochs=ten", "train.epochs must be of type int, got 'ten'"),
         ("train.epochs=0", "train.epochs must be >= 1"),
         ("model.down=avg", "model.down='avg' is not valid; choose one of maxpool, ldw"),
+        ("model.up=bilinear", "model.up='bilinear' is not valid; choose one of deconv, ldw, ldw-detail"),
+        ("model.constraint=strict", "model.constraint='strict' is not valid; choose one of paper, orthogonal, lattice"),
+        ("model.depth=0", "model.depth must be >= 1, got 0"),
+        ("model.kernel_size=1", "model.kernel_size must be >= 2 (or null for the wavelet's length), got 1"),
+        ("model.depth=40", "model.base_width=16 with model.depth=40 makes a UNet of about"),
+        ("model.wavelet=bior2.2", "model.wavelet='bior2.2' cannot be used: wavelet 'bior2.2' is biorthogonal"),
         ("train.epochs", "must look like section.field=value"),
         ("epochs=3", "must name section.field"),
     ],
@@ -52,6 +58,14 @@ def test_override_errors(override, message):
 def test_ldw_up_needs_ldw_down():
     with pytest.raises(ConfigError, match="pairs each reverse pool with an LDW pool"):
         load_config(None, ["model.down=maxpool", "model.up=ldw"])
+
+
+def test_model_checks_are_the_unet_checks_with_model_names():
+    with pytest.raises(ConfigError, match="model.efficient needs model.base_width divisible by 4, got 6"):
+        load_config(None, ["model.efficient=true", "model.base_width=6"])
+    with pytest.raises(ConfigError, match="use model.down=ldw or model.up=deconv"):
+        load_config(None, ["model.down=maxpool", "model.up=ldw-detail"])
+    load_config(None, ["model.down=maxpool", "model.up=deconv", "model.wavelet=nosuch"])  # no LDW pool to fill
 
 
 def test_file_errors(tmp_path):

@@ -1,40 +1,23 @@
 """What the LDW pools of a trained model learned: filters, constraint terms, PR error, spectra.
 
-:func:`model_from_checkpoint` rebuilds the UNet of a segmentation or reconstruction
-checkpoint, :func:`pool_reports` reads every :class:`~ldwseg.LDWPool2d` of a model into
-plain numbers and arrays, :func:`format_reports` prints them as a table and
-:func:`frequency_response` gives the magnitude responses that :mod:`ldwseg.analysis.plots` plots.
+:func:`pool_reports` reads every :class:`~ldwseg.LDWPool2d` of a model (for a checkpoint,
+the model :func:`~ldwseg.engine.checkpoints.load_run_model` rebuilds) into plain numbers
+and arrays, :func:`format_reports` prints them as a table and :func:`frequency_response`
+gives the magnitude responses that :mod:`ldwseg.analysis.plots` plots.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..engine.checkpoints import load_run_model
-from ..models import UNet
 from ..pooling import LDWPool2d
 
-__all__ = ["PoolReport", "format_reports", "frequency_response", "model_from_checkpoint", "pool_reports"]
-
-
-
-def model_from_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[UNet, dict[str, Any]]:
-    """The model of a ``"seg"`` or ``"recon"`` checkpoint in eval mode, and its metadata.
-
-    Raises:
-        CheckpointError: the file is not a readable ldwseg checkpoint, its task is neither
-            ``"seg"`` nor ``"recon"``, its metadata lacks the config or the class count, or
-            its weights do not fit the model the config describes.
-    """
-    model, meta, _ = load_run_model(path, device)
-    return model, meta
+__all__ = ["PoolReport", "format_reports", "frequency_response", "pool_reports"]
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Figures of learned LDW filters and of wavelet-weight (λ) sweeps, and the sweep's CSV file.
+"""Figures of learned LDW filters, of wavelet-weight (λ) sweeps and of comparisons, and their CSV files.
 
 matplotlib is imported inside the functions, so ``import ldwseg`` does not load it. The
 figures are drawn on an Agg canvas made for each of them, without pyplot: no global
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["filters_figure", "plot_filters", "plot_sweep", "sweep_figure", "write_csv"]
+__all__ = ["compare_figure", "filters_figure", "plot_compare", "plot_filters", "plot_sweep", "sweep_figure", "write_csv"]
 
 DPI = 100
 SWEEP_KEYS = ("wavelet_weight", "constraint", "roundtrip_psnr", "wavelet_loss", "pr_error")
@@ -211,6 +211,36 @@ def plot_sweep(
         ``path`` as a :class:`~pathlib.Path`.
     """
     return _save_png(sweep_figure(rows, task_metric=task_metric, task_label=task_label), path)
+
+
+def compare_figure(summary: Mapping[str, Any], *, label: str) -> Figure:
+    """The figure of :func:`plot_compare`, for callers that show or save it themselves."""
+    variants = summary["variants"]
+    fig = _figure(max(4.0, 1.2 * len(variants) + 1.5), 3.6)
+    ax = fig.add_subplot()
+    for i, v in enumerate(variants):
+        scores = np.asarray(v["scores"], dtype=float)
+        offsets = np.linspace(-0.12, 0.12, len(scores)) if len(scores) > 1 else np.zeros(1)
+        ax.plot(i + offsets, scores, "o", color="0.55", markersize=4, label="seeds" if i == 0 else None)
+        ax.errorbar([i], [v["mean"]], yerr=[v["std"]], fmt="_", color="C0", markersize=18, capsize=6,
+                    label="mean ± std" if i == 0 else None)  # fmt: skip
+    ax.set_xticks(range(len(variants)), [v["name"] for v in variants], rotation=20, ha="right")
+    ax.set_ylabel(label)
+    ax.set_title(f"{len(summary['seeds'])} seeds per variant")
+    ax.legend(fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+    return fig
+
+
+def plot_compare(summary: Mapping[str, Any], path: str | os.PathLike, *, label: str) -> Path:
+    """Save a PNG of a comparison: each variant's per-seed scores and their mean ± std.
+
+    Args:
+        summary: what :func:`ldwseg.analysis.compare.summarise` returns.
+        path: the PNG to create or replace (atomically).
+        label: the axis label of the scores (``"val miou"``).
+    """
+    return _save_png(compare_figure(summary, label=label), path)
 
 
 def write_csv(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:

@@ -28,6 +28,7 @@ from ..config import Config, apply_overrides
 from ..engine.checkpoints import load_run_model
 from ..errors import ConfigError
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
+from ..recon.quality import psnr_from_mse
 from ..tasks import get_task, train
 
 __all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation"]
@@ -64,8 +65,7 @@ def pool_round_trip_psnr(model: torch.nn.Module, images: Iterable[torch.Tensor])
         for pool in pools:
             low, high = (f.detach().double() for f in pool.filters())
             rec = ldw_synthesis(ldw_analysis(x, low, high), low, high, output_size=x.shape[-2:])
-            mse = (rec - x).square().mean().item()
-            worst = min(worst, math.inf if mse == 0 else 10 * math.log10(1.0 / mse))
+            worst = min(worst, psnr_from_mse((rec - x).square().mean()).item())
     return worst
 
 

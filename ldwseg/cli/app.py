@@ -16,7 +16,6 @@ import errno
 import functools
 import logging
 import os
-import re
 import shutil
 import sys
 import warnings
@@ -27,6 +26,8 @@ from typing import Any
 import typer
 
 from .. import __version__
+from ..config import DEVICE_PATTERN
+from ..engine.runlock import LOCK_NAME, held_by_another_process
 from ..errors import ConfigError, LDWSegError
 
 app = typer.Typer(
@@ -49,8 +50,6 @@ DEBUG_ENV = "LDWSEG_DEBUG"
 USAGE_EXIT = 2
 MACHINE_EXIT = 1
 INTERRUPT_EXIT = 130
-
-_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 # typer raises click's exceptions, or (typer >= 0.20) those of its own copy of click: take them from typer.
 _ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -91,7 +90,7 @@ def fail(message: str, code: int = USAGE_EXIT) -> None:
 
 def check_device(value: str | None) -> str | None:
     """Callback of the ``--device`` options: refuse names torch does not know before any work is done."""
-    if value is not None and not _DEVICE.fullmatch(value.strip()):
+    if value is not None and not DEVICE_PATTERN.fullmatch(value.strip()):
         raise typer.BadParameter(f"{value!r} is not a device; use auto, cpu, cuda or cuda:N")
     return None if value is None else value.strip()
 
@@ -110,34 +109,12 @@ def check_output(path: Path, *, folder: bool, option: str = "--out") -> None:
         raise ConfigError(f"{option} {path} cannot be created: {blocker} is a file, not a folder; choose another path")
 
 
-_NOT_OUTPUT = (".lock",)  # the run lock of a training run, which its failure leaves behind
-
-
-def _held_by_another_process(lock: Path) -> bool:
-    """Whether another process holds the ``flock`` on ``lock`` (a run writing to its folder)."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no flock, no holder to ask
-        return False
-    try:
-        fd = os.open(lock, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    finally:
-        os.close(fd)  # also drops the lock just taken
-    return False
-
-
 def remove_if_empty(folder: Path) -> None:
     """Remove ``folder`` when it holds no files but unheld run locks, e.g. after a run failed at its start."""
     if not folder.is_dir():
         return
     files = [p for p in folder.rglob("*") if p.is_file() or p.is_symlink()]
-    if any(p.name not in _NOT_OUTPUT or _held_by_another_process(p) for p in files):
+    if any(p.name != LOCK_NAME or held_by_another_process(p) for p in files):
         return
     shutil.rmtree(folder, ignore_errors=True)
 

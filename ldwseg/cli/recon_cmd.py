@@ -84,12 +84,13 @@ def filters(
     out: Optional[Path] = typer.Option(None, help="PNG of taps and frequency responses [default: <ckpt>_filters.png]."),
 ) -> None:
     """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error."""
-    from ..analysis.filter_report import format_reports, model_from_checkpoint, pool_reports
+    from ..analysis.filter_report import format_reports, pool_reports
     from ..analysis.plots import plot_filters
+    from ..engine.checkpoints import load_run_model
 
     if out is not None:
         check_output(out, folder=False)
-    model, _ = model_from_checkpoint(checkpoint)
+    model, _, _ = load_run_model(checkpoint)
     reports = pool_reports(model)
     if not reports:
         typer.echo(f"{checkpoint} has no LDW pools (a max-pool model); nothing to plot")

@@ -23,16 +23,12 @@ def default_out(cfg) -> Path:
     return Path("runs") / (cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}")
 
 
-def check_machine(cfg) -> None:
-    """Refuse a device or precision this machine lacks before any data is read or file written."""
-    from ..engine.distributed import resolve_device
-    from ..errors import ConfigError
+def check_start(cfg, out: Path) -> None:
+    """Refuse an unusable ``out``, or a device or precision this machine lacks, before any file is read or written."""
+    from ..engine.distributed import check_precision, resolve_device
 
-    device = resolve_device(cfg.train.device)
-    if cfg.train.amp == "fp16" and device.type != "cuda":
-        raise ConfigError(
-            f"--amp fp16 needs a CUDA device, but training would run on {device.type}; use --amp bf16 or --amp off"
-        )
+    check_output(out, folder=True)
+    check_precision(resolve_device(cfg.train.device), cfg.train.amp)
 
 
 @app.command()
@@ -75,8 +71,7 @@ def train(
     }
     cfg = resolve_config(config, flags, overrides)
     out = out or default_out(cfg)
-    check_output(out, folder=True)
-    check_machine(cfg)
+    check_start(cfg, out)
     with new_output(out):
         result = train_run(cfg, out, resume=resume, progress=progress)
     label = get_task(cfg.train.task).label
@@ -128,8 +123,7 @@ def sweep(
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
     weights = _floats(wavelet_weights)
-    check_output(out, folder=True)
-    check_machine(cfg)
+    check_start(cfg, out)
     with new_output(out):
         rows = run_sweep(cfg, out, weights=weights, constraints=constraint, progress=progress)
     score = get_task(cfg.train.task).score
@@ -162,8 +156,7 @@ def ablate(
     keep_freed_memory()
 
     cfg = _short_runs_config(task, config, dataset, data_root, epochs, overrides)
-    check_output(out, folder=True)
-    check_machine(cfg)
+    check_start(cfg, out)
     with new_output(out):
         rows = run_ablation(cfg, out / table, table=table, progress=progress)
     score = get_task(cfg.train.task).score

@@ -22,10 +22,10 @@ __all__ = ["MIN_SIDE", "BadFile", "list_paths", "map_threads", "PairTransform", 
 logger = logging.getLogger(__name__)
 
 _LISTED = 5  # how many file names an error message lists before "and N more"
-_LOG_CHECK_FROM = 500
+_LOG_CHECK_FROM = 500  # data sets this large log that they are being checked
 _MISSING = "missing file"
 MIN_SIDE = 8
-"""The smallest image side (pixels) a segmentation sample may have."""  # data sets this large log that they are being checked
+"""The smallest image side (pixels) a sample may have, for segmentation and reconstruction alike."""
 
 
 class PairTransform(Protocol):
@@ -138,13 +138,7 @@ class SegmentationDataset(Dataset):
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """The checked, untransformed pair: RGB uint8 ``(H, W, 3)`` and int64 ``(H, W)``."""
         image_path, mask_path = self.files[index]
-        image = read_image(image_path)
-        if min(image.shape[:2]) < MIN_SIDE:
-            raise SampleError(
-                image_path,
-                f"image {image_path} is {image.shape[1]}x{image.shape[0]} pixels; expected at least "
-                f"{MIN_SIDE}x{MIN_SIDE} for segmentation, remove it from the data set",
-            )
+        image = read_image(image_path, min_size=MIN_SIDE)
         mask = read_mask(mask_path)
         if mask.shape != image.shape[:2]:
             raise SampleError(

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DataError
+from ..io import atomic_folder
 from .info import synthetic_info
 from .palette import IGNORE_INDEX, colorize
 from .shapes import TEXTURES, background, curve_mask, hsv_color, shape_mask, texture
@@ -164,15 +162,10 @@ def generate_synthetic(
             "generated folder, choose another root or remove it"
         )
     start = time.perf_counter()
-    root.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=".synthetic-", dir=root))
-    try:
-        _write(scratch / "VOC2012", params)
-        if voc.exists():
-            shutil.rmtree(voc)
-        os.replace(scratch / "VOC2012", voc)  # atomic: readers see the old set or the whole new one
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    # The set is the unit: it is written into a scratch folder and renamed into place whole,
+    # so its files need no rename of their own and a failure leaves no partial set.
+    with atomic_folder(voc) as scratch:
+        _write(scratch, params)
     logger.info("generated %d synthetic images in %s (%.2f s)", num_train + num_val, voc, time.perf_counter() - start)
     return root
 

@@ -10,7 +10,7 @@ import torch.distributed as dist
 
 from ..errors import ConfigError
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "barrier"]
+__all__ = ["DistInfo", "barrier", "check_precision", "cleanup_distributed", "init_distributed", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,17 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         if device.index is None:
             device = torch.device("cuda", local_rank)
     return device
+
+
+def check_precision(device: torch.device, amp: str) -> None:
+    """Refuse a mixed precision that ``device`` cannot run: fp16 needs CUDA (its gradient scaler does).
+
+    Cheap and free of side effects: call it before any data is read or file written.
+    """
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError(
+            f"--amp fp16 needs a CUDA device, but training would run on {device.type}; use --amp bf16 or --amp off"
+        )
 
 
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:

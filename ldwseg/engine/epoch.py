@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
@@ -12,8 +12,11 @@ from torch import Tensor, nn
 
 from ..errors import LDWSegError
 from ..pooling import wavelet_loss
+from .precision import Precision
 
-__all__ = ["NonFiniteLossError", "autocast", "train_one_epoch"]
+__all__ = ["EpochProgress", "NonFiniteLossError", "train_one_epoch"]
+
+_LOSSES = ("train_loss", "task_loss", "wavelet_loss")
 
 
 class NonFiniteLossError(LDWSegError):
@@ -24,11 +27,17 @@ class NonFiniteLossError(LDWSegError):
         self.epoch, self.step = epoch, step
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``amp`` in ``{"off", "bf16", "fp16"}``."""
-    if amp == "off":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+@dataclass(frozen=True)
+class EpochProgress:
+    """How far an epoch has got: ``epoch`` (0-based) after ``step`` optimizer steps.
+
+    ``sums`` are the running sums of ``train_loss``, ``task_loss`` and ``wavelet_loss``
+    over those steps (``None`` before the first).
+    """
+
+    epoch: int = 0
+    step: int = 0
+    sums: dict[str, float] | None = None
 
 
 def _mean_across_ranks(values: dict[str, float], count: int, device: torch.device) -> dict[str, float]:
@@ -47,39 +56,34 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     criterion: Callable[[Tensor, Tensor], Tensor],
     *,
-    device: torch.device,
+    precision: Precision,
     wavelet_weight: float = 1.0,
-    amp: str = "off",
     scaler: torch.amp.GradScaler | None = None,
-    channels_last: bool = False,
     max_steps: int | None = None,
     progress: Callable[[Iterable], Iterable] | None = None,
-    epoch: int = 0,
-    start_step: int = 0,
-    sums: dict[str, float] | None = None,
-    after_step: Callable[[int, dict[str, float]], None] | None = None,
+    start: EpochProgress = EpochProgress(),
+    after_step: Callable[[EpochProgress], None] | None = None,
 ) -> dict[str, float]:
     """Train for one pass over ``loader``; loss = task + ``wavelet_weight`` * constraint loss.
 
     Returns the step-averaged ``train_loss``, ``task_loss`` and ``wavelet_loss``.
 
-    To finish an epoch that stopped after ``start_step`` batches, pass a ``loader`` that
-    yields the remaining batches and the loss ``sums`` of the first ones. ``after_step``
-    is called after every optimizer step with the steps done in this epoch so far and the
-    running sums; it may save a checkpoint, or raise to stop.
+    To finish an epoch that stopped after ``start.step`` batches, pass a ``loader`` that
+    yields the remaining batches and the loss sums of the first ones in ``start.sums``.
+    ``after_step`` is called after every optimizer step with the epoch's progress so far;
+    it may save a checkpoint, or raise to stop. ``scaler`` (fp16 only) scales the loss
+    against float16 gradient underflow.
     """
     model.train()
-    sums = dict(sums) if sums else {"train_loss": 0.0, "task_loss": 0.0, "wavelet_loss": 0.0}
-    steps = start_step
+    sums = dict(start.sums) if start.sums else dict.fromkeys(_LOSSES, 0.0)
+    steps = start.step
     batches = progress(loader) if progress is not None else loader
-    for step, (images, masks) in enumerate(batches, start=start_step):
+    for step, (images, masks) in enumerate(batches, start=start.step):
         if max_steps is not None and step >= max_steps:
             break
-        images = images.to(device, non_blocking=True)
-        masks = masks.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
+        images = precision.inputs(images)
+        masks = masks.to(precision.device, non_blocking=True)
+        with precision.autocast():
             logits = model(images)
         task = criterion(logits.float(), masks)
         reg = wavelet_loss(model)
@@ -87,9 +91,9 @@ def train_one_epoch(
         values = torch.stack([loss, task, reg]).detach().tolist()  # one host transfer per step
         if not math.isfinite(values[0]):
             raise NonFiniteLossError(
-                f"the loss became {values[0]} at epoch {epoch + 1}, step {step + 1} (task loss {values[1]}, "
+                f"the loss became {values[0]} at epoch {start.epoch + 1}, step {step + 1} (task loss {values[1]}, "
                 f"wavelet loss {values[2]})",
-                epoch=epoch,
+                epoch=start.epoch,
                 step=step,
             )
         optimizer.zero_grad(set_to_none=True)
@@ -100,9 +104,9 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
-        for key, value in zip(("train_loss", "task_loss", "wavelet_loss"), values):
+        for key, value in zip(_LOSSES, values):
             sums[key] += value
         steps += 1
         if after_step is not None:
-            after_step(steps, sums)
-    return _mean_across_ranks(sums, steps, device)
+            after_step(EpochProgress(start.epoch, steps, dict(sums)))
+    return _mean_across_ranks(sums, steps, precision.device)

@@ -1,7 +1,8 @@
 """Graceful stops: SIGINT (Ctrl-C) and SIGTERM ask the training loop to stop at the next step.
 
-The loop checks :attr:`StopRequests.signal` after every optimizer step; when it is set,
-the loop saves a checkpoint and raises :class:`~ldwseg.errors.Interrupted`. A second
+:class:`~ldwseg.engine.stopping.StepWatch` checks :attr:`StopRequests.signal` after every
+optimizer step; when it is set, it saves a checkpoint and raises
+:class:`~ldwseg.errors.Interrupted`. A second
 Ctrl-C stops at once (``KeyboardInterrupt``), for a loop that does not come back.
 """
 

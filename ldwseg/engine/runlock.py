@@ -11,9 +11,10 @@ from pathlib import Path
 
 from ..errors import ConfigError
 
-__all__ = ["RunLock"]
+__all__ = ["LOCK_NAME", "RunLock", "held_by_another_process"]
 
 LOCK_NAME = ".lock"
+"""The name of the lock file in a run's output folder."""
 
 
 class RunLock:
@@ -53,3 +54,25 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def held_by_another_process(lock: Path) -> bool:
+    """Whether another process holds the ``flock`` on ``lock`` (a run writing to its folder).
+
+    Asks by trying to take the lock, and drops it at once when that succeeds.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no flock, no holder to ask
+        return False
+    try:
+        fd = os.open(lock, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    finally:
+        os.close(fd)  # also drops the lock just taken
+    return False

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from ..config import Config
+from .precision import Precision
 
 __all__ = ["TaskData", "Task"]
 
@@ -35,4 +36,6 @@ class Task(Protocol):
 
     def criterion(self, cfg: Config) -> Callable[[Tensor, Tensor], Tensor]: ...
 
-    def evaluate(self, model: nn.Module, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict: ...
+    def evaluate(self, model: nn.Module, loader, *, precision: Precision, data: TaskData) -> dict:
+        """Validation results over ``loader``, reduced over all ranks; :attr:`score` is one of its keys."""
+        ...

@@ -1,8 +1,16 @@
-"""Image files for reconstruction: read any common image as floats, write it back losslessly.
+"""Files: images read and written in their own pixel format, checkpoints, atomic writes.
 
-Unlike :func:`ldwseg.datasets.reading.read_image`, which turns every file into 8-bit RGB
-for segmentation, this module keeps what a reconstruction must reproduce: the channels
-(gray, gray + alpha, RGB, RGBA), the bit depth (8 or 16) and the size.
+* :func:`load_image` reads any common image as floats, keeping what a reconstruction
+  must reproduce: the channels (gray, gray + alpha, RGB, RGBA), the bit depth (8 or 16)
+  and the size; :func:`save_image` writes such an array back losslessly, and
+  :func:`write_pil_image` any Pillow image.
+* :func:`load_rgb8` reads it as the 8-bit RGB a segmentation model sees (the data sets
+  and ``predict``). Both open files with :func:`open_image`, the checks and size limit
+  of every reader, which readers that decode on their own use too (label masks, read as
+  palette indices).
+* :func:`quantize` and :func:`scaled` convert between the floats and the stored integers.
+* :func:`atomic_write` and :func:`atomic_folder` make every file ldwseg writes appear
+  complete or not at all; :mod:`ldwseg.io.weights` holds the checkpoint files.
 
 Pixel layout used here and by :mod:`ldwseg.recon` (file mode -> array channels ``C``,
 mode written back, bit depth):
@@ -17,30 +25,41 @@ mode written back, bit depth):
 
 Values are ``stored / (2**bit_depth - 1)``, so an 8-bit file reads as multiples of 1/255
 and :func:`save_image` writes ``round(clip(v, 0, 1) * (2**bit_depth - 1))``: reading a
-file and saving its array reproduces the file's pixels exactly.
+file and saving its array reproduces the file's pixels exactly. :func:`load_rgb8` gives
+gray as three equal channels, drops alpha and rounds 16 bits to 8 the same way.
 
 Size limit: :func:`load_image` refuses images of more than ``max_pixels`` pixels
 (:data:`DEFAULT_MAX_PIXELS`, 16384 x 16384) from the file header, before decoding. It
 replaces Pillow's decompression-bomb check, which warns above about 89 million pixels and
 refuses above 179 million: the two would otherwise warn about, or refuse, images that
-ldwseg accepts and processes in tiles.
+ldwseg accepts and processes in tiles. The same limit applies to every reader, so to the
+data sets too.
 
-Limitations: Pillow decodes 16-bit *colour* PNG/TIFF files to 8 bits, so they are refused
-rather than silently truncated; floating-point TIFFs are refused too. Multi-frame files
-(GIF, TIFF stacks) are read as their first frame. Metadata (EXIF, ICC profiles) is not
-copied to the output.
+Limitations: Pillow decodes 16-bit *colour* PNG/TIFF files to 8 bits (the high byte of
+each sample), so :func:`load_image` refuses them rather than silently truncate them, while
+:func:`load_rgb8`, which gives 8 bits anyway, reads those decoded bits; floating-point
+TIFFs are refused by both. Multi-frame files (GIF, TIFF stacks) are read as their first
+frame. Metadata (EXIF, ICC profiles) is not copied to the output.
 """
 
-from .image_read import DEFAULT_MAX_PIXELS, LoadedImage, load_image
-from .image_write import SAVE_FORMATS, output_format, save_image, save_image_stored, write_atomic
+from .atomic import atomic_folder, atomic_write
+from .image_read import DEFAULT_MAX_PIXELS, LoadedImage, load_image, load_rgb8, open_image
+from .image_write import SAVE_FORMATS, output_format, save_image, save_image_stored, write_pil_image
+from .pixels import quantize, scaled
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "SAVE_FORMATS",
     "LoadedImage",
+    "atomic_folder",
+    "atomic_write",
     "load_image",
+    "load_rgb8",
+    "open_image",
     "output_format",
+    "quantize",
     "save_image",
     "save_image_stored",
-    "write_atomic",
+    "scaled",
+    "write_pil_image",
 ]

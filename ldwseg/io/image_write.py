@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import DataError
-from .image_read import _BLOCK_ROWS, LoadedImage, _scaled, load_image
+from .atomic import atomic_write
+from .image_read import LoadedImage, load_image
+from .pixels import quantize, scaled
 
-__all__ = ["SAVE_FORMATS", "output_format", "save_image", "save_image_stored", "write_atomic"]
+__all__ = ["SAVE_FORMATS", "output_format", "save_image", "save_image_stored", "write_pil_image"]
 
 SAVE_FORMATS = {
     ".png": "PNG",
@@ -39,6 +39,7 @@ _SAVE_OPTIONS = {
 }
 _LOSSY_FORMATS = ("JPEG",)
 
+
 def output_format(path: str | Path, like: LoadedImage) -> str:
     """The Pillow format that ``path``'s suffix selects, checked against ``like``'s pixels.
 
@@ -64,23 +65,11 @@ def output_format(path: str | Path, like: LoadedImage) -> str:
     return fmt
 
 
-def _quantize(array: np.ndarray, bit_depth: int) -> np.ndarray:
-    """``round(clip(array, 0, 1) * (2**bit_depth - 1))`` as uint8/uint16, a block of rows at a time."""
-    top = 2**bit_depth - 1
-    work = np.result_type(array.dtype, np.float32) if array.dtype.kind == "f" else np.float64
-    stored = np.empty(array.shape, dtype=np.uint16 if bit_depth == 16 else np.uint8)
-    for row in range(0, array.shape[0], _BLOCK_ROWS):
-        block = np.clip(array[row : row + _BLOCK_ROWS], 0.0, 1.0).astype(work, copy=False)
-        block *= top
-        stored[row : row + _BLOCK_ROWS] = np.rint(block, out=block)
-    return stored
-
-
-def write_atomic(path: str | Path, image: Image.Image, fmt: str | None = None) -> None:
-    """Save ``image`` to a new file beside ``path``, flush it to disk, then rename it over ``path``.
+def write_pil_image(path: str | Path, image: Image.Image, fmt: str | None = None) -> None:
+    """Save ``image`` to ``path`` with :func:`~ldwseg.io.atomic_write`: complete or not at all, flushed to disk.
 
     A failure (or a crash) never leaves a partial ``path``: an existing file stays intact
-    and the temporary file is removed (a hard kill can leave a hidden ``.<name>.<hex>.tmp``).
+    and the temporary file is removed.
 
     Args:
         path: the output file.
@@ -97,24 +86,15 @@ def write_atomic(path: str | Path, image: Image.Image, fmt: str | None = None) -
             raise DataError(
                 f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of {', '.join(SAVE_FORMATS)}"
             )
-    # os.open with mode 0o666 gives the temporary file the permissions (umask applied) that
-    # a plain open() of ``path`` would; tempfile.mkstemp would leave it readable by the owner only.
-    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    created = False
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        created = True
-        with os.fdopen(fd, "wb") as handle:
+
+    def save(temp: Path) -> None:
+        with temp.open("wb") as handle:
             image.save(handle, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-        created = False
+
+    try:
+        atomic_write(path, save)
     except OSError as err:
         raise DataError(f"cannot write {path} ({err}); check that the folder is writable and has free space") from err
-    finally:
-        if created:
-            temp.unlink(missing_ok=True)
 
 
 def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.ndarray:
@@ -141,7 +121,7 @@ def save_image(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.
             infinite values, a missing output folder, or a write that fails.
         ValueError: ``array`` does not have ``like.array``'s shape.
     """
-    return _scaled(save_image_stored(path, array, like=like), 2**like.bit_depth - 1)
+    return scaled(save_image_stored(path, array, like=like), like.bit_depth)
 
 
 def save_image_stored(path: str | Path, array: np.ndarray, *, like: LoadedImage) -> np.ndarray:
@@ -167,12 +147,12 @@ def save_image_stored(path: str | Path, array: np.ndarray, *, like: LoadedImage)
         raise DataError(f"cannot write {path}: the array has {bad} NaN or infinite values; expected values in [0, 1]")
     if not path.parent.is_dir():
         raise DataError(f"cannot write {path}: the folder {path.parent} does not exist; create it first")
-    stored = _quantize(array, like.bit_depth)
+    stored = quantize(array, like.bit_depth)
     # fromarray picks L / LA / RGB / RGBA from the channel count and I;16 from uint16
     image = Image.fromarray(stored[..., 0] if stored.shape[-1] == 1 else stored)
-    write_atomic(path, image, fmt)
+    write_pil_image(path, image, fmt)
     del image
     if fmt in _LOSSY_FORMATS:
         decoded = load_image(path, min_size=1, max_pixels=max(stored.shape[0] * stored.shape[1], 1))
-        return _quantize(decoded.array, like.bit_depth)
+        return quantize(decoded.array, like.bit_depth)
     return stored

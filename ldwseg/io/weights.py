@@ -8,8 +8,9 @@ states go to a ``torch.save`` file that is only ever read with
 ``torch.load(weights_only=True)``, whose unpickler accepts tensors and plain containers
 and refuses everything else.
 
-Every file is written atomically: to a temporary file in the target's directory, flushed
-to disk, then renamed over the target, so a crash leaves the previous checkpoint intact.
+Every file is written with :func:`~ldwseg.io.atomic.atomic_write` (a temporary file in the
+target's folder, flushed to disk, renamed over the target), so a crash leaves the
+previous checkpoint intact.
 
 Tied parameters (an :class:`~ldwseg.LDWUnpool2d` shares its :class:`~ldwseg.LDWPool2d`'s
 filters, so ``state_dict()`` names the same tensor twice) are stored once and, on
@@ -22,13 +23,12 @@ import json
 import os
 import pickle
 import random
-import secrets
 import struct
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import safetensors
@@ -37,10 +37,9 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from .atomic import atomic_write
 
 __all__ = [
-    "LoadedWeights",
-    "atomic_write",
     "capture_rng_state",
     "load_training_state",
     "load_weights",
@@ -56,42 +55,6 @@ _MAX_HEADER_BYTES = 100_000_000
 _LISTED_KEYS = 10
 
 PathLike = str | os.PathLike
-
-
-def atomic_write(path: PathLike, write_fn: Callable[[Path], None]) -> None:
-    """Create or replace ``path`` all at once with what ``write_fn`` writes.
-
-    ``write_fn`` receives the path of an empty temporary file in the same directory and
-    writes the full content there. The file is then flushed to disk and renamed over
-    ``path`` (``os.replace``, atomic on POSIX and Windows), so readers see the old file or
-    the new one, never a partial one. If ``write_fn`` raises, the temporary file is
-    removed and ``path`` is untouched. Missing parent directories are created.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    # the file gets the usual umask-derived mode, even if write_fn replaces the temporary
-    # file with a private one (safetensors writes 0600)
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        mode = tmp.stat().st_mode
-        write_fn(tmp)
-        os.chmod(tmp, mode)
-        fd = os.open(tmp, os.O_RDWR)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    if os.name == "posix":  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def _existing_file(path: PathLike, what: str) -> Path:
@@ -189,16 +152,6 @@ def read_metadata(path: PathLike) -> dict[str, Any]:
     return _decode_metadata(path, raw)
 
 
-class LoadedWeights(NamedTuple):
-    """What :func:`load_weights` returns."""
-
-    metadata: dict[str, Any]
-    missing: list[str]
-    """Model tensors absent from the file (only ever non-empty with ``strict=False``)."""
-    unexpected: list[str]
-    """File tensors the model does not have (only ever non-empty with ``strict=False``)."""
-
-
 def _tied_names(state: Mapping[str, Tensor]) -> dict[str, list[str]]:
     """For each state_dict name, every name bound to the same tensor (itself included)."""
     groups: dict[tuple, list[str]] = {}
@@ -217,25 +170,24 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
-def load_weights(path: PathLike, model: nn.Module, *, strict: bool = True) -> LoadedWeights:
+def load_weights(path: PathLike, model: nn.Module) -> dict[str, Any]:
     """Load a file written by :func:`save_weights` into ``model``, in place.
 
     The file's names and shapes are checked against ``model.state_dict()`` before any
-    tensor is read. A name is satisfied when the file has it or any name tied to the same
-    tensor in ``model``.
+    tensor is read: every model tensor must be in the file, under its name or any name
+    tied to the same tensor in ``model``, with its shape, and the file must hold nothing else.
 
     Args:
         path: a safetensors file.
         model: the model to fill; tensors are copied to its devices and dtypes.
-        strict: refuse files that lack some of the model's tensors or have extra ones.
-            Shapes must match in any case.
 
     Returns:
-        The metadata and the names left missing or unused (both empty when ``strict``).
+        The metadata given to :func:`save_weights`.
 
     Raises:
         CheckpointError: the file is absent, not a safetensors file, damaged, or does not
-            fit the model (the message names the first mismatched tensor and both shapes).
+            fit the model (the message names the first mismatched tensor and both shapes,
+            or the missing and unexpected names).
     """
     path = _safetensors_file(path)
     file_shapes, raw = _read_header(path)
@@ -257,18 +209,18 @@ def load_weights(path: PathLike, model: nn.Module, *, strict: bool = True) -> Lo
             f"{first!r} has shape {file_shapes[first]} in the checkpoint but {tuple(model_state[first].shape)} in "
             f"the model ({len(mismatched)} tensor(s) differ in shape)"
         )
-    if strict and missing:
+    if missing:
         problems.append(f"the model's {_listed(missing)} are missing from the checkpoint")
-    if strict and unexpected:
+    if unexpected:
         problems.append(f"the checkpoint's {_listed(unexpected)} do not exist in the model")
     if problems:
         raise CheckpointError(
             f"{str(path)!r} does not fit {type(model).__name__}: " + "; ".join(problems)
             + ". Build the model with the configuration the checkpoint was trained with (see its metadata)"
         )
-    tensors = safetensors.torch.load_file(str(path), device="cpu")
-    model.load_state_dict({k: v for k, v in tensors.items() if k in model_state}, strict=False)
-    return LoadedWeights(metadata, missing, unexpected)
+    # a tied tensor is stored under one of its names; loading it fills every name bound to it
+    model.load_state_dict(safetensors.torch.load_file(str(path), device="cpu"), strict=False)
+    return metadata
 
 
 # Leaves that torch.load(weights_only=True) reads back; containers are checked one by one.

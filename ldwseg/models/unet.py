@@ -1,35 +1,59 @@
-"""The UNet of the paper's segmentation experiment, with max-pool or LDW samplers."""
+"""The UNet of the paper's segmentation experiment, with max-pool or LDW samplers, and its checks."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from torch import Tensor, nn
 
-from ..config import ModelConfig
-from .blocks import DeconvUp, DoubleConv, LDWDown, LDWUp, MaxPoolDown
+from ..errors import ConfigError
+from ..pooling import CONSTRAINTS, initial_filters
+from .blocks import DoubleConv, LDWDown, LDWUp, PoolOptions
+from .factory import check_choice, create_down, create_up, get_down, get_up
 
-__all__ = ["UNet", "build_unet"]
+__all__ = ["MAX_PARAMETERS", "UNet", "UNetSpec", "build_unet", "check_unet", "check_unet_spec", "unet_parameters"]
+
+MAX_PARAMETERS = 1_000_000_000
+"""The largest UNet (in parameters, estimated by :func:`unet_parameters`) that :func:`check_unet`
+accepts: a larger one would exhaust memory while it is built rather than fail with a message."""
 
 
 class UNet(nn.Module):
-    """Ronneberger's UNet: a double-conv stem, ``depth`` down blocks, ``depth`` up blocks.
+    """Ronneberger's UNet: a double-conv stem, ``depth`` down blocks, ``depth`` up blocks, a 1x1 head.
+
+    Level ``i`` has ``base_width * 2^i`` channels. Up block ``j`` works at level
+    ``depth - 1 - j`` and, for LDW, reverses the pool of down block ``depth - 1 - j``.
 
     Args:
         in_channels: image channels.
         out_channels: classes (segmentation) or image channels (reconstruction).
-        base_width: channels of the first level; level ``i`` has ``base_width * 2^i``.
+        base_width: channels of the first level.
         depth: number of downsamplings (4 in the paper).
-        down: ``"maxpool"`` or ``"ldw"``.
-        up: ``"deconv"``, ``"ldw"`` (reverse LDW pooling paired with the encoder pool
-            of the same level) or ``"ldw-detail"`` (decoder gives LL, encoder gives the
-            detail bands).
+        down: a key of :data:`~ldwseg.models.DOWNSAMPLERS`: ``"maxpool"`` or ``"ldw"``.
+        up: a key of :data:`~ldwseg.models.UPSAMPLERS`: ``"deconv"``, ``"ldw"`` (reverse
+            LDW pooling paired with the encoder pool of the same level) or ``"ldw-detail"``
+            (the decoder gives LL, the encoder the detail bands); the LDW ones need ``down="ldw"``.
         skip: concatenate encoder features in the decoder (off for the autoencoder,
             so that everything passes through the pools and their reverse pools).
-        wavelet, kernel_size, constraint: passed to every :class:`~ldwseg.LDWPool2d`.
-        attention: energy attention after each LDW pool (paper table 3).
-        efficient: 1x1 conv C -> C/4 before each LDW pool (paper section 3.4).
+        efficient: 1x1 conv C -> C/4 before each LDW pool (paper section 3.4); needs
+            ``base_width`` divisible by 4.
+        pool: the options of every LDW pool.
+
+    Raises:
+        ConfigError: an argument is invalid (see :func:`check_unet`).
 
     Shape:
         ``(N, in_channels, H, W) -> (N, out_channels, H, W)`` for any ``H, W >= 1``.
+
+    Example:
+        >>> import torch
+        >>> model = UNet(3, 5, base_width=4, depth=2, pool=PoolOptions(wavelet="db2", constraint="orthogonal"))
+        >>> model(torch.randn(1, 3, 33, 50)).shape
+        torch.Size([1, 5, 33, 50])
+        >>> UNet(3, 5, down="maxpool", up="ldw")
+        Traceback (most recent call last):
+        ...
+        ldwseg.errors.ConfigError: up='ldw' pairs each reverse pool with an LDW pool, ...; use down=ldw or up=deconv
     """
 
     def __init__(
@@ -42,41 +66,20 @@ class UNet(nn.Module):
         down: str = "ldw",
         up: str = "ldw",
         skip: bool = True,
-        wavelet: str = "haar",
-        kernel_size: int | None = None,
-        constraint: str = "paper",
-        attention: bool = True,
         efficient: bool = False,
+        pool: PoolOptions = PoolOptions(),
     ) -> None:
         super().__init__()
-        ModelConfig(
-            down=down, up=up, base_width=base_width, depth=depth, wavelet=wavelet, kernel_size=kernel_size,
-            constraint=constraint, attention=attention, efficient=efficient, skip=skip,
-        ).validate()
+        check_unet(base_width=base_width, depth=depth, down=down, up=up, efficient=efficient, pool=pool)
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.stem = DoubleConv(in_channels, widths[0])
-        self.downs = nn.ModuleList()
-        for cin, cout in zip(widths[:-1], widths[1:]):
-            if down == "ldw":
-                block = LDWDown(
-                    cin, cout, wavelet=wavelet, kernel_size=kernel_size, constraint=constraint,
-                    attention=attention, efficient=efficient,
-                )
-            else:
-                block = MaxPoolDown(cin, cout)
-            self.downs.append(block)
-        self.ups = nn.ModuleList()
-        for level in reversed(range(depth)):
-            cin, cskip = widths[level + 1], widths[level]
-            if up == "deconv":
-                block = DeconvUp(cin, cskip, cskip, skip=skip)
-            else:
-                paired = self.downs[level]
-                block = LDWUp(
-                    cin, cskip, cskip, pool=paired.pool, pooled_channels=paired.pooled_channels,
-                    detail=up == "ldw-detail", skip=skip,
-                )
-            self.ups.append(block)
+        self.downs = nn.ModuleList(
+            create_down(down, cin, cout, pool=pool, efficient=efficient) for cin, cout in zip(widths[:-1], widths[1:])
+        )
+        self.ups = nn.ModuleList(
+            create_up(up, widths[level + 1], widths[level], widths[level], paired=self.downs[level], skip=skip)
+            for level in reversed(range(depth))
+        )
         self.head = nn.Conv2d(widths[0], out_channels, 1)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -91,10 +94,90 @@ class UNet(nn.Module):
         return self.head(x)
 
 
-def build_unet(cfg: ModelConfig, in_channels: int, out_channels: int) -> UNet:
-    """The UNet described by a :class:`~ldwseg.config.ModelConfig`."""
+def unet_parameters(base_width: int, depth: int) -> float:
+    """About how many weights a UNet has: per level ``i -> i+1`` two double convs (down and up),
+    ``2 * 9 * (c_i c_{i+1} + c_{i+1}^2)``, plus ``9 * 4 c_0^2`` for the stem.
+
+    A float, so that absurd widths and depths (capped at 64 levels) cannot overflow.
+    """
+    widths = [float(base_width) * 2.0**i for i in range(min(depth, 64) + 1)]
+    levels = sum(2 * 9 * (cin * cout + cout * cout) for cin, cout in zip(widths[:-1], widths[1:]))
+    return levels + 9 * 4 * widths[0] ** 2
+
+
+def check_unet(
+    *, base_width: int, depth: int, down: str, up: str, efficient: bool, pool: PoolOptions, prefix: str = ""
+) -> None:
+    """Raise a :class:`~ldwseg.errors.ConfigError` if :class:`UNet` cannot be built from these arguments.
+
+    ``prefix`` goes before each argument's name in the messages (``"model."`` for the
+    config section). The pool's filters are checked only when the down blocks are LDW.
+    """
+    down_block = get_down(down, label=f"{prefix}down")
+    up_block = get_up(up, label=f"{prefix}up")
+    check_choice(f"{prefix}constraint", pool.constraint, CONSTRAINTS)
+    for name, value in (("base_width", base_width), ("depth", depth)):
+        if value < 1:
+            raise ConfigError(f"{prefix}{name} must be >= 1, got {value}")
+    if issubclass(up_block, LDWUp) and not issubclass(down_block, LDWDown):
+        raise ConfigError(
+            f"{prefix}up={up!r} pairs each reverse pool with an LDW pool, but {prefix}down={down!r}; "
+            f"use {prefix}down=ldw or {prefix}up=deconv"
+        )
+    if efficient and base_width % 4:
+        # level i pools base_width * 2^i / 4 channels
+        raise ConfigError(f"{prefix}efficient needs {prefix}base_width divisible by 4, got {base_width}")
+    if pool.kernel_size is not None and pool.kernel_size < 2:
+        raise ConfigError(
+            f"{prefix}kernel_size must be >= 2 (or null for the wavelet's length), got {pool.kernel_size}"
+        )
+    size = unet_parameters(base_width, depth)
+    if size > MAX_PARAMETERS:
+        raise ConfigError(
+            f"{prefix}base_width={base_width} with {prefix}depth={depth} makes a UNet of about {size:.1e} "
+            f"parameters, more than the {MAX_PARAMETERS:.0e} ldwseg allows (the paper's has about 5e7); lower "
+            f"{prefix}depth or {prefix}base_width"
+        )
+    if issubclass(down_block, LDWDown):
+        try:
+            initial_filters(pool.wavelet, kernel_size=pool.kernel_size, constraint=pool.constraint, seed=0)
+        except ValueError as exc:
+            raise ConfigError(f"{prefix}wavelet={pool.wavelet!r} cannot be used: {exc}") from None
+
+
+class UNetSpec(Protocol):
+    """A flat description of a UNet, such as :class:`ldwseg.config.ModelConfig`: the
+    arguments of :class:`UNet` with the fields of :class:`PoolOptions` in place of ``pool``."""
+
+    down: str
+    up: str
+    base_width: int
+    depth: int
+    skip: bool
+    efficient: bool
+    wavelet: str
+    kernel_size: int | None
+    constraint: str
+    attention: bool
+
+
+def _pool_options(spec: UNetSpec) -> PoolOptions:
+    return PoolOptions(
+        wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, attention=spec.attention
+    )
+
+
+def check_unet_spec(spec: UNetSpec, *, prefix: str = "") -> None:
+    """:func:`check_unet` for the UNet that :func:`build_unet` makes of ``spec``."""
+    check_unet(
+        base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up, efficient=spec.efficient,
+        pool=_pool_options(spec), prefix=prefix,
+    )
+
+
+def build_unet(spec: UNetSpec, in_channels: int, out_channels: int) -> UNet:
+    """The UNet that ``spec`` (for example a config's ``model`` section) describes."""
     return UNet(
-        in_channels, out_channels, base_width=cfg.base_width, depth=cfg.depth, down=cfg.down, up=cfg.up,
-        skip=cfg.skip, wavelet=cfg.wavelet, kernel_size=cfg.kernel_size, constraint=cfg.constraint,
-        attention=cfg.attention, efficient=cfg.efficient,
+        in_channels, out_channels, base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up,
+        skip=spec.skip, efficient=spec.efficient, pool=_pool_options(spec),
     )

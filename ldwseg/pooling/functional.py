@@ -532,7 +532,7 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
     _check_input(x, "x")
     low, high = _filter_pair(low, high, x)
     x = pad_to_even(x).contiguous()
-    mix = _mixing_matrices(low, high)
+    mix = _mixing_matrices(low, high).to(x.dtype)  # autocast may hand over filters and maps in different dtypes
     return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis_planes(x, mix)[0]
 
 
@@ -572,7 +572,7 @@ def ldw_synthesis(
     h, w = y.shape[-2:]
     out_h, out_w = _check_output_size(h, w, output_size)
     y = y.contiguous()
-    mix = _mixing_matrices(low, high)
+    mix = _mixing_matrices(low, high).to(y.dtype)  # autocast may hand over filters and maps in different dtypes
     x = _Synthesis.apply(y, mix) if _needs_autograd(y, mix) else _synthesis_raw(y, mix)
     if (out_h, out_w) != (2 * h, 2 * w):
         x = x[..., :out_h, :out_w]

@@ -26,8 +26,9 @@ from ..datasets import build_dataset, default_data_dir, read_image
 from ..datasets.base import MIN_SIDE, list_paths, map_threads
 from ..datasets.reading import IMAGE_SUFFIXES
 from ..errors import DataError
+from ..io import write_pil_image
 
-__all__ = ["IMAGE_SUFFIXES", "ImageCrops", "check_images", "recon_files", "ensure_photos"]
+__all__ = ["ImageCrops", "check_images", "ensure_photos", "recon_files"]
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,7 @@ def ensure_photos(root: Path) -> Path:
         for name in names:
             path = folder / f"{name}.png"
             if not path.exists():
-                tmp = path.with_suffix(".tmp.png")
-                Image.fromarray(np.asarray(getattr(samples, name)())).save(tmp)
-                tmp.replace(path)
+                write_pil_image(path, Image.fromarray(np.asarray(getattr(samples, name)())), "PNG")
     return root
 
 
@@ -86,11 +85,9 @@ def recon_files(dataset: str, root: str | Path | None, split: str, *, skip_bad: 
 def _problem(path: Path) -> str | None:
     """Why ``path`` cannot be used as a training image, or ``None``."""
     try:
-        image = read_image(path)
+        read_image(path, min_size=MIN_SIDE)
     except DataError as err:
         return str(err)
-    if min(image.shape[:2]) < MIN_SIDE:
-        return f"image {path} is {image.shape[1]}x{image.shape[0]} pixels; expected at least {MIN_SIDE}x{MIN_SIDE}"
     return None
 
 

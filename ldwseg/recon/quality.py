@@ -1,7 +1,11 @@
 """Reconstruction quality: PSNR and SSIM of an image against its reference.
 
-PSNR is the textbook formula and SSIM scikit-image's, both in float64; the tests
-cross-check them against torchmetrics and against the formulas.
+PSNR is the textbook formula (:func:`psnr_from_mse`, the one place it is written) and
+SSIM scikit-image's, both in float64 for images; the tests cross-check them against
+torchmetrics and against the formulas.
+
+An exact reconstruction (MSE 0) has PSNR ``inf``, and every function here reports it so;
+only the training score caps each image at :data:`PSNR_CAP` (see there for why).
 
 Layouts: NumPy arrays are channels-last, ``(H, W, C)`` or ``(H, W)``; torch tensors are
 channels-first, ``(C, H, W)`` or ``(1, C, H, W)``, as each library stores images.
@@ -14,13 +18,18 @@ result equals the whole-image computation up to float64 rounding.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from skimage.metrics import structural_similarity
 
-__all__ = ["psnr", "ssim", "ssim_window"]
+__all__ = ["PSNR_CAP", "psnr", "psnr_from_mse", "ssim", "ssim_window"]
+
+PSNR_CAP = 200.0
+"""The most dB one image adds to a mean PSNR that is used as a score (the reconstruction
+task's validation PSNR). A mean with one exact image in it would be ``inf`` and, as the
+best score, could never be beaten; 200 dB (MSE 1e-20 for data range 1) is far above any
+float32 reconstruction error (float32 rounding alone gives about 140 dB), so the cap only
+ever replaces ``inf``."""
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -72,8 +81,25 @@ def _strips(height: int, width: int, start: int = 0, stop: int | None = None) ->
     return [(top, min(top + rows, stop)) for top in range(start, stop, rows)]
 
 
+def psnr_from_mse(mse: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB, elementwise.
+
+    Args:
+        mse: mean squared errors, e.g. one per image ``(N,)``; any shape, dtype kept.
+        data_range: the largest minus the smallest value an image can take.
+
+    Returns:
+        A tensor of ``mse``'s shape: ``inf`` where ``mse`` is 0 (an exact reconstruction).
+
+    Example:
+        >>> psnr_from_mse(torch.tensor([1e-2, 0.0]))
+        tensor([20., inf])
+    """
+    return 10.0 * torch.log10(data_range**2 / mse)
+
+
 def psnr(reference: ImageLike, test: ImageLike, *, data_range: float = 1.0) -> float:
-    """Peak signal-to-noise ratio ``10 log10(data_range^2 / MSE)`` in dB, over all pixels and channels.
+    """PSNR (:func:`psnr_from_mse`) of ``test`` against ``reference`` in dB, over all pixels and channels.
 
     The MSE is summed in float64 a strip of rows at a time (see the module docstring).
 
@@ -86,9 +112,8 @@ def psnr(reference: ImageLike, test: ImageLike, *, data_range: float = 1.0) -> f
         diff = ref[top:bottom].astype(np.float64).ravel()
         diff -= out[top:bottom].astype(np.float64).ravel()
         squared += float(np.dot(diff, diff))
-    if squared == 0.0:
-        return math.inf
-    return 10.0 * math.log10(data_range**2 / (squared / ref.size))
+    mse = torch.tensor(squared / ref.size, dtype=torch.float64)
+    return float(psnr_from_mse(mse, data_range))
 
 
 def ssim_window(height: int, width: int) -> tuple[int, float]:

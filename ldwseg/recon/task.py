@@ -3,22 +3,22 @@
 The model is the UNet with its skip connections switched off (``model.skip=false``),
 so all information has to pass through the pools and their paired reverse pools. The
 loss is L1 or MSE (+ the constraint loss); the validation score is the mean PSNR of the
-held-out images, after clamping the output to [0, 1].
+held-out images, after clamping the output to [0, 1], each image's PSNR capped at
+:data:`~ldwseg.recon.quality.PSNR_CAP` dB.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from ..config import Config
-from ..engine.epoch import autocast
+from ..engine.precision import Precision
 from ..engine.task import TaskData
 from ..errors import ConfigError
 from .data import ImageCrops, recon_files
+from .quality import PSNR_CAP, psnr_from_mse
 
 __all__ = ["ReconstructionTask"]
 
@@ -60,20 +60,19 @@ class ReconstructionTask:
         raise ConfigError(f"train.loss={cfg.train.loss!r} is a segmentation loss; use l1 or mse for --task recon")
 
     @torch.no_grad()
-    def evaluate(self, model, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict:
+    def evaluate(self, model, loader, *, precision: Precision, data: TaskData) -> dict:
+        """Mean per-image PSNR (dB, each capped at ``PSNR_CAP``) and L1 error over all ranks' images."""
         model.eval()
-        sums = torch.zeros(3, dtype=torch.float64, device=device)  # psnr, l1, images
+        sums = torch.zeros(3, dtype=torch.float64, device=precision.device)  # psnr, l1, images
         for images, _ in loader:
-            images = images.to(device)
-            with autocast(device, amp):
-                out = model(images.contiguous(memory_format=torch.channels_last) if channels_last else images)
-            out = out.float().clamp(0, 1)
-            mse = (out - images).square().flatten(1).mean(1)
-            sums[0] += (10 * torch.log10(1.0 / mse.clamp_min(1e-20))).sum()
-            sums[1] += (out - images).abs().flatten(1).mean(1).sum()
+            images = precision.inputs(images)
+            with precision.autocast():
+                out = model(images)
+            error = out.float().clamp(0, 1) - images
+            sums[0] += psnr_from_mse(error.square().flatten(1).mean(1)).clamp_max(PSNR_CAP).sum()
+            sums[1] += error.abs().flatten(1).mean(1).sum()
             sums[2] += images.shape[0]
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(sums)
         count = max(sums[2].item(), 1.0)
-        psnr = sums[0].item() / count
-        return {"psnr": psnr if math.isfinite(psnr) else 200.0, "l1": sums[1].item() / count}
+        return {"psnr": sums[0].item() / count, "l1": sums[1].item() / count}

@@ -13,7 +13,7 @@ from torch.utils.data import DataLoader
 from ..datasets import build_dataset, eval_transform, pad_collate
 from ..engine.checkpoints import load_run_model
 from ..engine.distributed import resolve_device
-from ..engine.epoch import autocast
+from ..engine.precision import Precision
 from ..errors import CheckpointError
 from .metrics import SegmentationMetrics
 
@@ -54,8 +54,9 @@ def evaluate_checkpoint(
             "evaluate it on a data set with the same classes"
         )
     loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=pad_collate, num_workers=num_workers)
-    amp = cfg.train.amp if (cfg.train.amp != "fp16" or dev.type == "cuda") else "off"
-    result = evaluate(model, loader, SegmentationMetrics(classes).to(dev), device=dev, amp=amp, progress=progress)
+    amp = cfg.train.amp if (cfg.train.amp != "fp16" or dev.type == "cuda") else "off"  # fp16 autocast is CUDA-only
+    metrics = SegmentationMetrics(classes).to(dev)
+    result = evaluate(model, loader, metrics, precision=Precision(dev, amp), progress=progress)
     return {
         "checkpoint": str(checkpoint),
         "dataset": name,
@@ -75,19 +76,14 @@ def evaluate(
     loader: Iterable[tuple[Tensor, Tensor]],
     metrics: SegmentationMetrics,
     *,
-    device: torch.device,
-    amp: str = "off",
-    channels_last: bool = False,
+    precision: Precision,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict:
     """mIoU, per-class IoU and pixel accuracy over ``loader`` at the images' own size."""
     model.eval()
     metrics.reset()
     for images, masks in progress(loader) if progress is not None else loader:
-        images = images.to(device, non_blocking=True)
-        if channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        with autocast(device, amp):
-            logits = model(images)
-        metrics.update(logits.float(), masks.to(device))
+        with precision.autocast():
+            logits = model(precision.inputs(images))
+        metrics.update(logits.float(), masks.to(precision.device))
     return metrics.compute()

@@ -29,11 +29,10 @@ import torch
 from torch import Tensor, nn
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from ..datasets.palette import IGNORE_INDEX
 from ..errors import DataError
 
 __all__ = ["SegmentationMetrics", "SegmentationScores", "format_iou_table"]
-
-IGNORE_INDEX = 255
 
 
 class SegmentationScores(TypedDict):

@@ -22,24 +22,12 @@ from ..engine.checkpoints import load_run_model, stored_palette
 from ..engine.distributed import resolve_device
 from ..errors import DataError
 from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
-from ..io import DEFAULT_MAX_PIXELS, LoadedImage, load_image, write_atomic
+from ..io import DEFAULT_MAX_PIXELS, load_rgb8, write_pil_image
+from ..io.pixels import BLOCK_ROWS
 
 __all__ = ["predict_images", "window_labels"]
 
 log = logging.getLogger(__name__)
-
-# Rows per block when whole-image arrays are converted or blended: bounds the temporaries.
-_BLOCK_ROWS = 256
-
-
-def _rgb8(image: LoadedImage) -> np.ndarray:
-    """The image as uint8 RGB: gray channels repeated, alpha dropped, 16 bit rounded to 8."""
-    array = image.array[..., :1] if image.array.shape[-1] <= 2 else image.array[..., :3]
-    rgb = np.empty((*array.shape[:2], 3), dtype=np.uint8)
-    for row in range(0, array.shape[0], _BLOCK_ROWS):
-        rgb[row : row + _BLOCK_ROWS] = np.round(array[row : row + _BLOCK_ROWS] * np.float32(255.0))
-    return rgb
-
 
 def window_labels(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
     """Map a ``(1, 3, h, w)`` uint8 window to its ``(1, 1, h, w)`` uint8 class labels."""
@@ -59,8 +47,8 @@ def window_labels(model: nn.Module, device: torch.device) -> Callable[[Tensor], 
 def _overlay(rgb: np.ndarray, mask: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """:func:`~ldwseg.datasets.overlay` a block of rows at a time (it blends in float32)."""
     blended = np.empty_like(rgb)
-    for row in range(0, rgb.shape[0], _BLOCK_ROWS):
-        rows = slice(row, row + _BLOCK_ROWS)
+    for row in range(0, rgb.shape[0], BLOCK_ROWS):
+        rows = slice(row, row + BLOCK_ROWS)
         blended[rows] = overlay(rgb[rows], mask[rows], palette)
     return blended
 
@@ -98,7 +86,8 @@ def predict_images(
 
     Args:
         checkpoint: a segmentation checkpoint.
-        images: image files (gray, RGB, RGBA, 8 or 16 bit; see :func:`~ldwseg.io.load_image`).
+        images: image files (gray, RGB, RGBA, palette, 8 or 16 bit), read as the data sets
+            read them (:func:`~ldwseg.io.load_rgb8`).
         out_dir: the output folder, created if missing.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         with_overlay: also write the colour overlays.
@@ -128,23 +117,23 @@ def predict_images(
     paths = list(dict.fromkeys(Path(p) for p in images))  # each file once
     _check_distinct_outputs(paths)
     for path in paths:  # every file is read (checked) before anything is written; one at a time in memory
-        load_image(path, max_pixels=max_pixels)
+        load_rgb8(path, max_pixels=max_pixels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = window_labels(model, dev)
     written: list[Path] = []
     for path in paths:
-        rgb = _rgb8(load_image(path, max_pixels=max_pixels))
+        rgb = load_rgb8(path, max_pixels=max_pixels)
         x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
         mask = apply_tiled(
             labels, x, tile=tile, margin=margin, multiple=multiple, model=model, progress=progress
         )[0, 0].numpy()
         mask_path = out_dir / f"{path.stem}_mask.png"
-        write_atomic(mask_path, colorize(mask, palette), "PNG")
+        write_pil_image(mask_path, colorize(mask, palette), "PNG")
         written.append(mask_path)
         if with_overlay:
             over_path = out_dir / f"{path.stem}_overlay.png"
-            write_atomic(over_path, Image.fromarray(_overlay(rgb, mask, palette)), "PNG")
+            write_pil_image(over_path, Image.fromarray(_overlay(rgb, mask, palette)), "PNG")
             written.append(over_path)
         log.info("%s -> %s", path, mask_path)
     return written

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..config import Config
 from ..datasets import build_dataset, dataset_info, eval_transform, pad_collate, train_transform
+from ..engine.precision import Precision
 from ..engine.task import TaskData
 from .evaluate import evaluate
 from .loss import segmentation_criterion
@@ -42,7 +43,7 @@ class SegmentationTask:
     def criterion(self, cfg: Config):
         return segmentation_criterion(cfg.train.loss)
 
-    def evaluate(self, model, loader, *, device, amp: str, channels_last: bool, data: TaskData) -> dict:
-        metrics = SegmentationMetrics(data.out_channels).to(device)
-        result = evaluate(model, loader, metrics, device=device, amp=amp, channels_last=channels_last)
+    def evaluate(self, model, loader, *, precision: Precision, data: TaskData) -> dict:
+        metrics = SegmentationMetrics(data.out_channels).to(precision.device)
+        result = evaluate(model, loader, metrics, precision=precision)
         return {"miou": float(result["miou"]), "pixel_acc": float(result["pixel_acc"]), "per_class_iou": result["per_class_iou"]}

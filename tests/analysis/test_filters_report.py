@@ -1,4 +1,4 @@
-"""ldwseg.analysis.filter_report: pool reports, frequency responses, the report table and checkpoint loading."""
+"""ldwseg.analysis.filter_report: pool reports, frequency responses, the report table, and the models of checkpoints."""
 
 import math
 
@@ -9,8 +9,9 @@ from torch import nn
 from torch.testing import assert_close
 
 from ldwseg import LDWPool2d
-from ldwseg.analysis.filter_report import format_reports, frequency_response, model_from_checkpoint, pool_reports
+from ldwseg.analysis.filter_report import format_reports, frequency_response, pool_reports
 from ldwseg.config import Config
+from ldwseg.engine.checkpoints import load_run_model
 from ldwseg.errors import CheckpointError
 from ldwseg.io.weights import save_weights
 from ldwseg.models import build_unet
@@ -151,7 +152,7 @@ def test_format_reports_without_pools():
     assert "no LDWPool2d" in format_reports([])
 
 
-# --- model_from_checkpoint --------------------------------------------------------------
+# --- load_run_model: the models whose pools are reported ------------------------------
 
 
 def checkpoint(tmp_path, task: str, *, out_channels: int = 3, **meta):
@@ -165,9 +166,9 @@ def checkpoint(tmp_path, task: str, *, out_channels: int = 3, **meta):
     return path, model
 
 
-def test_model_from_seg_checkpoint(tmp_path):
+def test_load_run_model_of_a_seg_checkpoint(tmp_path):
     path, saved = checkpoint(tmp_path, "seg", out_channels=5, dataset={"num_classes": 5})
-    model, meta = model_from_checkpoint(path)
+    model, meta, _ = load_run_model(path)
     assert meta["task"] == "seg" and meta["dataset"] == {"num_classes": 5}
     assert model.head.out_channels == 5 and not model.training
     for (name, a), (_, b) in zip(saved.state_dict().items(), model.state_dict().items()):
@@ -176,44 +177,44 @@ def test_model_from_seg_checkpoint(tmp_path):
         assert model(torch.randn(1, 3, 9, 11)).shape == (1, 5, 9, 11)
 
 
-def test_model_from_recon_checkpoint(tmp_path):
+def test_load_run_model_of_a_recon_checkpoint(tmp_path):
     path, saved = checkpoint(tmp_path, "recon", out_channels=3)
-    model, meta = model_from_checkpoint(path)
+    model, meta, _ = load_run_model(path)
     assert meta["task"] == "recon" and model.head.out_channels == 3
     assert_close(model.head.weight, saved.head.weight)
     assert [r.name for r in pool_reports(model)] == ["downs.0.pool", "downs.1.pool"]
 
 
-def test_model_from_checkpoint_with_default_config(tmp_path):
+def test_load_run_model_with_default_config(tmp_path):
     # the brief's tiny case: a full default config but narrow layers
     cfg = Config.from_dict({"model": {"base_width": 4}})
     path = tmp_path / "seg.safetensors"
     save_weights(path, build_unet(cfg.model, 3, 3),
                  metadata={"task": "seg", "config": cfg.to_dict(), "dataset": {"num_classes": 3}})
-    model, _ = model_from_checkpoint(path)
+    model, _, _ = load_run_model(path)
     assert len(pool_reports(model)) == cfg.model.depth
 
 
-def test_model_from_checkpoint_rejects_unknown_task(tmp_path):
+def test_load_run_model_rejects_unknown_task(tmp_path):
     path, _ = checkpoint(tmp_path, "detect")
     with pytest.raises(CheckpointError, match=r"'detect' checkpoint; .* 'seg' or 'recon' checkpoint only"):
-        model_from_checkpoint(path)
+        load_run_model(path)
 
 
-def test_model_from_checkpoint_needs_num_classes_for_seg(tmp_path):
+def test_load_run_model_needs_num_classes_for_seg(tmp_path):
     path, _ = checkpoint(tmp_path, "seg", dataset={})
     with pytest.raises(CheckpointError, match="no valid dataset.num_classes"):
-        model_from_checkpoint(path)
+        load_run_model(path)
 
 
-def test_model_from_checkpoint_needs_stored_config(tmp_path):
+def test_load_run_model_needs_stored_config(tmp_path):
     path = tmp_path / "bare.safetensors"
     save_weights(path, nn.Linear(2, 2), metadata={"task": "recon"})
     with pytest.raises(CheckpointError, match="no stored config"):
-        model_from_checkpoint(path)
+        load_run_model(path)
 
 
-def test_model_from_checkpoint_refuses_weights_of_another_model(tmp_path):
+def test_load_run_model_refuses_weights_of_another_model(tmp_path):
     path, _ = checkpoint(tmp_path, "seg", out_channels=2, dataset={"num_classes": 4})
     with pytest.raises(CheckpointError, match="does not fit UNet"):
-        model_from_checkpoint(path)
+        load_run_model(path)

@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 
 from ldwseg.cli import main
 from ldwseg.engine.checkpoints import save_run_checkpoint
+from ldwseg.engine.runlock import LOCK_NAME
 from ldwseg.errors import DataError, Interrupted
 from ldwseg.models import build_unet
 from ldwseg.tasks import load_config
@@ -70,7 +71,7 @@ def files_in(folder: Path) -> list[str]:
     """Files under ``folder`` (none when it does not exist); a training run's lock is not output."""
     if not folder.exists():
         return []
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != ".lock")
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != LOCK_NAME)
 
 
 def assert_no_output(out: Path) -> None:

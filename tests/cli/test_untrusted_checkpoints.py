@@ -3,7 +3,7 @@
 A malicious pickle (its ``__reduce__`` creates a marker file) is saved under every name
 a checkpoint goes by. Every command and API that reads checkpoints must refuse it with
 one clear line, and the marker must never appear. The low-level readers of
-:mod:`ldwseg.io.weights` are tested on such files in ``test_checkpoint.py``; here are the
+:mod:`ldwseg.io.weights` are tested on such files in ``tests/io/test_weights.py``; here are the
 commands, the run-level API and checkpoints whose metadata was edited.
 """
 
@@ -124,14 +124,12 @@ def test_commands_refuse_a_pickled_checkpoint(evil, marker, name, tmp_path):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_the_api_refuses_a_pickled_checkpoint(evil, marker, name):
-    from ldwseg.analysis.filter_report import model_from_checkpoint
     from ldwseg.seg.evaluate import evaluate_checkpoint
 
     path = evil[name]
     for load in (
         load_run_model,
         lambda p: load_run_model(p, task="seg"),
-        model_from_checkpoint,
         lambda p: evaluate_checkpoint(p, device="cpu"),
         read_metadata,
         lambda p: load_weights(p, torch.nn.Linear(1, 1)),

@@ -21,6 +21,7 @@ from ldwseg.datasets import (
     DATASETS,
     IMAGENET_MEAN,
     IMAGENET_STD,
+    SampleError,
     build_dataset,
     colorize,
     dataset_info,
@@ -531,13 +532,35 @@ def test_build_synthetic_defaults_to_the_data_folder(tmp_path, monkeypatch, synt
     assert image.shape == (128, 128, 3) and image.dtype == np.uint8 and mask.dtype == np.int64
 
 
-def test_an_image_too_large_to_decode_is_a_bad_sample(tmp_path, monkeypatch):
-    from PIL import Image as PILImage
-
-    from ldwseg.datasets import read_image
-
+def test_an_image_too_large_to_decode_is_a_bad_sample(tmp_path):
     path = tmp_path / "big.png"
-    PILImage.new("RGB", (64, 64)).save(path)
-    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 100)  # 4096 px > 2 x 100: Pillow refuses to decode
-    with pytest.raises(DataError, match=r"big.png is too large to decode safely"):
-        read_image(path)
+    Image.new("RGB", (64, 64)).save(path)
+    with pytest.raises(SampleError, match=r"big.png is too large to decode safely") as caught:
+        read_image(path, max_pixels=100)  # 4096 px > 100, checked on the header
+    assert caught.value.path == path
+    colorize(np.zeros((64, 64), np.int64), voc_palette(2)).save(tmp_path / "big_mask.png")
+    with pytest.raises(SampleError, match=r"mask file .*big_mask.png is too large to decode safely"):
+        read_mask(tmp_path / "big_mask.png", max_pixels=100)
+
+
+def test_the_pixel_limit_is_ldwsegs_not_pillows(tmp_path, monkeypatch):
+    """Sample files pass the size check of every ldwseg reader (predict's too), which replaces Pillow's."""
+    path = tmp_path / "big.png"
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow alone would refuse 4096 px > 2 x 100
+    np.testing.assert_array_equal(read_image(path), np.full((64, 64, 3), (1, 2, 3), np.uint8))
+    assert Image.MAX_IMAGE_PIXELS == 100  # put back after reading
+
+
+def test_unreadable_files_name_their_role(tmp_path):
+    (tmp_path / "empty.png").touch()
+    with pytest.raises(SampleError, match=r"^cannot read image file .*empty.png: it is empty \(0 bytes\)"):
+        read_image(tmp_path / "empty.png")
+    with pytest.raises(SampleError, match=r"^cannot read mask file .*empty.png: it is empty \(0 bytes\)"):
+        read_mask(tmp_path / "empty.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "colour.png")
+    with pytest.raises(SampleError, match=r"mask .*colour.png is a RGB image; expected a class-index mask"):
+        read_mask(tmp_path / "colour.png")
+    Image.new("RGB", (7, 9)).save(tmp_path / "small.png")
+    with pytest.raises(SampleError, match=r"small.png is 7x9 pixels; expected at least 8x8"):
+        read_image(tmp_path / "small.png", min_size=8)

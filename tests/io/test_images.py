@@ -1,4 +1,4 @@
-"""Image files for reconstruction: modes and bit depths kept, clear errors, atomic writes.
+"""Image files: modes and bit depths kept, 8-bit RGB for segmentation, one set of refusals, atomic writes.
 
 Files are written with Pillow (and tifffile for a 16-bit colour TIFF) from scikit-image's
 bundled photos; what ldwseg reads and writes is compared with Pillow's own decoding.
@@ -12,8 +12,18 @@ from bad_files import make_bad, png_bytes
 from PIL import Image
 from skimage import data
 
-from ldwseg.errors import DataError
-from ldwseg.io import SAVE_FORMATS, LoadedImage, load_image, output_format, save_image
+from ldwseg.errors import ConfigError, DataError
+from ldwseg.io import (
+    SAVE_FORMATS,
+    LoadedImage,
+    load_image,
+    load_rgb8,
+    open_image,
+    output_format,
+    quantize,
+    save_image,
+    scaled,
+)
 
 
 @pytest.fixture(scope="module")
@@ -146,6 +156,104 @@ def test_min_size_is_configurable(tmp_path, photo):
     with pytest.raises(DataError, match=r"is 73x61 pixels; expected at least 64x64 \(min_size=64\)"):
         load_image(path, min_size=64)
     assert load_image(path, min_size=61).size == (73, 61)
+
+
+EXACT_ONLY = ("rgb16_tiff", "rgb16_png")  # 8-bit RGB needs only the 8 bits Pillow decodes
+
+
+@pytest.mark.parametrize("kind", sorted(set(BAD_FILES) - set(EXACT_ONLY)))
+def test_every_reader_refuses_the_same_files_with_the_same_message(tmp_path, kind):
+    path = make_bad(kind, tmp_path)
+    with pytest.raises(DataError) as exact:
+        load_image(path)
+    with pytest.raises(DataError) as rgb8:
+        load_rgb8(path)
+    assert str(rgb8.value) == str(exact.value)
+    if kind != "float_tiff":  # a mask reader checks the decoded mode itself
+        with pytest.raises(DataError, match=BAD_FILES[kind]) as opened:
+            with open_image(path, what="mask", min_size=2):
+                pass
+        assert str(opened.value).replace("mask file", "image file") == str(exact.value)
+
+
+@pytest.mark.parametrize("kind", ["empty", "text", "truncated_jpeg", "truncated_png"])
+def test_unreadable_files_say_cannot_read(tmp_path, kind):
+    path = make_bad(kind, tmp_path)
+    with pytest.raises(DataError, match=rf"^cannot read image file {path}: it is"):
+        load_image(path)
+
+
+def test_the_size_refusal_names_the_option_only_where_there_is_one(tmp_path, photo):
+    path = tmp_path / "x.png"
+    Image.fromarray(photo).save(path)
+    with pytest.raises(DataError, match=r"x.png is too large to decode safely: 73x61 = 4453 pixels.*--max-pixels 4453"):
+        load_rgb8(path, max_pixels=4452)
+    with pytest.raises(DataError, match=r"smaller files$"):
+        load_rgb8(path, max_pixels=4452, limit_option=None)
+    with pytest.raises(ConfigError, match="max_pixels must be a positive integer, got 0"):
+        load_rgb8(path, max_pixels=0)
+
+
+# --- 8-bit RGB -------------------------------------------------------------------------
+
+
+def test_rgb8_of_8bit_files_is_what_pillow_converts_to_rgb(tmp_path, photo):
+    rgba = rgba_of(photo)
+    files = {
+        "L": Image.fromarray(photo[..., 0]),
+        "LA": Image.fromarray(rgba[..., [0, 3]]),
+        "RGB": Image.fromarray(photo),
+        "RGBA": Image.fromarray(rgba),
+        "P": Image.fromarray(photo).quantize(16),
+        "1": Image.fromarray(photo[..., 0] > 128),
+    }
+    for mode, image in files.items():
+        path = tmp_path / f"{mode}.png"
+        image.save(path, **({"transparency": 3} if mode == "P" else {}))
+        rgb = load_rgb8(path)
+        assert rgb.dtype == np.uint8 and rgb.shape == (*photo.shape[:2], 3) and rgb.flags.writeable, mode
+        np.testing.assert_array_equal(rgb, np.asarray(Image.open(path).convert("RGB")), err_msg=mode)
+
+
+def test_rgb8_rounds_16bit_gray_as_quantize_does(tmp_path):
+    every = np.arange(65536, dtype=np.uint16).reshape(256, 256)  # every 16-bit value once
+    path = tmp_path / "g16.png"
+    Image.fromarray(every).save(path)
+    expected = np.rint(every.astype(np.float64) * 255 / 65535).astype(np.uint8)
+    np.testing.assert_array_equal(load_rgb8(path), np.dstack([expected] * 3))
+    np.testing.assert_array_equal(load_rgb8(path)[..., :1], quantize(load_image(path).array, 8))
+
+
+def test_rgb8_reads_16bit_colour_as_pillow_decodes_it(tmp_path):
+    path = make_bad("rgb16_png", tmp_path)  # every sample 1000 of 65535
+    with pytest.raises(DataError, match="16-bit RGB image"):
+        load_image(path)
+    np.testing.assert_array_equal(load_rgb8(path), np.asarray(Image.open(path).convert("RGB")))
+    assert (load_rgb8(path) == 1000 >> 8).all()  # Pillow keeps the high byte
+
+
+# --- stored integers <-> floats ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("bit_depth", [8, 16])
+def test_quantize_inverts_scaled_for_every_stored_value(bit_depth):
+    stored = np.arange(2**bit_depth, dtype=np.uint16 if bit_depth == 16 else np.uint8).reshape(-1, 1)
+    values = scaled(stored, bit_depth)
+    assert values.dtype == np.float32 and values.min() == 0 and values.max() == 1
+    np.testing.assert_array_equal(quantize(values, bit_depth), stored)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_quantize_clips_and_rounds_block_by_block(dtype):
+    values = np.random.default_rng(0).uniform(-0.2, 1.2, size=(700, 5, 3)).astype(dtype)  # 3 blocks of rows
+    for bit_depth, stored in ((8, np.uint8), (16, np.uint16)):
+        # the naive formula in the array's own precision, on the whole array at once
+        expected = np.rint(np.clip(values, 0, 1) * dtype(2**bit_depth - 1)).astype(stored)
+        result = quantize(values, bit_depth)
+        assert result.dtype == stored
+        np.testing.assert_array_equal(result, expected)
+    with pytest.raises(ValueError, match=r"bit_depth must be one of \(8, 16\), got 12"):
+        quantize(values, 12)
 
 
 # --- writing -------------------------------------------------------------------------

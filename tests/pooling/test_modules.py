@@ -208,3 +208,18 @@ def test_torch_compile_equals_eager():
     g_comp = torch.autograd.grad(compiled(x).sum(), [x, pool.low])
     assert_close(g_comp[0], g_eager[0])
     assert_close(g_comp[1], g_eager[1])
+
+
+@pytest.mark.parametrize("wavelet", ["haar", "db2"])
+@pytest.mark.parametrize("grad", [False, True])
+def test_bfloat16_maps_with_float32_filters(wavelet, grad):
+    """Autocast hands bf16 maps to pools whose filters stay float32 parameters (validation runs without grad)."""
+    pool = LDWPool2d(4, wavelet=wavelet)
+    unpool = LDWUnpool2d(pool)
+    x = torch.randn(2, 4, 18, 14)
+    with torch.set_grad_enabled(grad):
+        y = pool(x.bfloat16())
+        back = unpool(y, output_size=x.shape[-2:])
+    assert y.dtype == back.dtype == torch.bfloat16
+    assert_close(y.float(), pool(x).detach(), atol=0.05, rtol=0.02)
+    assert_close(back.float(), x, atol=0.08, rtol=0.02)
