@@ -1,60 +1,28 @@
-"""Max-pool/deconv UNet against LDW-UNets at the same budget on CamVid, through ``ldwseg``'s own training.
+"""Max-pool/deconv UNet against LDW-UNets at one budget on CamVid: a preset of ``ldwseg compare``.
 
-Every model is trained by :func:`ldwseg.tasks.train` (what ``ldwseg train`` runs) with the
-same width, data, augmentation, optimiser, epochs and seed: training crops of 160 px from
-images randomly scaled by 0.4-0.6, validation on the whole val split at full size. Prints
-final and best val mIoU, parameters, FLOPs (one 480x360 image) and seconds per epoch.
+Every model is trained by ``ldwseg compare`` (the training of ``ldwseg train``) with the
+same width, data, augmentation, optimiser, epochs and seeds: training crops of 160 px
+from images randomly scaled by 0.4-0.6, validation on the whole val split at full size.
+Prints the comparison table (final val mIoU per seed, mean ± std, paired difference to
+the max-pool UNet, wins and t) with parameters, FLOPs of one crop and the step time.
 
-Usage: ``python bench/seg_compare.py [--data-root ../shared/data/camvid] [--epochs 10] [--out runs/seg_compare]``
+Usage: ``python bench/seg_compare.py [--data-root ../shared/data/camvid] [--epochs 10] [--seeds 0,1,2]``
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import re
-import statistics
 from pathlib import Path
 
-from ldwseg.analysis.complexity import count_flops, count_parameters, format_count
-from ldwseg.engine.fit import build_model
-from ldwseg.io.weights import read_metadata
-from ldwseg.tasks import load_config, train
+from ldwseg.analysis.compare import Variant, format_summary, run_compare
+from ldwseg.tasks import load_config
 
-VARIANTS = {
-    "maxpool/deconv UNet": {"model.down": "maxpool", "model.up": "deconv", "train.wavelet_weight": 0.0},
-    "LDW-UNet (orthogonal)": {"model.down": "ldw", "model.up": "ldw", "model.constraint": "orthogonal"},
-    "LDW-UNet efficient (sec. 3.4)": {
-        "model.down": "ldw", "model.up": "ldw", "model.constraint": "orthogonal", "model.efficient": True,
-    },
-}
-FLOP_SIZE = (360, 480)  # CamVid's frames
-
-
-def run(name: str, overrides: dict, args: argparse.Namespace) -> dict:
-    base = {
-        "data.dataset": args.dataset, "data.root": None if args.data_root is None else str(args.data_root),
-        "data.crop_size": args.crop, "data.scale_min": 0.4, "data.scale_max": 0.6, "model.base_width": args.width,
-        "train.epochs": args.epochs, "train.batch_size": 8, "optim.lr": 2e-3,
-        "optim.step_size": max(1, args.epochs * 3 // 4), "train.seed": args.seed, "train.eval_every": args.eval_every,
-        "train.max_steps_per_epoch": args.max_steps,
-    }  # fmt: skip
-    cfg = load_config(None, {**base, **overrides})
-    out = args.out / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") / f"seed{args.seed}"
-    result = train(cfg, out)
-    with (out / "metrics.csv").open(newline="") as f:
-        seconds = [float(r["seconds"]) for r in csv.DictReader(f)]
-    classes = int(read_metadata(out / "best.safetensors")["dataset"]["out_channels"])
-    model = build_model(cfg, classes)
-    return {
-        "model": name,
-        "final_miou": result.last_score,
-        "best_miou": result.best_score,
-        "params": count_parameters(model),
-        "flops": count_flops(model, (1, 3, *FLOP_SIZE)),
-        "epoch_s": statistics.median(seconds),
-    }
+VARIANTS = [
+    Variant("maxpool", ("model.down=maxpool", "model.up=deconv", "train.wavelet_weight=0")),
+    Variant("ldw", ("model.down=ldw", "model.up=ldw", "model.constraint=orthogonal")),
+    Variant("ldw-efficient", ("model.down=ldw", "model.up=ldw", "model.constraint=orthogonal", "model.efficient=true")),
+]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,22 +34,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=160)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=None, help="Cap on the steps of an epoch (smoke runs).")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds.")
     parser.add_argument("--out", type=Path, default=Path("runs/seg_compare"))
-    parser.add_argument("--json", type=Path, help="Also write the rows to this JSON file.")
+    parser.add_argument("--json", type=Path, help="Also write the summary to this JSON file.")
     args = parser.parse_args(argv)
     if args.dataset != "camvid" and args.data_root == parser.get_default("data_root"):
         args.data_root = None
-    rows = [run(name, overrides, args) for name, overrides in VARIANTS.items()]
-    print("\n| model | val mIoU (final) | best | params | FLOPs (480x360) | s / epoch |")
-    print("|---|---|---|---|---|---|")
-    for r in rows:
-        print(
-            f"| {r['model']} | {r['final_miou']:.4f} | {r['best_miou']:.4f} | {format_count(r['params'])} | "
-            f"{format_count(r['flops'])} | {r['epoch_s']:.1f} |"
-        )
+    base = load_config(None, {
+        "data.dataset": args.dataset, "data.root": None if args.data_root is None else str(args.data_root),
+        "data.crop_size": args.crop, "data.scale_min": 0.4, "data.scale_max": 0.6, "model.base_width": args.width,
+        "train.epochs": args.epochs, "train.batch_size": 8, "optim.lr": 2e-3,
+        "optim.step_size": max(1, args.epochs * 3 // 4), "train.eval_every": args.eval_every,
+        "train.max_steps_per_epoch": args.max_steps,
+    })  # fmt: skip
+    seeds = [int(s) for s in args.seeds.split(",")]
+    summary = run_compare(base, VARIANTS, seeds, args.out)
+    print(format_summary(summary))
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -50,12 +50,14 @@ def test_unet_variants_table(tmp_path):
 def test_seg_compare_trains_every_variant(tmp_path, data_dir):
     result = run_script(
         BENCH / "seg_compare.py", "--dataset", "synthetic", "--epochs", "1", "--max-steps", "1", "--width", "4",
-        "--crop", "32", "--eval-every", "1", "--out", str(tmp_path / "runs"), "--json", str(tmp_path / "rows.json"),
-        cwd=tmp_path, env={"LDWSEG_DATA": str(data_dir)},
+        "--crop", "32", "--eval-every", "1", "--seeds", "0", "--out", str(tmp_path / "runs"),
+        "--json", str(tmp_path / "summary.json"), cwd=tmp_path, env={"LDWSEG_DATA": str(data_dir)},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    rows = json.loads((tmp_path / "rows.json").read_text())
-    assert [r["model"] for r in rows] == ["maxpool/deconv UNet", "LDW-UNet (orthogonal)", "LDW-UNet efficient (sec. 3.4)"]
-    assert all(0.0 <= r["final_miou"] <= 1.0 for r in rows)
-    assert rows[1]["params"] > rows[0]["params"]  # the LDW convs see 4C channels after each pool
-    assert len({p.parent.name for p in (tmp_path / "runs").glob("*/seed0/best.safetensors")}) == 3
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    variants = summary["variants"]
+    assert [v["name"] for v in variants] == ["maxpool", "ldw", "ldw-efficient"]
+    assert all(0.0 <= v["scores"][0] <= 1.0 for v in variants)
+    assert variants[1]["params"] > variants[0]["params"]  # the LDW convs see 4C channels after each pool
+    assert len(list((tmp_path / "runs").glob("*/seed0/best.safetensors"))) == 3
+    assert "| ldw-efficient |" in result.stdout

@@ -2,14 +2,16 @@
 
 :func:`pool_reports` reads every :class:`~ldwseg.LDWPool2d` of a model (for a checkpoint,
 the model :func:`~ldwseg.engine.checkpoints.load_run_model` rebuilds) into plain numbers
-and arrays, :func:`format_reports` prints them as a table and :func:`frequency_response`
-gives the magnitude responses that :mod:`ldwseg.analysis.plots` plots.
+and arrays, :func:`format_reports` prints them as a table, :func:`report_json` turns one
+into strict-JSON values (``ldwseg filters --json``) and :func:`frequency_response` gives
+the magnitude responses that :mod:`ldwseg.analysis.plots` plots.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,7 +19,7 @@ from torch import nn
 
 from ..pooling import LDWPool2d
 
-__all__ = ["PoolReport", "format_reports", "frequency_response", "pool_reports"]
+__all__ = ["PoolReport", "format_reports", "frequency_response", "pool_reports", "report_json"]
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,43 @@ def pool_reports(model: nn.Module) -> list[PoolReport]:
             )
         )
     return reports
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def report_json(report: PoolReport) -> dict[str, Any]:
+    """``report`` as plain JSON values: what ``ldwseg filters --json`` prints per pool.
+
+    Taps are lists of floats. ``constraint_terms`` holds only the terms of the pool's own
+    constraint (``{}`` for ``"lattice"``). The initial taps are the ones the pool was
+    built with, as stored in the checkpoint (for ``wavelet="random"`` the very draw).
+    A number that is not finite (filters that diverged in training) becomes ``None``, so
+    the result passes ``json.dumps(..., allow_nan=False)``.
+
+    Example:
+        >>> (report,) = pool_reports(LDWPool2d(wavelet="haar", constraint="orthogonal"))
+        >>> out = report_json(report)
+        >>> out["name"], out["kernel_size"], [round(v, 4) for v in out["initial_high"]]
+        ('LDWPool2d', 2, [0.7071, -0.7071])
+        >>> sorted(out["constraint_terms"])
+        ['cross_orthogonal', 'high_orthonormal', 'low_dc', 'low_orthonormal']
+    """
+    taps = {
+        key: [_finite(v) for v in getattr(report, key).tolist()]
+        for key in ("low", "high", "initial_low", "initial_high")
+    }
+    return {
+        "name": report.name,
+        "constraint": report.constraint,
+        "wavelet": report.wavelet_name,
+        "kernel_size": report.kernel_size,
+        **taps,
+        "constraint_terms": {k: _finite(v) for k, v in report.constraint_terms.items()},
+        "wavelet_loss": _finite(report.wavelet_loss),
+        "pr_error": _finite(report.pr_error),
+    }
 
 
 def frequency_response(f: np.ndarray, n: int = 256) -> tuple[np.ndarray, np.ndarray]:

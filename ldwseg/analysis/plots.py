@@ -4,7 +4,7 @@ matplotlib is imported inside the functions, so ``import ldwseg`` does not load 
 figures are drawn on an Agg canvas made for each of them, without pyplot: no global
 backend or figure registry is touched, which keeps the functions safe in headless
 scripts, tests and notebooks alike. Every file is written atomically (temporary file,
-then rename) with :func:`ldwseg.io.weights.atomic_write`.
+then rename) with :func:`ldwseg.io.atomic.atomic_write`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..io.weights import atomic_write
+from ..io.atomic import atomic_write
 from .filter_report import PoolReport, frequency_response
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ from typing import Optional
 
 import typer
 
-from ..errors import ConfigError
 from ..inference.tiling import DEFAULT_TILE
 from ..io import DEFAULT_MAX_PIXELS
 from .app import app, check_device, check_output, progress, user_errors
@@ -60,11 +59,6 @@ def reconstruct(
     from ..inference.tiling import TileOptions
     from ..recon.reconstruct import reconstruct_image
 
-    if checkpoint is not None and (levels is not None or wavelet is not None):
-        raise ConfigError(
-            "--levels and --wavelet set the wavelet round trip, which runs without --checkpoint; "
-            "drop them or --checkpoint"
-        )
     if out is not None:
         check_output(out, folder=False)
     result = reconstruct_image(
@@ -81,20 +75,39 @@ def reconstruct(
 @user_errors
 def filters(
     checkpoint: Path = typer.Argument(..., help="A segmentation or reconstruction checkpoint."),
-    out: Optional[Path] = typer.Option(None, help="PNG of taps and frequency responses [default: <ckpt>_filters.png]."),
+    out: Optional[Path] = typer.Option(
+        None, help="PNG of taps and frequency responses (default: <ckpt>_filters.png; with --json: none)."
+    ),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='Print strict JSON instead of the table: {"checkpoint", "task", "pools": [{"name", "constraint", '
+        '"wavelet", "kernel_size", "low", "high", "initial_low", "initial_high", "constraint_terms", '
+        '"wavelet_loss", "pr_error"}]}; a non-finite number is null. Writes the PNG only with --out.',
+    ),
 ) -> None:
     """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error."""
-    from ..analysis.filter_report import format_reports, pool_reports
-    from ..analysis.plots import plot_filters
+    from ..analysis.filter_report import format_reports, pool_reports, report_json
     from ..engine.checkpoints import load_run_model
 
     if out is not None:
         check_output(out, folder=False)
-    model, _, _ = load_run_model(checkpoint)
+    model, meta, _ = load_run_model(checkpoint)
     reports = pool_reports(model)
+    if as_json:
+        pools = [report_json(r) for r in reports]
+        typer.echo(json.dumps({"checkpoint": str(checkpoint), "task": meta["task"], "pools": pools}, allow_nan=False))
+        if out is not None and reports:
+            typer.echo(f"wrote {_plot(reports, out)}", err=True)
+        return
     if not reports:
         typer.echo(f"{checkpoint} has no LDW pools (a max-pool model); nothing to plot")
         return
     typer.echo(format_reports(reports))
-    path = plot_filters(reports, out or checkpoint.with_name(checkpoint.stem + "_filters.png"))
-    typer.echo(f"wrote {path}")
+    typer.echo(f"wrote {_plot(reports, out or checkpoint.with_name(checkpoint.stem + '_filters.png'))}")
+
+
+def _plot(reports: list, out: Path) -> Path:
+    """Write the PNG of :func:`~ldwseg.analysis.plots.plot_filters`; matplotlib loads only when one is asked for."""
+    from ..analysis.plots import plot_filters
+
+    return plot_filters(reports, out)

@@ -23,10 +23,19 @@ def evaluate(
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(1, min=1, help="Images per batch (padded with the ignore label)."),
     skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help="Print one strict JSON object: miou, per_class_iou {class name: IoU}, pixel_acc, fg_iou and dice "
+        "(2 classes), class_names, dataset, split, images, skipped. An undefined IoU (class absent from targets "
+        "and predictions) is null.",
+    ),
 ) -> None:
-    """mIoU, per-class IoU and pixel accuracy of a checkpoint at full resolution."""
-    from ..seg.evaluate import evaluate_checkpoint
+    """mIoU, per-class IoU and pixel accuracy of a checkpoint at full resolution.
+
+    For 2-class data (class 1 = foreground) also the foreground IoU and Dice (F1); both are
+    1.0 when neither the targets nor the predictions hold any foreground.
+    """
+    from ..seg.evaluate import evaluate_checkpoint, json_report
     from ..seg.metrics import format_iou_table
 
     result = evaluate_checkpoint(
@@ -34,14 +43,14 @@ def evaluate(
         skip_bad=skip_bad, progress=lambda it: progress(it, "evaluating"),
     )
     if as_json:
-        keys = ("miou", "per_class_iou", "pixel_acc", "dataset", "split", "images", "skipped")
-        typer.echo(json.dumps({k: result[k] for k in keys}))
+        typer.echo(json.dumps(json_report(result), allow_nan=False))
         return
     typer.echo(format_iou_table(result["per_class_iou"], result["class_names"]))
     skipped = f", {result['skipped']} skipped" if result["skipped"] else ""
+    foreground = f", foreground IoU {result['fg_iou']:.4f}, Dice {result['dice']:.4f}" if "dice" in result else ""
     typer.echo(
         f"{result['dataset']} {result['split']} ({result['images']} images{skipped}): "
-        f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}"
+        f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}{foreground}"
     )
 
 

@@ -19,6 +19,26 @@ def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
     return apply_overrides(cfg, overrides)
 
 
+_FLAG_KEYS = {
+    "task": "train.task", "dataset": "data.dataset", "data_root": "data.root", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "lr": "optim.lr", "wavelet_weight": "train.wavelet_weight",
+    "constraint": "model.constraint", "down": "model.down", "up": "model.up", "device": "train.device",
+    "seed": "train.seed", "amp": "train.amp", "channels_last": "train.channels_last", "download": "data.download",
+    "skip_bad": "data.skip_bad",
+}  # fmt: skip
+"""The config field each option of ``ldwseg train`` sets (``--set`` sets any)."""
+
+
+def config_of(params: dict):
+    """The config that ``ldwseg train`` runs for its parsed options ``params`` (also used by ``compare``)."""
+    flags = {key: params.get(name) for name, key in _FLAG_KEYS.items()}
+    if flags["data.root"] is not None:
+        flags["data.root"] = str(flags["data.root"])
+    for switch in ("data.download", "data.skip_bad"):  # a switch left off keeps the config's value
+        flags[switch] = flags[switch] or None
+    return resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
+
+
 def default_out(cfg) -> Path:
     return Path("runs") / (cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}")
 
@@ -34,6 +54,7 @@ def check_start(cfg, out: Path) -> None:
 @app.command()
 @user_errors
 def train(
+    ctx: typer.Context,
     config: Optional[Path] = typer.Option(None, "--config", help="YAML config (see configs/); flags below override it."),
     task: Optional[str] = typer.Option(None, help="seg (segmentation, the default) or recon (autoencoding)."),
     dataset: Optional[str] = typer.Option(None, help="voc12, voc12-aug, camvid, folder or synthetic (the default)."),
@@ -62,14 +83,7 @@ def train(
 
     keep_freed_memory()
 
-    flags = {
-        "train.task": task, "data.dataset": dataset, "data.root": None if data_root is None else str(data_root), "train.epochs": epochs,
-        "train.batch_size": batch_size, "optim.lr": lr, "train.wavelet_weight": wavelet_weight,
-        "model.constraint": constraint, "model.down": down, "model.up": up, "train.device": device,
-        "train.seed": seed, "train.amp": amp, "train.channels_last": channels_last,
-        "data.download": download or None, "data.skip_bad": skip_bad or None,
-    }
-    cfg = resolve_config(config, flags, overrides)
+    cfg = config_of(ctx.params)
     out = out or default_out(cfg)
     check_start(cfg, out)
     with new_output(out):

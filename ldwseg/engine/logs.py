@@ -54,6 +54,12 @@ class MetricLog:
         if self.fields is None:
             self.fields = list(row)
             self._rewrite([row])
+        elif any(key not in self.fields for key in row):
+            # a column that earlier rows lack (val_* when eval_every > 1): the header grows, earlier cells stay empty
+            with self.path.open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            self.fields += [key for key in row if key not in self.fields]
+            self._rewrite([*rows, row])
         else:
             with self.path.open("a", newline="") as f:
                 csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="").writerow(row)

@@ -75,8 +75,8 @@ def wavelet_round_trip(
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got {shape}; add a batch dimension with x[None]")
     check_levels(levels, x.shape[-2], x.shape[-1])
-    if isinstance(wavelet, str) and wavelet == "random":
-        raise ValueError("wavelet_round_trip needs fixed filters: a PyWavelets wavelet name or a (low, high) pair")
+    if isinstance(wavelet, str) and wavelet in ("random", "noise"):
+        raise ConfigError("wavelet_round_trip needs fixed filters: a PyWavelets wavelet name or a (low, high) pair")
     # the filters a fresh LDWPool2d(wavelet=..., constraint=...) starts from, in x's dtype
     # (an LDWPool2d would hold them as float32 parameters, limiting float64 input to ~1e-7)
     low_pass, high_pass = (

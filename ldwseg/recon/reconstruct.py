@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -24,7 +23,7 @@ from ..engine.checkpoints import load_run_model
 from ..engine.distributed import resolve_device
 from ..errors import ConfigError, DataError
 from ..inference.tiling import TileOptions, apply_tiled
-from ..io import DEFAULT_MAX_PIXELS, load_image, output_format, save_image_stored
+from ..io import DEFAULT_MAX_PIXELS, load_image, output_format, quantize, save_image_stored
 from ..pooling.filters import WaveletSpec
 from ..pooling.multilevel import check_levels, is_perfect_reconstruction, wavelet_round_trip
 from .quality import psnr, ssim
@@ -35,7 +34,6 @@ DEFAULT_LEVELS = 3
 DEFAULT_WAVELET = "haar"
 _KEEP_SUFFIXES = (".png", ".tif", ".tiff")
 
-_BLOCK_ROWS = 256
 
 ModelFn = Callable[[Tensor], Tensor]
 
@@ -45,15 +43,6 @@ log = logging.getLogger(__name__)
 def _default_output(path: Path) -> Path:
     suffix = path.suffix if path.suffix.lower() in _KEEP_SUFFIXES else ".png"
     return path.with_name(f"{path.stem}_recon{suffix}")
-
-
-def _stored_integers(array: np.ndarray, bit_depth: int) -> np.ndarray:
-    """The integers ``k`` behind a float32 array ``k / (2**bit_depth - 1)`` read from or written to a file."""
-    top = 2**bit_depth - 1
-    stored = np.empty(array.shape, dtype=np.uint16 if bit_depth == 16 else np.uint8)
-    for row in range(0, array.shape[0], _BLOCK_ROWS):
-        stored[row : row + _BLOCK_ROWS] = np.rint(array[row : row + _BLOCK_ROWS] * np.float32(top))
-    return stored
 
 
 def _checked_model(model_fn: ModelFn, path: Path) -> ModelFn:
@@ -170,7 +159,7 @@ def reconstruct_file(
             )
     written = save_image_stored(target, y[0].permute(1, 2, 0).numpy(), like=image)
     del y
-    reference = _stored_integers(image.array, image.bit_depth)
+    reference = quantize(image.array, image.bit_depth)
     top = float(2**image.bit_depth - 1)
     return {
         "psnr": psnr(reference, written, data_range=top),
@@ -220,6 +209,11 @@ def reconstruct_image(
     whatever ``tiles.multiple`` says (see :func:`reconstruct_file`); images of more than
     ``max_pixels`` pixels are refused before they are decoded.
     """
+    if checkpoint is not None and (levels is not None or wavelet is not None):
+        raise ConfigError(
+            "--levels and --wavelet set the wavelet round trip, which runs without --checkpoint; "
+            "drop them or --checkpoint"
+        )
     if checkpoint is None:
         return reconstruct_file(image, out=out, levels=levels, wavelet=wavelet, tiles=tiles, max_pixels=max_pixels)
     dev = resolve_device(device)

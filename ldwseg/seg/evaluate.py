@@ -1,8 +1,9 @@
-"""Evaluate a segmentation checkpoint: mIoU, per-class IoU, pixel accuracy at full resolution."""
+"""Evaluate a segmentation checkpoint at full resolution: mIoU, per-class IoU, pixel accuracy, foreground Dice."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import math
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,9 @@ from ..engine.checkpoints import load_run_model
 from ..engine.distributed import resolve_device
 from ..engine.precision import Precision
 from ..errors import CheckpointError
-from .metrics import SegmentationMetrics
+from .metrics import FOREGROUND_KEYS, SegmentationMetrics
 
-__all__ = ["evaluate", "evaluate_checkpoint"]
+__all__ = ["evaluate", "evaluate_checkpoint", "json_report"]
 
 
 def evaluate_checkpoint(
@@ -33,6 +34,10 @@ def evaluate_checkpoint(
     progress=None,
 ) -> dict[str, Any]:
     """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's.
+
+    Returns mIoU, per-class IoU (a list in class order, ``None`` for a class absent from
+    targets and predictions), pixel accuracy, ``class_names`` and, for two classes,
+    ``fg_iou`` and ``dice`` (see :mod:`ldwseg.seg.metrics`).
 
     ``skip_bad`` leaves out the samples that cannot be used (listed in the log, counted in
     ``"skipped"``) instead of failing on them.
@@ -66,8 +71,44 @@ def evaluate_checkpoint(
         "miou": result["miou"],
         "per_class_iou": result["per_class_iou"],
         "pixel_acc": result["pixel_acc"],
-        "class_names": list(data.info.class_names),
+        **{k: result[k] for k in FOREGROUND_KEYS if k in result},
+        "class_names": _class_names(meta["dataset"], data.info.class_names),
     }
+
+
+def _class_names(record: dict[str, Any], fallback: Sequence[str]) -> list[str]:
+    """The class names the checkpoint stored, when they are one distinct string per class; else ``fallback``.
+
+    The stored names say what the model's outputs mean; checkpoints written before the
+    record held them (or edited ones) get the evaluated data set's names.
+    """
+    names = record.get("class_names")
+    valid = (
+        isinstance(names, list) and len(names) == len(fallback)
+        and all(isinstance(n, str) for n in names) and len(set(names)) == len(names)
+    )  # fmt: skip
+    return list(names) if valid else list(fallback)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def json_report(result: dict[str, Any]) -> dict[str, Any]:
+    """The object ``ldwseg evaluate --json`` prints, from :func:`evaluate_checkpoint`'s result.
+
+    ``per_class_iou`` maps each class name to its IoU, in class order (``class_names``
+    lists that order too). Any score that is not a finite number, such as the IoU of a
+    class absent from targets and predictions, is ``None`` (JSON ``null``), so the object
+    passes ``json.dumps(..., allow_nan=False)``.
+    """
+    report = {
+        "miou": _finite(result["miou"]),
+        "per_class_iou": {n: _finite(v) for n, v in zip(result["class_names"], result["per_class_iou"], strict=True)},
+        "pixel_acc": _finite(result["pixel_acc"]),
+        **{k: _finite(result[k]) for k in FOREGROUND_KEYS if k in result},
+    }
+    return {**report, **{k: result[k] for k in ("class_names", "dataset", "split", "images", "skipped")}}
 
 
 @torch.no_grad()

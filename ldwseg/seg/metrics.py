@@ -1,5 +1,8 @@
 """Segmentation scores from one confusion matrix: IoU per class, mIoU, pixel and mean accuracy.
 
+For two classes (background 0, foreground 1: vessels, membranes, ...) also the
+foreground's IoU and Dice.
+
 The confusion matrix ``C`` (``K x K``, ``int64``) counts labelled pixels: ``C[t, p]`` is
 the number of pixels of true class ``t`` predicted as ``p``; pixels whose target is the
 ignore index (255) are not counted. From it, for class ``k``::
@@ -14,6 +17,16 @@ A class that appears neither in the targets nor in the predictions has
 (as torchmetrics' ``JaccardIndex`` does when absent classes give NaN and the mean skips
 them). A class that is only predicted has IoU 0 and does count in the mIoU. The mean
 accuracy averages ``acc_k`` over the classes present in the targets.
+
+With ``K = 2``, class 1 is the foreground and, with ``TP, FP, FN`` of class 1::
+
+    fg_iou = TP / (TP + FP + FN)
+    dice = 2 TP / (2 TP + FP + FN)      (the F1 score of the foreground)
+
+When the foreground is absent from both targets and predictions (``TP + FP + FN = 0``),
+both are **1.0**: every labelled pixel is correctly background. Unlike the per-class IoU
+(``None`` there), the two foreground scores are always floats, so a run's log and
+``ldwseg compare --metric dice`` always have a number to rank, and strict JSON holds them.
 
 The counting is torchmetrics' ``MulticlassConfusionMatrix``, so under
 ``torch.distributed`` the matrices of all ranks are summed in :meth:`compute`.
@@ -32,17 +45,46 @@ from torchmetrics.classification import MulticlassConfusionMatrix
 from ..datasets.palette import IGNORE_INDEX
 from ..errors import DataError
 
-__all__ = ["SegmentationMetrics", "SegmentationScores", "format_iou_table"]
+__all__ = ["FOREGROUND_KEYS", "SegmentationMetrics", "SegmentationScores", "foreground_scores", "format_iou_table"]
+
+FOREGROUND_KEYS = ("fg_iou", "dice")
+"""The scores :meth:`SegmentationMetrics.compute` adds for two classes."""
 
 
-class SegmentationScores(TypedDict):
-    """What :meth:`SegmentationMetrics.compute` returns; plain Python values, JSON-safe."""
-
+class _Scores(TypedDict):
     miou: float
     per_class_iou: list[float | None]
     pixel_acc: float
     mean_acc: float
     confusion: list[list[int]]
+
+
+class SegmentationScores(_Scores, total=False):
+    """What :meth:`SegmentationMetrics.compute` returns; plain Python values, JSON-safe.
+
+    ``fg_iou`` and ``dice`` are there for two classes only.
+    """
+
+    fg_iou: float
+    dice: float
+
+
+def foreground_scores(confusion: Tensor) -> dict[str, float]:
+    """IoU and Dice of class 1 from a ``2 x 2`` confusion matrix ``C[target, pred]``.
+
+    Both are 1.0 when class 1 is neither a target nor a prediction (see the module docstring).
+
+    Example:
+        >>> foreground_scores(torch.tensor([[5, 1], [2, 3]]))  # TP 3, FP 1, FN 2
+        {'fg_iou': 0.5, 'dice': 0.6666666666666666}
+    """
+    if confusion.shape != (2, 2):
+        raise ValueError(f"foreground scores need a 2 x 2 confusion matrix, got shape {tuple(confusion.shape)}")
+    counts = confusion.double()
+    tp, fp, fn = counts[1, 1], counts[0, 1], counts[1, 0]
+    if tp + fp + fn == 0:
+        return {"fg_iou": 1.0, "dice": 1.0}
+    return {"fg_iou": float(tp / (tp + fp + fn)), "dice": float(2 * tp / (2 * tp + fp + fn))}
 
 
 class SegmentationMetrics(nn.Module):
@@ -114,7 +156,8 @@ class SegmentationMetrics(nn.Module):
 
     def confusion_matrix(self) -> Tensor:
         """The ``K x K`` matrix ``C[target, pred]`` summed over updates (and over DDP ranks)."""
-        return self.confmat.compute()
+        # torchmetrics returns a 0-d count for K = 1; keep the documented K x K shape
+        return self.confmat.compute().reshape(self.num_classes, self.num_classes)
 
     def compute(self) -> SegmentationScores:
         """Score the pixels seen since the last :meth:`reset` (see the module docstring)."""
@@ -131,13 +174,16 @@ class SegmentationMetrics(nn.Module):
         union = in_target + counts.sum(dim=0) - tp
         iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
         present = in_target > 0
-        return {
+        scores: SegmentationScores = {
             "miou": float(iou.nanmean()),
             "per_class_iou": [None if math.isnan(v) else v for v in iou.tolist()],
             "pixel_acc": float(tp.sum() / total),
             "mean_acc": float((tp[present] / in_target[present]).mean()),
             "confusion": confusion.tolist(),
         }
+        if self.num_classes == 2:
+            scores.update(foreground_scores(confusion))
+        return scores
 
     def reset(self) -> None:
         """Forget every pixel seen so far."""

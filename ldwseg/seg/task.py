@@ -1,4 +1,4 @@
-"""The segmentation task for the training loop: data sets, cross-entropy, mIoU."""
+"""The segmentation task for the training loop: data sets, cross-entropy, mIoU (and foreground Dice for 2 classes)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from ..engine.precision import Precision
 from ..engine.task import TaskData
 from .evaluate import evaluate
 from .loss import segmentation_criterion
-from .metrics import SegmentationMetrics
+from .metrics import FOREGROUND_KEYS, SegmentationMetrics
 
 __all__ = ["SegmentationTask"]
 
@@ -44,6 +44,13 @@ class SegmentationTask:
         return segmentation_criterion(cfg.train.loss)
 
     def evaluate(self, model, loader, *, precision: Precision, data: TaskData) -> dict:
+        """mIoU, pixel accuracy and per-class IoU; for two classes also ``fg_iou`` and ``dice``.
+
+        The float values become the ``val_<key>`` columns of ``metrics.csv``, which
+        ``ldwseg compare --metric`` ranks by.
+        """
         metrics = SegmentationMetrics(data.out_channels).to(precision.device)
         result = evaluate(model, loader, metrics, precision=precision)
-        return {"miou": float(result["miou"]), "pixel_acc": float(result["pixel_acc"]), "per_class_iou": result["per_class_iou"]}
+        scores = {"miou": float(result["miou"]), "pixel_acc": float(result["pixel_acc"])}
+        scores.update({k: float(result[k]) for k in FOREGROUND_KEYS if k in result})
+        return {**scores, "per_class_iou": result["per_class_iou"]}

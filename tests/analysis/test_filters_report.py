@@ -1,17 +1,21 @@
 """ldwseg.analysis.filter_report: pool reports, frequency responses, the report table, and the models of checkpoints."""
 
+import json
 import math
 
 import numpy as np
 import pytest
+import pywt
 import torch
 from torch import nn
 from torch.testing import assert_close
+from typer.testing import CliRunner
 
 from ldwseg import LDWPool2d
-from ldwseg.analysis.filter_report import format_reports, frequency_response, pool_reports
+from ldwseg.analysis.filter_report import format_reports, frequency_response, pool_reports, report_json
+from ldwseg.cli import app
 from ldwseg.config import Config
-from ldwseg.engine.checkpoints import load_run_model
+from ldwseg.engine.checkpoints import load_run_model, save_run_checkpoint
 from ldwseg.errors import CheckpointError
 from ldwseg.io.weights import save_weights
 from ldwseg.models import build_unet
@@ -218,3 +222,99 @@ def test_load_run_model_refuses_weights_of_another_model(tmp_path):
     path, _ = checkpoint(tmp_path, "seg", out_channels=2, dataset={"num_classes": 4})
     with pytest.raises(CheckpointError, match="does not fit UNet"):
         load_run_model(path)
+
+
+# --- report_json and ldwseg filters --json ------------------------------------------------
+
+
+def strict_loads(text: str):
+    """``json.loads`` that refuses NaN and Infinity, which strict JSON does not have."""
+    return json.loads(text, parse_constant=lambda name: pytest.fail(f"non-strict JSON constant {name}"))
+
+
+def test_report_json_of_orthogonal_and_paper_pools():
+    model = two_pools()
+    orthogonal, paper = (report_json(r) for r in pool_reports(model))
+    assert strict_loads(json.dumps([orthogonal, paper], allow_nan=False)) == [orthogonal, paper]
+    assert [orthogonal[k] for k in ("name", "constraint", "wavelet", "kernel_size")] == ["0", "orthogonal", "db2", 4]
+    assert set(orthogonal["constraint_terms"]) == {"low_orthonormal", "high_orthonormal", "cross_orthogonal", "low_dc"}
+    assert set(paper["constraint_terms"]) == {"low", "high", "reverse", "sym"}  # no orthogonality terms
+    assert_close(paper["low"], PAPER_LOW, atol=1e-6, rtol=0)
+    assert_close(paper["initial_high"], PAPER_HIGH, atol=1e-6, rtol=0)
+    assert paper["pr_error"] == pytest.approx(0.5, abs=1e-6)
+    assert all(isinstance(v, float) for v in [*orthogonal["low"], orthogonal["pr_error"], orthogonal["wavelet_loss"]])
+
+
+def test_report_json_writes_non_finite_numbers_as_null():
+    pool = LDWPool2d(wavelet="haar", constraint="orthogonal")
+    with torch.no_grad():
+        pool.low[0] = float("nan")
+        pool.high[1] = float("inf")
+    out = report_json(pool_reports(pool)[0])
+    assert out["low"][0] is None and out["high"][1] is None and out["pr_error"] is None
+    assert out["initial_low"] == pytest.approx([2**-0.5, 2**-0.5])
+    strict_loads(json.dumps(out, allow_nan=False))
+
+
+def saved_run(tmp_path, **model) -> tuple:
+    """A trained-looking seg UNet (filters moved off the wavelet) saved by the training's own writer."""
+    cfg = Config.from_dict({"model": {**TINY["model"], **model}})
+    net = build_unet(cfg.model, 3, 3)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    path = tmp_path / "best.safetensors"
+    record = {"name": "synthetic", "num_classes": 3, "out_channels": 3, "class_names": ["a", "b", "c"]}
+    save_run_checkpoint(path, net, cfg, record, epoch=0, metrics={})
+    return path, net
+
+
+def filters_json(*args) -> dict:
+    result = CliRunner().invoke(app, ["filters", *map(str, args), "--json"])
+    assert result.exit_code == 0, result.output
+    return strict_loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    ("wavelet", "constraint", "terms"),
+    [
+        ("haar", "orthogonal", {"low_orthonormal", "high_orthonormal", "cross_orthogonal", "low_dc"}),
+        ("db2", "paper", {"low", "high", "reverse", "sym"}),
+        ("db3", "lattice", set()),
+    ],
+)
+def test_filters_json_of_a_checkpoint(tmp_path, wavelet, constraint, terms):
+    path, net = saved_run(tmp_path, wavelet=wavelet, constraint=constraint)
+    out = filters_json(path)
+    assert (out["checkpoint"], out["task"]) == (str(path), "seg")
+    assert [p["name"] for p in out["pools"]] == ["downs.0.pool", "downs.1.pool"]
+    reference = pywt.Wavelet(wavelet)  # the initial taps, independently of ldwseg
+    for entry in out["pools"]:
+        pool = net.get_submodule(entry["name"])
+        low, high = pool.filters()
+        assert_close(torch.tensor(entry["low"], dtype=torch.float64), low.detach().double())
+        assert_close(torch.tensor(entry["high"], dtype=torch.float64), high.detach().double())
+        assert not np.allclose(entry["low"], reference.rec_lo, atol=1e-3)  # the taps moved: not the initial ones
+        assert_close(entry["initial_low"], list(reference.rec_lo), atol=1e-6, rtol=0)
+        assert_close(entry["initial_high"], list(reference.rec_hi), atol=1e-6, rtol=0)
+        assert (entry["constraint"], entry["wavelet"], entry["kernel_size"]) == (constraint, wavelet, reference.dec_len)
+        assert set(entry["constraint_terms"]) == terms
+        for name, value in pool.constraint_terms().items():
+            assert entry["constraint_terms"][name] == pytest.approx(float(value.detach()), rel=1e-6, abs=1e-12)
+        assert entry["wavelet_loss"] == pytest.approx(float(pool.wavelet_loss().detach()), rel=1e-6, abs=1e-12)
+        assert entry["pr_error"] == pytest.approx(pool.pr_error(), rel=1e-6, abs=1e-12)
+    assert not list(tmp_path.glob("*.png"))  # --json alone draws nothing
+
+
+def test_filters_json_with_out_also_writes_the_plot(tmp_path):
+    path, _ = saved_run(tmp_path)
+    png = tmp_path / "f.png"
+    result = CliRunner().invoke(app, ["filters", str(path), "--json", "--out", str(png)])
+    assert result.exit_code == 0, result.output
+    assert len(strict_loads(result.stdout)["pools"]) == 2  # stdout is the JSON alone
+    assert png.is_file() and str(png) in result.stderr
+
+
+def test_filters_json_of_a_maxpool_model_lists_no_pools(tmp_path):
+    path, _ = saved_run(tmp_path, down="maxpool", up="deconv")
+    assert filters_json(path)["pools"] == []

@@ -136,6 +136,14 @@ def test_uint8_targets_do_not_overflow():
     assert wide.compute() == narrow.compute()
 
 
+def test_one_class_confusion_is_one_by_one():
+    metrics = SegmentationMetrics(1)
+    metrics.update(torch.zeros(1, 2, 3, dtype=torch.long), torch.tensor([[[0, 0, 255], [0, 0, 0]]]))
+    scores = metrics.compute()
+    assert scores["confusion"] == [[5]]
+    assert (scores["miou"], scores["pixel_acc"], scores["mean_acc"]) == (1.0, 1.0, 1.0)
+
+
 def test_label_out_of_range_message():
     metrics = SegmentationMetrics(3)
     with pytest.raises(DataError, match=r"labels must be 0 \.\. 2 or the ignore index 255, found \[7\]"):

@@ -1,0 +1,77 @@
+"""``ldwseg compare``: several variants x several seeds at one budget, through ``ldwseg train``'s training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .app import app, new_output, progress, user_errors
+
+_OWN = ("--out", "--resume", "--seed")  # train options that compare sets itself
+
+
+def _train_params(args: list[str]) -> dict:
+    """The options of ``ldwseg train`` among ``args``, parsed by that command itself."""
+    from ..errors import ConfigError
+
+    for arg in args:
+        if arg.split("=", 1)[0] in _OWN:
+            raise ConfigError(
+                f"{arg.split('=', 1)[0]} is set by compare itself (--out for all runs, --seeds per run, finished "
+                "runs kept and unfinished ones resumed); drop it"
+            )
+    command = typer.main.get_command(app).commands["train"]  # type: ignore[attr-defined]
+    with command.make_context("ldwseg compare", list(args)) as ctx:
+        return dict(ctx.params)
+
+
+def _seeds(text: str) -> list[int]:
+    from ..errors import ConfigError
+
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise ConfigError(f"--seeds expects comma-separated integers such as 0,1,2, got {text!r}") from None
+    if not seeds:
+        raise ConfigError(f"--seeds expects at least one seed, got {text!r}")
+    return seeds
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@user_errors
+def compare(
+    ctx: typer.Context,
+    variant: list[str] = typer.Option(
+        ..., "--variant", help='"NAME: section.field=value ..." (repeatable); the first is the reference.'
+    ),
+    seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; every variant trains once per seed."),
+    metric: Optional[str] = typer.Option(None, help="Val metric to compare [default: the task's score]."),
+    out: Path = typer.Option(Path("runs/compare"), help="Folder for the runs, compare.csv, summary.json, compare.png."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (strict: no Infinity or NaN)."),
+) -> None:
+    """Train variants x seeds at one budget and compare them seed by seed (paired).
+
+    Every other option is an option of `ldwseg train` (--epochs, --dataset, --config,
+    --set, ...; see `ldwseg train --help`) and applies to all variants; each variant's
+    overrides come after them. Run again with the same arguments to go on after a stop:
+    finished runs are kept, an unfinished one is resumed.
+    """
+    from ..analysis.compare import format_summary, parse_variant, run_compare
+    from ..engine.allocator import keep_freed_memory
+    from .train_cmd import check_start, config_of
+
+    keep_freed_memory()
+    variants = [parse_variant(v) for v in variant]
+    seed_list = _seeds(seeds)
+    cfg = config_of(_train_params(ctx.args))
+    check_start(cfg, out)
+    with new_output(out):
+        summary = run_compare(cfg, variants, seed_list, out, metric=metric, progress=progress)
+    if as_json:
+        typer.echo(json.dumps(summary, allow_nan=False))
+        return
+    typer.echo(format_summary(summary))
+    typer.echo(f"wrote {out / 'compare.csv'}, {out / 'summary.json'} and {out / 'compare.png'}")

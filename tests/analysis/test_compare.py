@@ -1,0 +1,126 @@
+"""ldwseg.analysis.compare: variants x seeds through the training of ``ldwseg train``."""
+
+import json
+import math
+import os
+import signal
+
+import pytest
+from scipy import stats
+
+from ldwseg.analysis.compare import Variant, format_summary, parse_variant, run_compare, summarise
+from ldwseg.errors import ConfigError, Interrupted
+from ldwseg.tasks import load_config, train
+
+TINY = {"model.base_width": 4, "model.depth": 2, "data.crop_size": 32, "train.epochs": 1, "train.batch_size": 4,
+        "train.max_steps_per_epoch": 3}  # fmt: skip
+VARIANTS = [Variant("max", ("model.down=maxpool", "model.up=deconv")), Variant("ldw", ("model.down=ldw",))]
+
+
+def test_parse_variant():
+    assert parse_variant("ldw-db2: model.down=ldw  model.wavelet=db2") == Variant(
+        "ldw-db2", ("model.down=ldw", "model.wavelet=db2")
+    )
+    assert parse_variant("base:") == Variant("base", ())
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("model.down=ldw", "must look like 'NAME: section.field=value"),
+        ("a b: model.down=ldw", "must look like"),
+        ("x: train.seed=3", "the seeds come from --seeds"),
+        ("x: train.task=recon", "every variant of a compare has the base's task"),
+    ],
+)
+def test_parse_variant_errors(text, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_variant(text)
+
+
+def _rows(scores: dict[str, list[float]]) -> list[dict]:
+    cost = {"params": 10, "flops": 20, "step_ms": 1.0, "peak_mem_mb": 2.0}
+    return [
+        {"variant": name, "seed": seed, "score": s, "best_score": s + 0.01, **cost}
+        for name, values in scores.items()
+        for seed, s in enumerate(values)
+    ]
+
+
+def test_summary_statistics_match_scipy():
+    scores = {"a": [0.40, 0.42, 0.41, 0.45], "b": [0.43, 0.42, 0.47, 0.46]}
+    summary = summarise(_rows(scores), metric="miou", variants=["a", "b"], seeds=[0, 1, 2, 3])
+    a, b = summary["variants"]
+    assert summary["metric"] == "miou" and a["name"] == "a"
+    assert b["scores"] == scores["b"] and b["best_scores"] == pytest.approx([s + 0.01 for s in scores["b"]])
+    assert b["mean"] == pytest.approx(sum(scores["b"]) / 4)
+    assert b["std"] == pytest.approx(stats.tstd(scores["b"]))
+    assert b["diff_mean"] == pytest.approx(0.025)
+    assert b["t"] == pytest.approx(stats.ttest_rel(scores["b"], scores["a"]).statistic)
+    assert b["wins"] == 3  # seed 1 ties
+    assert a["diff_mean"] == 0 and a["t"] is None and a["wins"] == 0
+    json.dumps(summary, allow_nan=False)  # strict JSON
+    assert "| b |" in format_summary(summary) and "3/4" in format_summary(summary)
+
+
+def test_summary_of_one_seed_has_no_t():
+    summary = summarise(_rows({"a": [0.4], "b": [0.5]}), metric="miou", variants=["a", "b"], seeds=[0])
+    assert summary["variants"][1]["std"] == 0 and summary["variants"][1]["t"] is None
+
+
+def test_bad_arguments(tmp_path, private_data):
+    base = load_config(None, TINY)
+    with pytest.raises(ConfigError, match="variant names must differ"):
+        run_compare(base, [VARIANTS[0], VARIANTS[0]], [0], tmp_path)
+    with pytest.raises(ConfigError, match="distinct seeds"):
+        run_compare(base, VARIANTS, [1, 1], tmp_path)
+    with pytest.raises(ConfigError, match="variant 'bad'"):
+        run_compare(base, [Variant("bad", ("model.down=nope",))], [0], tmp_path)
+    assert not any(tmp_path.iterdir())  # nothing trained before every config was checked
+
+
+def _stop_after_first_batch(iterable, desc):
+    for i, item in enumerate(iterable):
+        yield item
+        if i == 0 and desc.startswith("ldw seed 1"):
+            os.kill(os.getpid(), signal.SIGINT)  # the training saves after this step and stops
+
+
+@pytest.mark.slow
+def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_data, monkeypatch):
+    base = load_config(None, TINY)
+    out = tmp_path / "cmp"
+    with pytest.raises(Interrupted):
+        run_compare(base, VARIANTS, [0, 1], out, progress=_stop_after_first_batch)
+    assert (out / "ldw" / "seed1" / "last.state.pt").is_file() and not (out / "ldw" / "seed1" / "result.json").exists()
+
+    summary = run_compare(base, VARIANTS, [0, 1], out)  # skips the three finished runs, resumes the fourth
+    assert [v["name"] for v in summary["variants"]] == ["max", "ldw"]
+    for v in summary["variants"]:
+        assert set(v) >= {"params", "flops", "step_ms", "peak_mem_mb", "scores", "best_scores", "mean", "std",
+                          "diff_mean", "diff_std", "wins", "t"}  # fmt: skip
+        assert v["params"] > 0 and v["flops"] > 0 and v["step_ms"] > 0 and v["peak_mem_mb"] > 0
+    assert summary["variants"][1]["params"] > summary["variants"][0]["params"]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    assert (out / "compare.png").stat().st_size > 0 and len((out / "compare.csv").read_text().splitlines()) == 5
+
+    for variant, overrides in (("max", {"model.down": "maxpool", "model.up": "deconv"}), ("ldw", {"model.down": "ldw"})):
+        for i, seed in enumerate([0, 1]):
+            alone = train(load_config(None, {**TINY, **overrides, "train.seed": seed}), tmp_path / f"{variant}{seed}")
+            score = next(v for v in summary["variants"] if v["name"] == variant)["scores"][i]
+            assert score == alone.last_score and math.isfinite(score)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr("ldwseg.analysis.compare.train", no_training)
+    assert run_compare(base, VARIANTS, [0, 1], out) == summary
+
+
+@pytest.mark.slow
+def test_changed_settings_are_refused(tmp_path, private_data):
+    base = load_config(None, TINY)
+    run_compare(base, VARIANTS[:1], [0], tmp_path)
+    changed = load_config(None, {**TINY, "optim.lr": 0.1})
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        run_compare(changed, VARIANTS[:1], [0], tmp_path)
