@@ -22,15 +22,12 @@ def _check_wavelet(value: Optional[str]) -> Optional[str]:
     """Callback of ``--wavelet``: the round trip needs the fixed filters of a named orthogonal wavelet."""
     if value is None:
         return None
-    from ..pooling import initial_filters
+    from ..errors import ConfigError
+    from ..pooling.multilevel import check_fixed_wavelet
 
-    if value in ("random", "noise"):
-        raise typer.BadParameter(
-            f"{value!r} draws filters at random; the round trip needs a named wavelet such as haar or db2"
-        )
     try:
-        initial_filters(value, constraint="orthogonal")
-    except ValueError as exc:
+        check_fixed_wavelet(value)
+    except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from None
     return value
 

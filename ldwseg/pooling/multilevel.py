@@ -10,7 +10,7 @@ from .constraints import pr_error
 from .filters import WaveletSpec, initial_filters
 from .functional import ldw_analysis, ldw_synthesis
 
-__all__ = ["PR_TOLERANCE", "check_levels", "is_perfect_reconstruction", "max_levels", "wavelet_round_trip"]
+__all__ = ["PR_TOLERANCE", "RANDOM_WAVELETS", "check_fixed_wavelet", "check_levels", "is_perfect_reconstruction", "max_levels", "wavelet_round_trip"]
 
 PR_TOLERANCE = 1e-9
 """The largest PR error (:func:`~ldwseg.pooling.pr_error`) of a bank called perfect-reconstruction:
@@ -40,6 +40,27 @@ def check_levels(levels: int, height: int, width: int) -> None:
             f"levels={levels} is too many for a {height}x{width} image: each level halves the image and needs "
             f"at least 2 px per side, so at most {most} levels fit; use levels <= {most}"
         )
+
+
+RANDOM_WAVELETS = ("random", "noise")
+"""The ``wavelet`` values that draw filters at random instead of naming them."""
+
+
+def check_fixed_wavelet(wavelet: WaveletSpec) -> None:
+    """Refuse a ``wavelet`` that does not name fixed filters (a PyWavelets name or a ``(low, high)`` pair).
+
+    Raises:
+        ConfigError: ``"random"``/``"noise"``, or a name PyWavelets does not know.
+    """
+    if isinstance(wavelet, str) and wavelet in RANDOM_WAVELETS:
+        raise ConfigError(
+            f"{wavelet!r} draws filters at random; the round trip needs fixed filters: a named wavelet such as "
+            "haar or db2, or a (low, high) pair"
+        )
+    try:
+        initial_filters(wavelet, constraint="orthogonal")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def wavelet_round_trip(
@@ -75,8 +96,7 @@ def wavelet_round_trip(
         shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ValueError(f"x must be a 4-D tensor (N, C, H, W), got {shape}; add a batch dimension with x[None]")
     check_levels(levels, x.shape[-2], x.shape[-1])
-    if isinstance(wavelet, str) and wavelet in ("random", "noise"):
-        raise ConfigError("wavelet_round_trip needs fixed filters: a PyWavelets wavelet name or a (low, high) pair")
+    check_fixed_wavelet(wavelet)
     # the filters a fresh LDWPool2d(wavelet=..., constraint=...) starts from, in x's dtype
     # (an LDWPool2d would hold them as float32 parameters, limiting float64 input to ~1e-7)
     low_pass, high_pass = (
@@ -96,7 +116,7 @@ def wavelet_round_trip(
 
 def is_perfect_reconstruction(wavelet: WaveletSpec) -> bool:
     """Whether ``wavelet`` names fixed filters of an orthogonal perfect-reconstruction bank."""
-    if isinstance(wavelet, str) and wavelet in ("random", "noise"):
+    if isinstance(wavelet, str) and wavelet in RANDOM_WAVELETS:
         return False
     low, high = initial_filters(wavelet, constraint="orthogonal")
     return pr_error(torch.as_tensor(low), torch.as_tensor(high)) <= PR_TOLERANCE
