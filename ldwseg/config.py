@@ -38,6 +38,9 @@ class ModelConfig:
     """The UNet: widths, down/up samplers and the LDW pooling options.
 
     A :class:`~ldwseg.models.UNetSpec`: :func:`~ldwseg.models.build_unet` builds the model.
+    ``down`` and ``up`` name blocks of :data:`~ldwseg.models.DOWNSAMPLERS` and
+    :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
+    initial wavelet (a fixed DWT), the control for learned filters.
     """
 
     down: str = "ldw"
@@ -50,6 +53,7 @@ class ModelConfig:
     attention: bool = True
     efficient: bool = False
     skip: bool = True
+    learn_filters: bool = True
 
     def validate(self) -> None:
         """The UNet's own checks (:func:`ldwseg.models.check_unet`), naming the fields ``model.*``."""
@@ -123,6 +127,7 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None
     checkpoint_every: int = 0
     checkpoint_minutes: float = 10.0
+    sync_bn: bool = False
 
     def validate(self) -> None:
         _choice("train.task", self.task, TASK_CHOICES)

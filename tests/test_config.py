@@ -39,8 +39,10 @@ def test_overrides_are_typed():
         ("modle.depth=3", "unknown section 'modle'; valid sections are model, data, optim, train"),
         ("train.epochs=ten", "train.epochs must be of type int, got 'ten'"),
         ("train.epochs=0", "train.epochs must be >= 1"),
-        ("model.down=avg", "model.down='avg' is not valid; choose one of maxpool, ldw"),
-        ("model.up=bilinear", "model.up='bilinear' is not valid; choose one of deconv, ldw, ldw-detail"),
+        ("model.down=avg", "model.down='avg' is not valid; choose one of maxpool, ldw, avgpool"),
+        ("model.up=bilinear", "model.up='bilinear' is not valid; choose one of deconv, ldw, ldw-detail, shuffle"),
+        ("model.down=spd", "model.up='ldw' reverses the LDW pool of the down block of its level, but model.down='spd'"),
+        ("model.learn_filters=maybe", "model.learn_filters must be of type bool"),
         ("model.constraint=strict", "model.constraint='strict' is not valid; choose one of paper, orthogonal, lattice"),
         ("model.depth=0", "model.depth must be >= 1, got 0"),
         ("model.kernel_size=1", "model.kernel_size must be >= 2 (or null for the wavelet's length), got 1"),
@@ -56,15 +58,19 @@ def test_override_errors(override, message):
 
 
 def test_ldw_up_needs_ldw_down():
-    with pytest.raises(ConfigError, match="pairs each reverse pool with an LDW pool"):
+    with pytest.raises(ConfigError, match="reverses the LDW pool of the down block of its level"):
         load_config(None, ["model.down=maxpool", "model.up=ldw"])
 
 
 def test_model_checks_are_the_unet_checks_with_model_names():
     with pytest.raises(ConfigError, match="model.efficient needs model.base_width divisible by 4, got 6"):
         load_config(None, ["model.efficient=true", "model.base_width=6"])
-    with pytest.raises(ConfigError, match="use model.down=ldw or model.up=deconv"):
+    with pytest.raises(ConfigError, match="with model.down=maxpool choose model.up from deconv, shuffle"):
         load_config(None, ["model.down=maxpool", "model.up=ldw-detail"])
+    with pytest.raises(ConfigError, match="model.down='ldw-grouped' needs output channels divisible by 4, but the"):
+        load_config(None, ["model.down=ldw-grouped", "model.base_width=3"])
+    with pytest.raises(ConfigError, match="model.efficient=true reduces the channels before the 2x2 split of"):
+        load_config(None, ["model.down=maxpool", "model.up=deconv", "model.efficient=true"])
     load_config(None, ["model.down=maxpool", "model.up=deconv", "model.wavelet=nosuch"])  # no LDW pool to fill
 
 
@@ -86,3 +92,15 @@ def test_save_and_reload_round_trip(tmp_path):
     cfg.save(tmp_path / "c.yaml")
     assert load_config(tmp_path / "c.yaml") == cfg
     assert Config.from_dict(cfg.to_dict()) == cfg
+
+
+def test_learn_filters_reaches_every_pool_and_defaults_to_true(tmp_path):
+    from ldwseg.models import build_unet
+    from ldwseg.pooling import LDWPool2d
+
+    cfg = load_config(None, ["model.learn_filters=false", "model.base_width=4", "model.down=ldw-ll"])
+    pools = [m for m in build_unet(cfg.model, 3, 2).modules() if isinstance(m, LDWPool2d)]
+    assert len(pools) == 4 and not any(p.requires_grad for m in pools for p in m.parameters())
+    old = tmp_path / "old.yaml"  # a config written before the field existed
+    old.write_text("model:\n  down: ldw\n  base_width: 4\n")
+    assert load_config(old).model.learn_filters is True

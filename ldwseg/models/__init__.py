@@ -1,11 +1,14 @@
 """Network architectures shared by segmentation and reconstruction.
 
-``blocks`` holds the UNet's blocks and :class:`PoolOptions`, ``factory`` names the down
-and up blocks (:data:`DOWNSAMPLERS`, :data:`UPSAMPLERS`), ``unet`` builds and checks the UNet.
+``splits`` holds the 2x2 splits (LDW pool, space-to-depth) and :class:`PoolOptions`,
+``blocks`` the double conv, max pooling, LDW and the decoders, ``controls`` the
+downsamplers without a learnable wavelet, ``designs`` the equal-parameter LDW designs and
+their twins, ``blur`` Zhang's anti-aliasing blur; ``factory`` names the blocks
+(:data:`DOWNSAMPLERS`, :data:`UPSAMPLERS`), ``unet`` builds and checks the UNet.
 """
 
-from .blocks import PoolOptions
-from .factory import DOWNSAMPLERS, UPSAMPLERS, create_down, create_up, get_down, get_up
+from .factory import DOWNSAMPLERS, UPSAMPLERS, create_down, create_up, downs_for, get_down, get_up, ups_for
+from .splits import PoolOptions
 from .unet import MAX_PARAMETERS, UNet, UNetSpec, build_unet, check_unet, check_unet_spec, unet_parameters
 
 __all__ = [
@@ -20,7 +23,9 @@ __all__ = [
     "check_unet_spec",
     "create_down",
     "create_up",
+    "downs_for",
     "get_down",
     "get_up",
+    "ups_for",
     "unet_parameters",
 ]

@@ -1,4 +1,4 @@
-"""The UNet of the paper's segmentation experiment, with max-pool or LDW samplers, and its checks."""
+"""The UNet of the paper's segmentation experiment, with any of the named down and up blocks, and its checks."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError
 from ..pooling import CONSTRAINTS, initial_filters
-from .blocks import DoubleConv, LDWDown, LDWUp, PoolOptions
-from .factory import check_choice, create_down, create_up, get_down, get_up
+from .blocks import DoubleConv, PoolOptions
+from .factory import check_choice, check_down_options, check_pairing, create_down, create_up, get_down
 
 __all__ = ["MAX_PARAMETERS", "UNet", "UNetSpec", "build_unet", "check_unet", "check_unet_spec", "unet_parameters"]
 
@@ -29,14 +29,17 @@ class UNet(nn.Module):
         out_channels: classes (segmentation) or image channels (reconstruction).
         base_width: channels of the first level.
         depth: number of downsamplings (4 in the paper).
-        down: a key of :data:`~ldwseg.models.DOWNSAMPLERS`: ``"maxpool"`` or ``"ldw"``.
-        up: a key of :data:`~ldwseg.models.UPSAMPLERS`: ``"deconv"``, ``"ldw"`` (reverse
-            LDW pooling paired with the encoder pool of the same level) or ``"ldw-detail"``
-            (the decoder gives LL, the encoder the detail bands); the LDW ones need ``down="ldw"``.
+        down: a key of :data:`~ldwseg.models.DOWNSAMPLERS`: ``"maxpool"``, ``"ldw"``, a
+            control (:mod:`~ldwseg.models.controls`) or an LDW design
+            (:mod:`~ldwseg.models.designs`).
+        up: a key of :data:`~ldwseg.models.UPSAMPLERS`: ``"deconv"``, ``"shuffle"``,
+            ``"ldw"`` (reverse LDW pooling paired with the encoder pool of the same level)
+            or ``"ldw-detail"`` (the decoder gives LL, the encoder the detail bands); the
+            LDW ones need a down block with an LDW pool (:func:`check_unet` lists them).
         skip: concatenate encoder features in the decoder (off for the autoencoder,
             so that everything passes through the pools and their reverse pools).
-        efficient: 1x1 conv C -> C/4 before each LDW pool (paper section 3.4); needs
-            ``base_width`` divisible by 4.
+        efficient: 1x1 conv C -> C/4 before each 2x2 split (paper section 3.4) of the
+            blocks that have one (``ldw``, ``spd``, ...); needs ``base_width`` divisible by 4.
         pool: the options of every LDW pool.
 
     Raises:
@@ -53,7 +56,7 @@ class UNet(nn.Module):
         >>> UNet(3, 5, down="maxpool", up="ldw")
         Traceback (most recent call last):
         ...
-        ldwseg.errors.ConfigError: up='ldw' pairs each reverse pool with an LDW pool, ...; use down=ldw or up=deconv
+        ldwseg.errors.ConfigError: up='ldw' reverses the LDW pool of the down block of its level, ...
     """
 
     def __init__(
@@ -111,22 +114,17 @@ def check_unet(
     """Raise a :class:`~ldwseg.errors.ConfigError` if :class:`UNet` cannot be built from these arguments.
 
     ``prefix`` goes before each argument's name in the messages (``"model."`` for the
-    config section). The pool's filters are checked only when the down blocks are LDW.
+    config section). The pool's filters are checked only when the down blocks have an
+    LDW pool. A pairing of ``down`` and ``up`` that cannot work is refused with the
+    valid choices listed (:func:`~ldwseg.models.factory.check_pairing`).
     """
     down_block = get_down(down, label=f"{prefix}down")
-    up_block = get_up(up, label=f"{prefix}up")
+    check_pairing(down, up, prefix=prefix)
     check_choice(f"{prefix}constraint", pool.constraint, CONSTRAINTS)
     for name, value in (("base_width", base_width), ("depth", depth)):
         if value < 1:
             raise ConfigError(f"{prefix}{name} must be >= 1, got {value}")
-    if issubclass(up_block, LDWUp) and not issubclass(down_block, LDWDown):
-        raise ConfigError(
-            f"{prefix}up={up!r} pairs each reverse pool with an LDW pool, but {prefix}down={down!r}; "
-            f"use {prefix}down=ldw or {prefix}up=deconv"
-        )
-    if efficient and base_width % 4:
-        # level i pools base_width * 2^i / 4 channels
-        raise ConfigError(f"{prefix}efficient needs {prefix}base_width divisible by 4, got {base_width}")
+    check_down_options(down, efficient=efficient, base_width=base_width, prefix=prefix)
     if pool.kernel_size is not None and pool.kernel_size < 2:
         raise ConfigError(
             f"{prefix}kernel_size must be >= 2 (or null for the wavelet's length), got {pool.kernel_size}"
@@ -138,7 +136,7 @@ def check_unet(
             f"parameters, more than the {MAX_PARAMETERS:.0e} ldwseg allows (the paper's has about 5e7); lower "
             f"{prefix}depth or {prefix}base_width"
         )
-    if issubclass(down_block, LDWDown):
+    if down_block.ldw_pool:
         try:
             initial_filters(pool.wavelet, kernel_size=pool.kernel_size, constraint=pool.constraint, seed=0)
         except ValueError as exc:
@@ -159,11 +157,13 @@ class UNetSpec(Protocol):
     kernel_size: int | None
     constraint: str
     attention: bool
+    learn_filters: bool
 
 
 def _pool_options(spec: UNetSpec) -> PoolOptions:
     return PoolOptions(
-        wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, attention=spec.attention
+        wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, attention=spec.attention,
+        learn_filters=spec.learn_filters,
     )
 
 

@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from .constraints import orthogonal_terms, paper_terms, pr_error
 from .filters import WaveletSpec, check_constraint, initial_filters
-from .functional import ldw_analysis, ldw_synthesis, _static_size
+from .functional import _static_size, ldw_analysis, ldw_synthesis
 from .lattice import lattice_angles, lattice_filters
 
 __all__ = ["LDWPool2d", "LDWUnpool2d", "wavelet_loss"]
@@ -27,7 +27,9 @@ class LDWPool2d(nn.Module):
         constraint: ``"paper"`` (Eqs. 9-13), ``"orthogonal"`` (orthogonal-PR conditions,
             see :mod:`ldwseg.pooling.constraints`) or ``"lattice"`` (filters
             parametrised by a paraunitary lattice: always orthogonal, loss 0).
-        trainable: learn the filters (default) or keep them fixed.
+        trainable: learn the filters (default) or keep them fixed at the initial wavelet (a
+            fixed DWT): the filters, or the lattice angles, are then parameters with
+            ``requires_grad=False``, so the state dict has the same keys either way.
         seed: seed for ``wavelet="random"``.
 
     Shape:
@@ -107,6 +109,8 @@ class LDWPool2d(nn.Module):
     def extra_repr(self) -> str:
         parts = [] if self.channels is None else [str(self.channels)]
         parts += [f"wavelet={self.wavelet_name!r}", f"kernel_size={self.kernel_size}", f"constraint={self.constraint!r}"]
+        if not any(p.requires_grad for p in self.parameters()):
+            parts.append("trainable=False")
         return ", ".join(parts)
 
 

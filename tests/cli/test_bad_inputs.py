@@ -202,7 +202,7 @@ CONFIG_CASES = {
     "--device name": (["--device", "gpu"], ["gpu", "cpu"]),
     "--amp unknown": (["--amp", "fp8"], ["fp8", "bf16"]),
     "--constraint unknown": (["--constraint", "strict"], ["strict", "paper", "orthogonal", "lattice"]),
-    "--down unknown": (["--down", "avgpool"], ["avgpool", "maxpool", "ldw"]),
+    "--down unknown": (["--down", "avg"], ["avg", "maxpool", "ldw"]),
     "--up unknown": (["--up", "bilinear"], ["bilinear", "deconv"]),
     "--task unknown": (["--task", "classify"], ["classify", "seg", "recon"]),
     "--lr negative": (["--lr", "-0.1"], ["optim.lr", "positive"]),

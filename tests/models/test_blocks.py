@@ -8,20 +8,24 @@ import torch
 from ldwseg import LDWPool2d
 from ldwseg.errors import ConfigError
 from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS, PoolOptions, create_down, create_up, get_down, get_up
-from ldwseg.models.blocks import DeconvUp, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown
+from ldwseg.models.blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown
+from ldwseg.models.controls import ShuffleUp
 
 
 def test_tables_name_the_blocks():
-    assert DOWNSAMPLERS == {"maxpool": MaxPoolDown, "ldw": LDWDown}
-    assert UPSAMPLERS == {"deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp}
+    assert list(DOWNSAMPLERS)[:2] == ["maxpool", "ldw"] and DOWNSAMPLERS["maxpool"] is MaxPoolDown
+    assert {"avgpool", "conv", "blurpool", "spd", "ldw-ll", "ldw-maxblur", "ldw-hwd", "spd-hwd"} < set(DOWNSAMPLERS)
+    assert {"ldw-grouped", "spd-grouped", "ldw-shortcut", "spd-shortcut"} < set(DOWNSAMPLERS)
+    assert UPSAMPLERS == {"deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp}
     assert get_down("ldw") is LDWDown and get_up("ldw-detail") is LDWDetailUp
+    assert all(issubclass(block, DownBlock) for block in DOWNSAMPLERS.values())
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: create_down("avgpool", 4, 8), "down='avgpool' is not valid; choose one of maxpool, ldw"),
-        (lambda: create_up("bilinear", 8, 4, 4, paired=None), "choose one of deconv, ldw, ldw-detail"),
+        (lambda: create_down("avg", 4, 8), "down='avg' is not valid; choose one of maxpool, ldw, avgpool, conv"),
+        (lambda: create_up("bilinear", 8, 4, 4, paired=None), "choose one of deconv, ldw, ldw-detail, shuffle"),
         (lambda: get_down("avg", label="model.down"), "model.down='avg' is not valid"),
     ],
 )
@@ -31,8 +35,13 @@ def test_unknown_names_list_the_valid_ones(make, message):
 
 
 def test_ldw_up_blocks_need_an_ldw_down_block():
-    with pytest.raises(ConfigError, match="the down block of this level is MaxPoolDown; use down=ldw"):
+    message = "the down block of this level is MaxPoolDown; choose up from deconv, shuffle, or down from ldw, ldw-ll"
+    with pytest.raises(ConfigError, match=re.escape(message)):
         create_up("ldw", 8, 4, 4, paired=MaxPoolDown(4, 8))
+    with pytest.raises(ConfigError, match="the down block of this level is SpaceToDepthDown"):
+        create_up("ldw-detail", 8, 4, 4, paired=create_down("spd", 4, 8))
+    with pytest.raises(ConfigError, match=re.escape("efficient=true reduces the channels before the 2x2 split")):
+        create_down("maxpool", 4, 8, efficient=True)
 
 
 @pytest.mark.parametrize("size", [(16, 16), (17, 9), (1, 1)])
@@ -56,7 +65,7 @@ def test_ldw_down_passes_the_pool_options_on():
         create_down("ldw", 6, 8, efficient=True)
 
 
-@pytest.mark.parametrize("name", ["deconv", "ldw", "ldw-detail"])
+@pytest.mark.parametrize("name", ["deconv", "ldw", "ldw-detail", "shuffle"])
 @pytest.mark.parametrize("skip_size", [(20, 14), (19, 13)])
 @pytest.mark.parametrize("skip", [True, False])
 def test_up_blocks_restore_the_skip_size(name, skip_size, skip):

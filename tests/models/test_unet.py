@@ -119,18 +119,19 @@ def test_state_dict_keys_are_those_of_the_checkpoints():
 def test_build_unet_reads_any_flat_spec():
     spec = types.SimpleNamespace(
         down="ldw", up="ldw-detail", base_width=4, depth=2, skip=False, efficient=True,
-        wavelet="db2", kernel_size=4, constraint="lattice", attention=False,
+        wavelet="db2", kernel_size=4, constraint="lattice", attention=False, learn_filters=False,
     )
     torch.manual_seed(0)
     built = build_unet(spec, 3, 2)
     torch.manual_seed(0)
     direct = UNet(
         3, 2, base_width=4, depth=2, down="ldw", up="ldw-detail", skip=False, efficient=True,
-        pool=PoolOptions(wavelet="db2", kernel_size=4, constraint="lattice", attention=False),
+        pool=PoolOptions(wavelet="db2", kernel_size=4, constraint="lattice", attention=False, learn_filters=False),
     )
     assert built.state_dict().keys() == direct.state_dict().keys()
     for name, value in direct.state_dict().items():
         assert_close(built.state_dict()[name], value, atol=0, rtol=0)
+    assert not built.downs[0].pool.angles.requires_grad
 
 
 def test_pool_options_are_frozen():
@@ -150,12 +151,14 @@ OK = {"base_width": 4, "depth": 4, "down": "ldw", "up": "ldw", "efficient": Fals
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"down": "avg"}, "down='avg' is not valid; choose one of maxpool, ldw"),
-        ({"up": "bilinear"}, "up='bilinear' is not valid; choose one of deconv, ldw, ldw-detail"),
+        ({"down": "avg"}, "down='avg' is not valid; choose one of maxpool, ldw, avgpool"),
+        ({"up": "bilinear"}, "up='bilinear' is not valid; choose one of deconv, ldw, ldw-detail, shuffle"),
         ({"pool": PoolOptions(constraint="strict")}, "constraint='strict' is not valid; choose one of paper, orthogonal"),
         ({"base_width": 0}, "base_width must be >= 1, got 0"),
         ({"depth": 0}, "depth must be >= 1, got 0"),
-        ({"down": "maxpool", "up": "ldw-detail"}, "up='ldw-detail' pairs each reverse pool with an LDW pool, but down="),
+        ({"down": "maxpool", "up": "ldw-detail"}, "up='ldw-detail' reverses the LDW pool of the down block of its "
+         "level with the subbands that block stores, but down='maxpool' has no LDW pool; with down=maxpool choose "
+         "up from deconv, shuffle, or with up=ldw-detail choose down from ldw, ldw-ll, ldw-maxblur"),
         ({"efficient": True, "base_width": 6}, "efficient needs base_width divisible by 4, got 6"),
         ({"pool": PoolOptions(kernel_size=1)}, "kernel_size must be >= 2"),
         ({"depth": 30}, "makes a UNet of about"),
@@ -171,7 +174,7 @@ def test_bad_arguments_raise_a_config_error_that_names_them(change, message):
 
 
 def test_checks_name_the_fields_with_the_prefix():
-    with pytest.raises(ConfigError, match=re.escape("use model.down=ldw or model.up=deconv")):
+    with pytest.raises(ConfigError, match=re.escape("with model.down=maxpool choose model.up from deconv, shuffle")):
         check_unet(**{**OK, "down": "maxpool"}, prefix="model.")
     with pytest.raises(ConfigError, match=re.escape(f"more than the {MAX_PARAMETERS:.0e}")):
         check_unet(**{**OK, "base_width": 10**9}, prefix="model.")

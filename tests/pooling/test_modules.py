@@ -223,3 +223,21 @@ def test_bfloat16_maps_with_float32_filters(wavelet, grad):
     assert y.dtype == back.dtype == torch.bfloat16
     assert_close(y.float(), pool(x).detach(), atol=0.05, rtol=0.02)
     assert_close(back.float(), x, atol=0.08, rtol=0.02)
+
+
+@pytest.mark.parametrize("constraint", ["paper", "orthogonal", "lattice"])
+def test_fixed_filters_survive_optimizer_steps_and_keep_the_state_dict_keys(constraint):
+    fixed = LDWPool2d(2, wavelet="db2", constraint=constraint, trainable=False)
+    learned = LDWPool2d(2, wavelet="db2", constraint=constraint)
+    assert fixed.state_dict().keys() == learned.state_dict().keys()
+    assert "trainable=False" in repr(fixed) and "trainable" not in repr(learned)
+    for pool in (fixed, learned):
+        start = [p.detach().clone() for p in pool.parameters()]
+        opt = torch.optim.Adam(pool.parameters(), lr=1e-2, weight_decay=1e-4)
+        for _ in range(3):
+            opt.zero_grad()
+            x = torch.randn(1, 2, 8, 8, requires_grad=True)  # a graph even when the filters are fixed
+            (pool(x).square().mean() + pool.wavelet_loss()).backward()
+            opt.step()
+        same = all(torch.equal(a, b) for a, b in zip(start, pool.parameters()))
+        assert same is (pool is fixed)
