@@ -72,7 +72,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_size, _static_sizes  # noqa: F401
+from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_sizes
 from .polyphase import _Analysis, _analysis_planes, _mixing_matrices, _Synthesis, _synthesis_raw
 
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]

@@ -9,7 +9,8 @@ from torch import Tensor, nn
 
 from .constraints import orthogonal_terms, paper_terms, pr_error
 from .filters import WaveletSpec, check_constraint, initial_filters
-from .functional import _static_size, ldw_analysis, ldw_synthesis
+from .capture import _static_size
+from .functional import ldw_analysis, ldw_synthesis
 from .lattice import lattice_angles, lattice_filters
 
 __all__ = ["LDWPool2d", "LDWUnpool2d", "wavelet_loss"]
