@@ -72,6 +72,10 @@ class SegmentationDataset(Dataset):
         info: the label metadata; ``info.num_classes`` bounds the labels.
         transform: applied to each ``(image, mask)`` pair.
         label_map: raw mask value -> label (CamVid: ``{11: 255}``), applied before the check.
+        region: mask path -> the file of the region its labels are valid in (DRIVE: the field of
+            view); pixels that are 0 there become the ignore label, after ``label_map``. The
+            region file is read like a mask, must have the image's size and counts as one of
+            the sample's files for the checks and ``skip_bad``.
         skip_bad: drop the pairs that fail the check (listed in ``.skipped`` and logged)
             instead of raising.
         check: read every pair now; ``False`` only checks that the files exist (faster for
@@ -85,23 +89,31 @@ class SegmentationDataset(Dataset):
         info: DatasetInfo,
         transform: PairTransform | None = None,
         label_map: Mapping[int, int] | None = None,
+        region: Callable[[Path], Path] | None = None,
         skip_bad: bool = False,
         check: bool = True,
     ) -> None:
         self.info = info
         self.transform = transform
         self.label_map = dict(label_map or {})
+        self.region = region
         self.files: list[tuple[Path, Path]] = [(Path(i), Path(m)) for i, m in files]
         self.skipped: list[BadFile] = []
         if not self.files:
             raise DataError(f"{info.name}: expected at least one (image, mask) pair, found none; check the data root")
-        missing = [BadFile(p, _MISSING) for pair in self.files for p in pair if not p.is_file()]
+        missing = [BadFile(p, _MISSING) for pair in self.files for p in self._sample_files(pair) if not p.is_file()]
         if missing:
-            self._refuse_or_drop(missing, skip_bad=skip_bad, what="listed files are missing", todo="restore them, fix the split list")
+            self._refuse_or_drop(
+                missing, skip_bad=skip_bad, what="listed files are missing", todo="restore them, fix the split list"
+            )
         if check:
             bad = validate(self)
             if bad:
                 self._refuse_or_drop(bad, skip_bad=skip_bad, what="files cannot be used", todo="fix or remove them")
+
+    def _sample_files(self, pair: tuple[Path, Path]) -> tuple[Path, ...]:
+        """The files a sample is read from: image, mask and, with ``region``, the region file."""
+        return pair if self.region is None else (*pair, self.region(pair[1]))
 
     def _refuse_or_drop(self, bad: list[BadFile], *, skip_bad: bool, what: str, todo: str) -> None:
         if not skip_bad:
@@ -116,7 +128,7 @@ class SegmentationDataset(Dataset):
         if not bad:
             return
         paths = {b.path for b in bad}
-        kept = [pair for pair in self.files if not paths.intersection(pair)]
+        kept = [pair for pair in self.files if not paths.intersection(self._sample_files(pair))]
         if not kept:
             raise DataError(
                 f"{self.info.name}: all {len(self.files)} samples are bad, e.g. {bad[0].path} ({bad[0].reason}); "
@@ -150,6 +162,16 @@ class SegmentationDataset(Dataset):
             raw = mask.copy()
             for src, dst in self.label_map.items():
                 mask[raw == src] = dst
+        if self.region is not None:
+            region_path = self.region(mask_path)
+            inside = read_mask(region_path)
+            if inside.shape != mask.shape:
+                raise SampleError(
+                    region_path,
+                    f"region mask {region_path} is {inside.shape[1]}x{inside.shape[0]} (WxH) but mask {mask_path} is "
+                    f"{mask.shape[1]}x{mask.shape[0]}; expected equal sizes, restore the region mask of this sample",
+                )
+            mask[inside == 0] = self.info.ignore_index
         num_classes, ignore = self.info.num_classes, self.info.ignore_index
         bad = (mask < 0) | ((mask >= num_classes) & (mask != ignore))
         if bad.any():

@@ -7,15 +7,20 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataError
+from .camvid import camvid_split_notes
+from .drive import drive_split_notes
 from .palette import IGNORE_INDEX, voc_palette
 
 __all__ = [
     "CAMVID_CLASSES",
     "CAMVID_PALETTE",
+    "DRIVE_CLASSES",
+    "DRIVE_PALETTE",
     "SYNTHETIC_CLASSES",
     "VOC_CLASSES",
     "DatasetInfo",
     "camvid_info",
+    "drive_info",
     "folder_info",
     "synthetic_info",
     "voc_info",
@@ -40,6 +45,10 @@ CAMVID_PALETTE = np.array(
     dtype=np.uint8,
 )  # fmt: skip
 
+# DRIVE retina vessels: label 1 where the first observer drew a vessel.
+DRIVE_CLASSES = ("background", "vessel")
+DRIVE_PALETTE = np.array([(0, 0, 0), (255, 255, 255)], dtype=np.uint8)
+
 # The generated data set of :mod:`ldwseg.datasets.synthetic`; label i is drawn as shape i.
 SYNTHETIC_CLASSES = ("background", "disk", "rectangle", "triangle", "ring", "curve")
 
@@ -51,9 +60,11 @@ class DatasetInfo:
     Attributes:
         name: registry name (``"voc12"``, ``"camvid"``, ...).
         num_classes: ``K``; labels are ``0..K-1``.
-        ignore_index: the label of pixels that no loss or metric counts (255).
         class_names: ``K`` names, in label order.
         palette: ``(K, 3)`` ``uint8`` colours, in label order.
+        ignore_index: the label of pixels that no loss or metric counts (255).
+        splits: split name -> which samples it holds, for the data sets whose splits are fixed
+            by the loader (``drive``, ``camvid``); empty where the splits are the user's lists.
     """
 
     name: str
@@ -61,6 +72,7 @@ class DatasetInfo:
     class_names: list[str]
     palette: np.ndarray
     ignore_index: int = field(default=IGNORE_INDEX)
+    splits: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_classes < IGNORE_INDEX:
@@ -85,8 +97,17 @@ def voc_info(name: str = "voc12") -> DatasetInfo:
 
 
 def camvid_info() -> DatasetInfo:
-    """CamVid (SegNet version): 11 road-scene classes; void is ignored."""
-    return DatasetInfo("camvid", len(CAMVID_CLASSES), list(CAMVID_CLASSES), CAMVID_PALETTE.copy())
+    """CamVid (SegNet version): 11 road-scene classes; void is ignored; splits by folder or by sequence."""
+    return DatasetInfo(
+        "camvid", len(CAMVID_CLASSES), list(CAMVID_CLASSES), CAMVID_PALETTE.copy(), splits=camvid_split_notes()
+    )
+
+
+def drive_info() -> DatasetInfo:
+    """DRIVE: background and vessel, black and white; outside the field of view is ignored."""
+    return DatasetInfo(
+        "drive", len(DRIVE_CLASSES), list(DRIVE_CLASSES), DRIVE_PALETTE.copy(), splits=drive_split_notes()
+    )
 
 
 def synthetic_info() -> DatasetInfo:

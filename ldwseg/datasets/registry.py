@@ -10,8 +10,9 @@ from pathlib import Path
 from ..errors import DataError
 from .base import PairTransform, SegmentationDataset
 from .camvid import CAMVID_VOID, camvid_files
+from .drive import DRIVE_VESSEL, drive_files, drive_fov
 from .folder import folder_files
-from .info import DatasetInfo, camvid_info, folder_info, synthetic_info, voc_info
+from .info import DatasetInfo, camvid_info, drive_info, folder_info, synthetic_info, voc_info
 from .palette import IGNORE_INDEX
 from .synthetic import synthetic_root
 from .voc import voc12_files
@@ -29,6 +30,7 @@ class _Entry:
     files: Files
     info: Callable[[int | None], DatasetInfo]
     label_map: Mapping[int, int] = field(default_factory=dict)
+    region: Callable[[Path], Path] | None = None  # mask path -> its valid region (see SegmentationDataset)
     downloads: bool = False
 
 
@@ -57,6 +59,7 @@ _ENTRIES: dict[str, _Entry] = {
         lambda r, s, d: voc12_files(r, s, aug=True, download=d), _fixed(lambda: voc_info("voc12-aug")), downloads=True
     ),
     "camvid": _Entry(_no_download(camvid_files), _fixed(camvid_info), {CAMVID_VOID: IGNORE_INDEX}),
+    "drive": _Entry(_no_download(drive_files), _fixed(drive_info), {DRIVE_VESSEL: 1}, region=drive_fov),
     "folder": _Entry(_no_download(folder_files), folder_info),
     # Generated on demand, so "download" has nothing to fetch: the set is written when missing.
     "synthetic": _Entry(lambda r, s, d: voc12_files(synthetic_root(r), s), _fixed(synthetic_info), downloads=True),
@@ -106,9 +109,12 @@ def build_dataset(
     Args:
         name: one of :data:`DATASETS`.
         root: ``voc12``/``voc12-aug``: ``VOCdevkit`` or ``VOC2012``; ``camvid``: the ``CamVid``
-            folder; ``folder``: the folder with ``images/`` and ``masks/``; ``synthetic``: where the
-            set is generated, ``None`` for ``default_data_dir() / "synthetic"``.
-        split: ``"train"``, ``"val"`` (``voc12``: any list in ``ImageSets/Segmentation``; CamVid also ``"test"``).
+            folder; ``drive``: the ``DRIVE`` folder (holding ``training/``); ``folder``: the folder
+            with ``images/`` and ``masks/``; ``synthetic``: where the set is generated, ``None`` for
+            ``default_data_dir() / "synthetic"``.
+        split: ``"train"``, ``"val"`` (``voc12``: any list in ``ImageSets/Segmentation``; CamVid also
+            ``"test"`` and sequence splits such as ``"train-without-0006R0"``; DRIVE also ``"all"`` and
+            ``"test"``); ``dataset_info(name).splits`` describes the fixed ones.
         transform: applied to each ``(image, mask)`` pair, e.g. :func:`~.transforms.train_transform`.
         num_classes: required for ``folder``; must match the others' class count when given.
         download: fetch VOC 2012 when missing (``voc12``, ``voc12-aug``); ``synthetic`` is always
@@ -133,5 +139,11 @@ def build_dataset(
         root = default_data_dir() / "synthetic"
     pairs = entry.files(Path(root).expanduser(), split, download)
     return SegmentationDataset(
-        pairs, info=info, transform=transform, label_map=entry.label_map, skip_bad=skip_bad, check=check
+        pairs,
+        info=info,
+        transform=transform,
+        label_map=entry.label_map,
+        region=entry.region,
+        skip_bad=skip_bad,
+        check=check,
     )

@@ -22,6 +22,7 @@ from ldwseg.datasets import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     SampleError,
+    SegmentationDataset,
     build_dataset,
     colorize,
     dataset_info,
@@ -36,6 +37,7 @@ from ldwseg.datasets import (
     validate,
     voc_palette,
 )
+from ldwseg.datasets.info import folder_info
 from ldwseg.errors import DataError
 
 IGNORE_RGB = (224, 224, 192)
@@ -281,7 +283,7 @@ def test_folder_uses_a_split_subfolder_when_present(shared_data, tmp_path):
 
 
 def test_registry_names_and_errors(tmp_path):
-    assert set(DATASETS) == {"voc12", "voc12-aug", "camvid", "folder", "synthetic"}
+    assert set(DATASETS) == {"voc12", "voc12-aug", "camvid", "drive", "folder", "synthetic"}
     with pytest.raises(DataError, match="unknown data set 'cityscapes'; expected one of: voc12, voc12-aug, camvid"):
         build_dataset("cityscapes", tmp_path, "train")
     with pytest.raises(DataError, match="voc12 has 21 classes, got num_classes=5"):
@@ -370,6 +372,28 @@ def test_missing_mask_raises_at_construction(shared_data, tmp_path):
     with pytest.raises(DataError, match=rf"1 listed files are missing: .*masks/{VOC_VAL}.png.*--skip-bad"):
         build_dataset("folder", root, "train", num_classes=21)
     assert len(build_dataset("folder", root, "train", num_classes=21, skip_bad=True)) == 1
+
+
+def test_region_ignores_the_labels_outside_it(tmp_path):
+    """``region`` (DRIVE's field of view): labels where the region file is 0 become 255, after ``label_map``."""
+    labels = np.zeros((12, 10), dtype=np.uint8)
+    labels[3:9, 2:8] = 7  # raw 7 is mapped to class 1
+    inside = np.zeros((12, 10), dtype=np.uint8)
+    inside[:, 5:] = 255
+    Image.fromarray(np.full((12, 10, 3), 90, dtype=np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(labels, mode="L").save(tmp_path / "a_mask.png")
+    Image.fromarray(inside, mode="L").save(tmp_path / "a_region.png")
+    ds = SegmentationDataset(
+        [(tmp_path / "a.png", tmp_path / "a_mask.png")],
+        info=folder_info(2),
+        label_map={7: 1},
+        region=lambda mask: mask.with_name(mask.name.replace("_mask", "_region")),
+    )
+    _, mask = ds[0]
+    np.testing.assert_array_equal(mask, np.where(inside == 0, 255, np.where(labels == 7, 1, 0)))
+    (tmp_path / "a_region.png").unlink()
+    with pytest.raises(DataError, match=r"1 listed files are missing: .*a_region.png"):
+        SegmentationDataset([(tmp_path / "a.png", tmp_path / "a_mask.png")], info=folder_info(2), region=ds.region)
 
 
 # --- transforms ---------------------------------------------------------------------------
