@@ -2,6 +2,7 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
+from .models.convert import convert, converted_layers
 from .pooling import (
     EnergyAttention,
     LDWPool2d,
@@ -21,6 +22,8 @@ __all__ = [
     "LDWPool2d",
     "LDWUnpool2d",
     "__version__",
+    "convert",
+    "converted_layers",
     "ldw_analysis",
     "ldw_synthesis",
     "wavelet_loss",
