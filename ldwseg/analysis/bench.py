@@ -11,7 +11,8 @@ times them with the other cases in between (cold caches). "fwd" runs under ``no_
 it is compared with the ``ConvTranspose2d(2C, C, 2, stride=2)`` that a UNet decoder
 uses at that level (the LDW decoder replaces it by a 1x1 conv plus the reverse pool).
 pytorch_wavelets' Haar DWT/IDWT, when installed, is timed with the K=2 LDW pool as its
-baseline, so there a ratio above 1 means LDW pooling is faster.
+baseline, so there a ratio above 1 means LDW pooling is faster; :func:`skipped_peers`
+names the peers left out, and why.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 
 from ..pooling import LDWPool2d, LDWUnpool2d
 
-__all__ = ["SHAPES", "BenchRow", "run_pool_benchmark", "format_table"]
+__all__ = ["SHAPES", "BenchRow", "run_pool_benchmark", "format_table", "skipped_peers"]
 
 SHAPES: tuple[tuple[int, int, int, int], ...] = ((8, 64, 128, 128), (8, 128, 64, 64), (8, 256, 32, 32), (8, 512, 16, 16))
 
@@ -89,11 +90,9 @@ class _Clone(nn.Module):
         return x.clone()
 
 
-def _peer_modules() -> dict[str, tuple[nn.Module, nn.Module]]:
-    try:
-        from pytorch_wavelets import DWTForward, DWTInverse
-    except ImportError:
-        return {}
+def _pytorch_wavelets() -> tuple[nn.Module, nn.Module]:
+    """pytorch_wavelets' one-level Haar DWT and IDWT, the IDWT taking the reverse pool's ``(N, 4C, H/2, W/2)``."""
+    from pytorch_wavelets import DWTForward, DWTInverse
 
     class _Inverse(nn.Module):
         def __init__(self) -> None:
@@ -105,7 +104,29 @@ def _peer_modules() -> dict[str, tuple[nn.Module, nn.Module]]:
             highs = torch.stack([y[:, c : 2 * c], y[:, 2 * c : 3 * c], y[:, 3 * c :]], dim=2)
             return self.idwt((y[:, :c], [highs]))
 
-    return {"pytorch_wavelets haar": (DWTForward(J=1, wave="haar", mode="periodization"), _Inverse())}
+    return DWTForward(J=1, wave="haar", mode="periodization"), _Inverse()
+
+
+_PEERS: dict[str, tuple[str, Callable[[], tuple[nn.Module, nn.Module]]]] = {
+    "pytorch_wavelets haar": ("pytorch_wavelets", _pytorch_wavelets),
+}
+"""Other implementations of the transform: name -> (the package it needs, its (DWT, IDWT) modules)."""
+
+
+def _peers() -> tuple[dict[str, tuple[nn.Module, nn.Module]], dict[str, str]]:
+    """The peers this machine can time, and those it cannot with the reason."""
+    modules, skipped = {}, {}
+    for name, (package, make) in _PEERS.items():
+        try:
+            modules[name] = make()
+        except ImportError as exc:
+            skipped[name] = f"{package} is not installed ({exc}); pip install {package} to time it"
+    return modules, skipped
+
+
+def skipped_peers() -> dict[str, str]:
+    """The peers that :func:`run_pool_benchmark` leaves out on this machine: name -> why (a missing package)."""
+    return _peers()[1]
 
 
 def run_pool_benchmark(
@@ -121,6 +142,7 @@ def run_pool_benchmark(
         shapes = shapes[-1:]
     rows: list[BenchRow] = []
     gen = torch.Generator().manual_seed(0)
+    peers, _ = _peers()
     for shape in shapes:
         n, c, h, w = shape
         if progress:
@@ -137,7 +159,7 @@ def run_pool_benchmark(
             pool = LDWPool2d(wavelet=wavelet, constraint="orthogonal")
             cases.append((f"LDWPool2d K={pool.kernel_size}", pool, x, "MaxPool2d(2)"))
             cases.append((f"LDWUnpool2d K={pool.kernel_size}", LDWUnpool2d(pool), sub, "ConvTranspose2d(2C,C,2,2)"))
-        for peer, (dwt, idwt) in _peer_modules().items():
+        for peer, (dwt, idwt) in peers.items():
             cases.append((f"{peer} DWT", dwt, x, "LDWPool2d K=2"))
             cases.append((f"{peer} IDWT", idwt, sub, "LDWUnpool2d K=2"))
         calls = [_cases(module, inp) for _, module, inp, _ in cases]

@@ -30,6 +30,7 @@ from ..config import Config, apply_overrides
 from ..errors import ConfigError
 from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
+from ..engine.logs import log_label
 from ..engine.task import Task
 from ..tasks import get_task, train
 from .cost import training_cost
@@ -110,7 +111,8 @@ def _train_once(cfg: Config, run: Path, label: str, progress: Callable | None) -
     resume = (run / "last.state.pt").is_file()
     log.info("%s: %s %s", label, "resuming" if resume else "training", run)
     wrap = (lambda it, desc: progress(it, f"{label} {desc}")) if progress is not None else None
-    result = train(cfg, run, resume=resume, progress=wrap)
+    with log_label(label):
+        result = train(cfg, run, resume=resume, progress=wrap)
     _write_text(run / RESULT_FILE, json.dumps(asdict(result), indent=2) + "\n")
 
 

@@ -45,6 +45,19 @@ class PoolReport:
     wavelet_loss: float
     """Sum of :attr:`constraint_terms` (Eq. 13 for ``constraint="paper"``)."""
 
+    @property
+    def max_change(self) -> float:
+        """The largest change of a tap in training: ``max |learned - initial|`` over ``W_L`` and ``W_H``."""
+        return float(max(np.abs(self.low - self.initial_low).max(), np.abs(self.high - self.initial_high).max()))
+
+    @property
+    def own_terms(self) -> dict[str, float]:
+        """The terms of the pool's own constraint, named as :func:`format_reports` prints them
+        (``paper.<term>`` for the paper's Eqs. 9-12; none for ``"lattice"``)."""
+        if self.constraint == "paper":
+            return {f"paper.{k}": v for k, v in self.paper_terms.items()}
+        return dict(self.constraint_terms)
+
 
 def _array(t: torch.Tensor) -> np.ndarray:
     return t.detach().to(device="cpu", dtype=torch.float64).numpy()
@@ -88,8 +101,9 @@ def _finite(value: float) -> float | None:
 def report_json(report: PoolReport) -> dict[str, Any]:
     """``report`` as plain JSON values: what ``ldwseg filters --json`` prints per pool.
 
-    Taps are lists of floats. ``constraint_terms`` holds only the terms of the pool's own
-    constraint (``{}`` for ``"lattice"``). The initial taps are the ones the pool was
+    Taps are lists of floats; ``max_change`` is :attr:`PoolReport.max_change`.
+    ``constraint_terms`` holds only the terms of the pool's own constraint (``{}`` for
+    ``"lattice"``). The initial taps are the ones the pool was
     built with, as stored in the checkpoint (for ``wavelet="random"`` the very draw).
     A number that is not finite (filters that diverged in training) becomes ``None``, so
     the result passes ``json.dumps(..., allow_nan=False)``.
@@ -115,6 +129,7 @@ def report_json(report: PoolReport) -> dict[str, Any]:
         "constraint_terms": {k: _finite(v) for k, v in report.constraint_terms.items()},
         "wavelet_loss": _finite(report.wavelet_loss),
         "pr_error": _finite(report.pr_error),
+        "max_change": _finite(report.max_change),
     }
 
 
@@ -152,19 +167,21 @@ def _number(value: float) -> str:
 
 
 def format_reports(reports: list[PoolReport]) -> str:
-    """A plain-text table: pool, constraint, ``K``, wavelet loss, PR error, then the loss terms.
+    """A plain-text table: pool, constraint, ``K``, wavelet loss, PR error, max change, then the loss terms.
 
-    The term columns are the terms of the trained constraints other than the paper's
-    ("-" where a pool has no such term), then the paper's Eqs. 9-12 as ``paper.<term>``
-    for every pool (for a ``"paper"`` pool these are its constraint terms).
+    "max change" is the largest change of a tap from its initial value
+    (:attr:`PoolReport.max_change`: 0 for filters that did not learn). The term columns
+    are the terms of each pool's own constraint (:attr:`PoolReport.own_terms`; the
+    paper's Eqs. 9-12 as ``paper.<term>``), "-" in the rows of pools with another
+    constraint; a table of ``"lattice"`` pools alone has none.
     """
     if not reports:
         return "no LDWPool2d in the model (it has no learnable wavelet pooling to report)"
-    term_names = list(dict.fromkeys(k for r in reports if r.constraint != "paper" for k in r.constraint_terms))
-    paper_names = list(dict.fromkeys(k for r in reports for k in r.paper_terms))
-    header = ["pool", "constraint", "K", "wavelet loss", "PR error", *term_names, *(f"paper.{k}" for k in paper_names)]
+    term_names = list(dict.fromkeys(k for r in reports for k in r.own_terms))
+    header = ["pool", "constraint", "K", "wavelet loss", "PR error", "max change", *term_names]
     rows = [header]
     for r in reports:
+        terms = r.own_terms
         rows.append(
             [
                 r.name,
@@ -172,8 +189,8 @@ def format_reports(reports: list[PoolReport]) -> str:
                 str(r.kernel_size),
                 _number(r.wavelet_loss),
                 _number(r.pr_error),
-                *(_number(r.constraint_terms[k]) if k in r.constraint_terms else "-" for k in term_names),
-                *(_number(r.paper_terms[k]) if k in r.paper_terms else "-" for k in paper_names),
+                _number(r.max_change),
+                *(_number(terms[k]) if k in terms else "-" for k in term_names),
             ]
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]

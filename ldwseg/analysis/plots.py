@@ -63,9 +63,9 @@ def filters_figure(reports: Sequence[PoolReport], *, n: int = 256) -> Figure:
             "plotting filters needs at least one PoolReport; pool_reports(model) returned none, "
             "so the model has no LDWPool2d (build it with model.down=ldw)"
         )
-    fig = _figure(11.0, 0.4 + 2.8 * len(reports))
-    axes = fig.subplots(len(reports), 2, squeeze=False)
-    for row, (r, (taps_ax, freq_ax)) in enumerate(zip(reports, axes)):
+    fig = _figure(15.0, 0.4 + 2.8 * len(reports))
+    axes = fig.subplots(len(reports), 3, squeeze=False, width_ratios=(1.0, 1.0, 1.2))
+    for row, (r, (taps_ax, change_ax, freq_ax)) in enumerate(zip(reports, axes)):
         taps = np.arange(r.kernel_size)
         # W_L's stems just left of each tap, W_H's just right, so that they do not hide each other
         for label, learned, initial, color, shift in (
@@ -77,31 +77,41 @@ def filters_figure(reports: Sequence[PoolReport], *, n: int = 256) -> Figure:
             start.set_label(f"{label} initial")
             taps_ax.stem(taps + shift, learned, linefmt=f"{color}-", markerfmt=f"{color}o", basefmt=" ",
                          label=f"{label} learned")
+            change_ax.stem(taps + shift, learned - initial, linefmt=f"{color}-", markerfmt=f"{color}o", basefmt=" ",
+                           label=f"{label} learned - initial")  # fmt: skip
             omega, initial_mag = frequency_response(initial, n)
             _, learned_mag = frequency_response(learned, n)
             freq_ax.plot(omega, initial_mag, color=color, linestyle="--", label=f"|{label}| initial")
             freq_ax.plot(omega, learned_mag, color=color, label=f"|{label}| learned")
-        taps_ax.axhline(0.0, color="0.6", linewidth=0.8)
-        taps_ax.set_xticks(taps)
+        for ax in (taps_ax, change_ax):
+            ax.axhline(0.0, color="0.6", linewidth=0.8)
+            ax.set_xticks(taps)
         taps_ax.set_title(f"{r.name}: taps ({r.constraint}, K={r.kernel_size}, init {r.wavelet_name})", fontsize=10)
+        taps_ax.set_ylabel("tap value")
+        change_ax.set_title(f"{r.name}: change in training, max |Δ| {r.max_change:.2e}", fontsize=10)
+        change_ax.set_ylabel("learned − initial")
         _pi_ticks(freq_ax)
         freq_ax.set_title(
             f"{r.name}: magnitude, PR error {r.pr_error:.2e}, {r.constraint} loss {r.wavelet_loss:.2e}", fontsize=10
         )
+        freq_ax.set_ylabel("|W(ω)|")
         if row == 0:
             taps_ax.legend(fontsize="small", ncols=2)
+            change_ax.legend(fontsize="small")
             freq_ax.legend(fontsize="small", ncols=2)
         if row == len(reports) - 1:
             taps_ax.set_xlabel("tap n")
+            change_ax.set_xlabel("tap n")
             freq_ax.set_xlabel("ω (rad/sample)")
     return fig
 
 
 def plot_filters(reports: Sequence[PoolReport], path: str | os.PathLike, *, n: int = 256) -> Path:
-    """Save a PNG with one row per pool: taps (left) and magnitude responses (right).
+    """Save a PNG with one row per pool: taps (left), their change in training (middle), magnitude responses (right).
 
-    Learned ``W_L`` and ``W_H`` are solid, their initial filters dashed; each row's titles
-    give the constraint, ``K``, the PR error and the constraint loss.
+    Learned ``W_L`` and ``W_H`` are solid, their initial filters dashed; the middle panel
+    shows ``learned - initial`` tap by tap, so that a small change is visible. Each row's
+    titles give the constraint, ``K``, the largest change, the PR error and the constraint loss.
 
     Args:
         reports: from :func:`ldwseg.analysis.filter_report.pool_reports`.

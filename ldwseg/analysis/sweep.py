@@ -10,8 +10,15 @@ setting and records
   largest PR error of its filters.
 
 It writes ``sweep.csv`` and ``sweep.png``. The same machinery runs the paper's ablations
-(:data:`ABLATIONS`): table 3 (LDW on/off x energy attention on/off) and table 6
-("pretrained", i.e. constraint-satisfying initial filters, on/off x L_wavelet on/off).
+(:data:`ABLATIONS`): table 3 (LDW with and without energy attention, and max pooling) and
+table 6 ("pretrained", i.e. constraint-satisfying initial filters, on/off x L_wavelet
+on/off). Table 3 has three runs, not four: the energy attention gates the four subbands
+of an LDW pool (Eqs. 16-17), and max pooling leaves one band, so "max pooling with
+attention" does not exist.
+
+Each run trains into its own folder (:func:`train_or_resume`): run again with the same
+arguments, a finished run is kept, an unfinished one resumed, and a folder holding a run
+of other settings refused. Its log lines start with its label (:func:`~ldwseg.engine.logs.log_label`).
 """
 
 from __future__ import annotations
@@ -23,19 +30,22 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from ..config import Config, apply_overrides
 from ..engine.checkpoints import load_run_model
+from ..engine.fit import FitResult
+from ..engine.logs import log_label
 from ..errors import ConfigError
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from ..recon.quality import psnr_from_mse
 from ..tasks import get_task, train
 
-__all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation"]
+__all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation", "train_or_resume"]
 
 log = logging.getLogger(__name__)
 
-# name -> list of (row label, overrides)
+# name -> list of (row label, overrides); table 3 has no "max pooling + attention": the attention gates LDW subbands
 ABLATIONS: dict[str, list[tuple[str, dict[str, Any]]]] = {
     "table3": [
         ("LDW + energy attention", {"model.down": "ldw", "model.up": "ldw", "model.attention": True}),
@@ -91,6 +101,25 @@ def _run_record(cfg: Config, out: Path, score_name: str) -> dict[str, Any]:
     return record
 
 
+def train_or_resume(cfg: Config, out: Path, *, label: str, progress: Callable | None = None) -> FitResult:
+    """Train ``cfg`` into ``out``, or go on with the run there: resumed when unfinished, kept when finished.
+
+    The log lines of the run start with ``label``, and so do the descriptions that ``progress`` gets.
+    Returns what :func:`ldwseg.tasks.train` returns.
+
+    Raises:
+        ConfigError: ``out`` holds a run of other settings than ``cfg``.
+    """
+    stored = out / "config.yaml"
+    if stored.is_file() and yaml.safe_load(stored.read_text()) != cfg.to_dict():
+        raise ConfigError(f"{out} holds a run with other settings than this one's; give another --out, or remove {out}")
+    resume = (out / "last.state.pt").is_file()
+    log.info("%s: %s %s", label, "going on with" if resume else "training", out)
+    wrap = (lambda batches, desc: progress(batches, f"{label} {desc}")) if progress is not None else None
+    with log_label(label):
+        return train(cfg, out, resume=resume, progress=wrap)
+
+
 def _as_unit_image(x: torch.Tensor) -> torch.Tensor:
     """Validation inputs rescaled to [0, 1] (segmentation images are normalised)."""
     lo, hi = x.amin(), x.amax()
@@ -123,8 +152,7 @@ def run_sweep(
     rows = []
     for constraint, weight, run_cfg in runs:
         run_out = out / f"{constraint}_w{weight:g}"
-        log.info("sweep: constraint=%s wavelet_weight=%g -> %s", constraint, weight, run_out)
-        train(run_cfg, run_out, progress=progress)
+        train_or_resume(run_cfg, run_out, label=run_out.name, progress=progress)
         rows.append(_run_record(run_cfg, run_out, score))
         write_csv(rows, out / "sweep.csv")
     label = {"miou": "val mIoU", "psnr": "autoencoder PSNR (dB)"}[score]
@@ -151,7 +179,7 @@ def run_ablation(
     rows = []
     for label, run_cfg in runs:
         run_out = out / label.replace(" ", "_").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
-        train(run_cfg, run_out, progress=progress)
+        train_or_resume(run_cfg, run_out, label=label, progress=progress)
         rows.append({"setting": label, **_run_record(run_cfg, run_out, score)})
         write_csv(rows, out / f"{table}.csv")
     return rows

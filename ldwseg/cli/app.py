@@ -16,6 +16,7 @@ import errno
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 import warnings
@@ -24,23 +25,87 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
 from .. import __version__
 from ..config import DEVICE_PATTERN
 from ..engine.runlock import LOCK_NAME, held_by_another_process
 from ..errors import ConfigError, LDWSegError
 
-app = typer.Typer(
+__all__ = [
+    "app", "main", "user_errors", "progress", "fail", "check_device", "check_output", "check_run_folder",
+    "config_default", "new_output", "remove_if_empty",
+]  # fmt: skip
+
+_CONFIG_FIELD = re.compile(r"\{((?:model|data|optim|train|task)\.[a-z_]+)\}")
+"""How option help names a config field (or a task attribute: ``{task.score}``) whose effective default
+``--help`` shows: ``{train.epochs}``."""
+
+
+def _shown(value: Any) -> str:
+    """A config value as it is written after ``--set section.field=``."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def config_default(key: str) -> str:
+    """The effective default of the config field ``key`` (``"train.epochs"``), as ``--help`` shows it.
+
+    The value of :class:`~ldwseg.config.Config`, then that of each task whose own defaults
+    (:data:`ldwseg.tasks.TASKS`) differ: ``"40; 80 for --task recon"``. ``"task.<attribute>"``
+    gives an attribute of the tasks the same way (``"task.score"``: ``"miou; psnr for --task recon"``).
+    """
+    from ..config import Config
+    from ..tasks import TASKS
+
+    section, name = key.split(".", 1)
+    cfg = Config()
+    if section == "task":
+        base = getattr(TASKS[cfg.train.task], name)
+        own = [(task, getattr(cls, name)) for task, cls in TASKS.items()]
+    else:
+        base = getattr(getattr(cfg, section), name)
+        own = [(task, cls.defaults[key]) for task, cls in TASKS.items() if key in cls.defaults and key != "train.task"]
+    return "; ".join([_shown(base), *(f"{_shown(v)} for --task {task}" for task, v in own if v != base)])
+
+
+class _DefaultsHelp(TyperCommand):
+    """A command whose help may name config fields as ``{section.field}``: ``--help`` shows their
+    :func:`config_default` there.
+
+    They are filled in when the help is shown, not at import: the task defaults need
+    :mod:`ldwseg.tasks`, whose import takes seconds that ``ldwseg --version`` should not wait.
+    """
+
+    def format_help(self, ctx, formatter) -> None:
+        def fill(text: str | None) -> str | None:
+            return text and _CONFIG_FIELD.sub(lambda m: config_default(m.group(1)), text)
+
+        self.help = fill(self.help)
+        for param in self.params:
+            if hasattr(param, "help"):
+                param.help = fill(param.help)
+        super().format_help(ctx, formatter)
+
+
+class _Typer(typer.Typer):
+    """The app whose commands show the defaults of the config fields their help names (:class:`_DefaultsHelp`)."""
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Callable:
+        return super().command(*args, cls=cls or _DefaultsHelp, **kwargs)
+
+
+app = _Typer(
     name="ldwseg",
     help="Segmentation and reconstruction with Learnable Discrete Wavelet Pooling (LDW-Pooling).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: "[default: ...]" stays visible (rich reads it as markup), wraps in any pipe
 )
-
-__all__ = [
-    "app", "main", "user_errors", "progress", "fail", "check_device", "check_output", "new_output", "remove_if_empty",
-]  # fmt: skip
 
 log = logging.getLogger("ldwseg")
 
@@ -107,6 +172,26 @@ def check_output(path: Path, *, folder: bool, option: str = "--out") -> None:
     blocker = next((p for p in path.parents if p.exists() or p.is_symlink()), None)
     if blocker is not None and not blocker.is_dir():
         raise ConfigError(f"{option} {path} cannot be created: {blocker} is a file, not a folder; choose another path")
+
+
+def check_run_folder(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Never replace the run in ``out`` silently: refuse it unless ``resume``; ``overwrite`` removes it first.
+
+    Under ``torchrun`` only rank 0 removes it, and a group that the elastic agent restarted
+    skips both (it goes on from its own checkpoint, see :mod:`ldwseg.engine.fit`).
+    """
+    from ..engine.run_folder import check_new_run, clear_run
+
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in --out and --overwrite replaces it; give one of them")
+    if os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+        return
+    if overwrite:
+        removed = clear_run(out) if os.environ.get("RANK", "0") == "0" else []
+        if removed:
+            log.info("--overwrite: removed the earlier run's %s from %s", ", ".join(removed), out)
+    elif not resume:
+        check_new_run(out)
 
 
 def remove_if_empty(folder: Path) -> None:

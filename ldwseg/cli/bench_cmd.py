@@ -16,19 +16,24 @@ def bench(
     warm: bool = typer.Option(True, help="Time with warm caches (--no-warm: other cases run in between)."),
     keep_memory: bool = typer.Option(
         True,
-        help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.engine.allocator); "
+        help="Allocator as `ldwseg train` runs it (freed memory kept, see ldwseg.pooling.allocator); "
         "--no-keep-memory: glibc's default.",
     ),
 ) -> None:
-    """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets."""
+    """Time LDW pooling against MaxPool2d, ConvTranspose2d, clone and pytorch_wavelets.
+
+    A peer that is not installed (pytorch_wavelets) is skipped; the report names it, and why.
+    """
     import torch
 
-    from ..analysis.bench import format_table, run_pool_benchmark
-    from ..engine.allocator import keep_freed_memory
+    from ..analysis.bench import format_table, run_pool_benchmark, skipped_peers
+    from ..pooling.allocator import keep_default_allocator, keep_freed_memory
 
-    kept = keep_memory and keep_freed_memory()
+    kept = keep_freed_memory() if keep_memory else keep_default_allocator()  # else the first LDW pool would tune it
     if threads:
         torch.set_num_threads(threads)
     rows = run_pool_benchmark(repeats=repeats, quick=quick, warm=warm, progress=log.info)
-    typer.echo(f"allocator: {'freed memory kept (ldwseg.engine.allocator)' if kept else 'glibc default'}")
+    typer.echo(f"allocator: {'freed memory kept (ldwseg.pooling.allocator)' if kept else 'glibc default'}")
     typer.echo(format_table(rows))
+    for peer, why in skipped_peers().items():
+        typer.echo(f"skipped {peer}: {why}")

@@ -10,7 +10,7 @@ import typer
 
 from .app import app, new_output, progress, user_errors
 
-_OWN = ("--out", "--resume", "--seed")  # train options that compare sets itself
+_OWN = ("--out", "--resume", "--overwrite", "--seed")  # train options that compare sets itself
 
 
 def _train_params(args: list[str]) -> dict:
@@ -48,9 +48,14 @@ def compare(
         ..., "--variant", help='"NAME: section.field=value ..." (repeatable); the first is the reference.'
     ),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; every variant trains once per seed."),
-    metric: Optional[str] = typer.Option(None, help="Val metric to compare [default: the task's score]."),
+    metric: Optional[str] = typer.Option(
+        None, help="Val metric to compare, a val_* column of metrics.csv (e.g. fg_iou) [default: {task.score}]."
+    ),
     out: Path = typer.Option(Path("runs/compare"), help="Folder for the runs, compare.csv, summary.json, compare.png."),
-    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON (strict: no Infinity or NaN)."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print the summary as strict JSON (summary.json's content): an undefined number, "
+        "such as t for one seed, is null, never NaN or Infinity."
+    ),
 ) -> None:
     """Train variants x seeds at one budget and compare them seed by seed (paired).
 
@@ -60,7 +65,7 @@ def compare(
     finished runs are kept, an unfinished one is resumed.
     """
     from ..analysis.compare import format_summary, parse_variant, run_compare
-    from ..engine.allocator import keep_freed_memory
+    from ..pooling.allocator import keep_freed_memory
     from .train_cmd import check_start, config_of
 
     keep_freed_memory()

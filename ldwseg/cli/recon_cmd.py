@@ -11,6 +11,7 @@ import typer
 
 from ..inference.tiling import DEFAULT_TILE
 from ..io import DEFAULT_MAX_PIXELS
+from ..recon.reconstruct import DEFAULT_LEVELS, DEFAULT_WAVELET
 from .app import app, check_device, check_output, progress, user_errors
 
 
@@ -36,14 +37,25 @@ def _check_wavelet(value: Optional[str]) -> Optional[str]:
 @user_errors
 def reconstruct(
     image: Path = typer.Argument(..., help="PNG, JPEG, TIFF, ...: gray, RGB or RGBA, 8 or 16 bit."),
-    checkpoint: Optional[Path] = typer.Option(None, help="A reconstruction checkpoint; without it, the pure LDW round trip."),
-    out: Optional[Path] = typer.Option(None, help="Output file [default: <name>_recon.png beside the input]."),
-    levels: Optional[int] = typer.Option(None, min=1, help="Levels of the round trip without --checkpoint [default: 3]."),
+    checkpoint: Optional[Path] = typer.Option(
+        None, help="A reconstruction checkpoint [default: none: the pure LDW round trip]."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, help="Output file [default: <name>_recon.png beside the input; <name>_ae.png with --checkpoint; "
+        "TIFF inputs keep .tif]."
+    ),
+    levels: Optional[int] = typer.Option(
+        None, min=1, help=f"Levels of the round trip without --checkpoint [default: {DEFAULT_LEVELS}]."
+    ),
     wavelet: Optional[str] = typer.Option(
-        None, callback=_check_wavelet, help="Wavelet of the round trip without --checkpoint [default: haar]."
+        None, callback=_check_wavelet, help=f"Wavelet of the round trip without --checkpoint [default: {DEFAULT_WAVELET}]."
     ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
-    as_json: bool = typer.Option(False, "--json", help='Print {"psnr": ..., "ssim": ..., "output": ...}.'),
+    as_json: bool = typer.Option(
+        False, "--json",
+        help='Print one strict JSON object {"psnr", "exact", "ssim", "output"}: an exact reconstruction has '
+        '"psnr": null and "exact": true (its PSNR is infinite, which strict JSON cannot write).',
+    ),
     tile: int = typer.Option(
         DEFAULT_TILE, min=0,
         help="Run larger images in tiles of at most NxN pixels (overlapping with --checkpoint); 0 = whole image.",
@@ -62,8 +74,11 @@ def reconstruct(
         image, checkpoint=checkpoint, out=out, levels=levels, wavelet=wavelet, device=device, tiles=TileOptions(tile),
         max_pixels=max_pixels, progress=lambda runs: progress(runs, "tiles"),
     )  # fmt: skip
-    if as_json:  # an exact round trip prints "psnr": Infinity, which json.loads reads as float("inf")
-        typer.echo(json.dumps({"psnr": result["psnr"], "ssim": result["ssim"], "output": result["output"]}))
+    if as_json:
+        exact = math.isinf(result["psnr"])
+        report = {"psnr": None if exact else result["psnr"], "exact": exact, "ssim": result["ssim"],
+                  "output": result["output"]}  # fmt: skip
+        typer.echo(json.dumps(report, allow_nan=False))
         return
     typer.echo(f"PSNR {_db(result['psnr'])}, SSIM {result['ssim']:.6f} -> {result['output']}")
 
@@ -73,16 +88,21 @@ def reconstruct(
 def filters(
     checkpoint: Path = typer.Argument(..., help="A segmentation or reconstruction checkpoint."),
     out: Optional[Path] = typer.Option(
-        None, help="PNG of taps and frequency responses (default: <ckpt>_filters.png; with --json: none)."
+        None, help="PNG of taps, their change and frequency responses [default: <ckpt>_filters.png beside the "
+        "checkpoint; none with --json]."
     ),
     as_json: bool = typer.Option(
         False, "--json",
         help='Print strict JSON instead of the table: {"checkpoint", "task", "pools": [{"name", "constraint", '
         '"wavelet", "kernel_size", "low", "high", "initial_low", "initial_high", "constraint_terms", '
-        '"wavelet_loss", "pr_error"}]}; a non-finite number is null. Writes the PNG only with --out.',
+        '"wavelet_loss", "pr_error", "max_change"}]}; a non-finite number is null. Writes the PNG only with --out.',
     ),
 ) -> None:
-    """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error."""
+    """Plot each learned pool's filters next to the initial wavelet; print constraint terms and PR error.
+
+    The table gives, per pool, the largest change of a tap from its initial value and the
+    terms of that pool's own constraint ("-" where a term is not the pool's).
+    """
     from ..analysis.filter_report import format_reports, pool_reports, report_json
     from ..engine.checkpoints import load_run_model
 

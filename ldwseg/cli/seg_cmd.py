@@ -19,7 +19,9 @@ def evaluate(
     checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint (best.safetensors or last.safetensors)."),
     dataset: Optional[str] = typer.Option(None, help="Data set name [default: the one it was trained on]."),
     data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: the training run's]."),
-    split: Optional[str] = typer.Option(None, help="Split to evaluate [default: the validation split]."),
+    split: Optional[str] = typer.Option(
+        None, help="Split to evaluate [default: the run's validation split, its data.val_split]."
+    ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(1, min=1, help="Images per batch (padded with the ignore label)."),
     skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
@@ -58,10 +60,13 @@ def evaluate(
 @user_errors
 def predict(
     checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint."),
-    images: list[Path] = typer.Argument(..., help="Image files."),
+    images: list[Path] = typer.Argument(..., help="Image files, or folders of them (their image files)."),
     out: Path = typer.Option(Path("predictions"), help="Folder for <name>_mask.png and <name>_overlay.png."),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
-    overlay: bool = typer.Option(True, help="Also write colour overlays on the image."),
+    overlay: bool = typer.Option(
+        True, help="Also write the image with the class colours blended in (background untinted), above a legend "
+        "of the classes it shows."
+    ),
     tile: int = typer.Option(
         DEFAULT_TILE, min=0, help="Run larger images in overlapping tiles of at most NxN pixels; 0 = whole image."
     ),
@@ -69,7 +74,11 @@ def predict(
         DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels, before decoding them (about 35 bytes each)."
     ),
 ) -> None:
-    """Colour-coded masks (dataset palette) and overlays for image files."""
+    """Colour-coded masks (dataset palette) and overlays with a legend for image files or folders.
+
+    A mask is a label map of the image's size (pixel value = class index, shown in the
+    data set's colours); the overlay names the classes in a legend strip below the image.
+    """
     from ..seg.predict import predict_images
 
     check_output(out, folder=True)

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from .app import app, check_output, new_output, progress, user_errors
+from .app import app, check_output, check_run_folder, new_output, progress, user_errors
 
 
 def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
@@ -24,7 +24,7 @@ _FLAG_KEYS = {
     "batch_size": "train.batch_size", "lr": "optim.lr", "wavelet_weight": "train.wavelet_weight",
     "constraint": "model.constraint", "down": "model.down", "up": "model.up", "device": "train.device",
     "seed": "train.seed", "amp": "train.amp", "channels_last": "train.channels_last", "download": "data.download",
-    "skip_bad": "data.skip_bad",
+    "skip_bad": "data.skip_bad", "sync_bn": "train.sync_bn",
 }  # fmt: skip
 """The config field each option of ``ldwseg train`` sets (``--set`` sets any)."""
 
@@ -39,8 +39,29 @@ def config_of(params: dict):
     return resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
 
 
+_NAMED_FIELDS = ("model.down", "model.up", "model.constraint", "model.wavelet", "model.attention", "train.wavelet_weight")
+"""The settings that name a default output folder when they differ from the task's defaults."""
+
+
+def _tag(field: str, value) -> str:
+    if isinstance(value, bool):
+        return field if value else f"no{field}"
+    return f"w{value:g}" if field == "wavelet_weight" else str(value)
+
+
 def default_out(cfg) -> Path:
-    return Path("runs") / (cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}")
+    """``runs/<dataset>`` (``runs/recon-<dataset>`` for the recon task) plus each of :data:`_NAMED_FIELDS`
+    that differs from the task's default: ``runs/synthetic-maxpool-deconv`` for ``--down maxpool --up deconv``."""
+    from ..tasks import load_config
+
+    base = load_config(None, {"train.task": cfg.train.task}, validate=False)
+    parts = [cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}"]
+    for key in _NAMED_FIELDS:
+        section, field = key.split(".")
+        value = getattr(getattr(cfg, section), field)
+        if value != getattr(getattr(base, section), field):
+            parts.append(_tag(field, value))
+    return Path("runs") / "-".join(parts)
 
 
 def check_start(cfg, out: Path) -> None:
@@ -55,29 +76,72 @@ def check_start(cfg, out: Path) -> None:
 @user_errors
 def train(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML config (see configs/); flags below override it."),
-    task: Optional[str] = typer.Option(None, help="seg (segmentation, the default) or recon (autoencoding)."),
-    dataset: Optional[str] = typer.Option(None, help="voc12, voc12-aug, camvid, folder or synthetic (the default)."),
-    data_root: Optional[Path] = typer.Option(None, help="Folder of the data set (VOCdevkit for voc12)."),
-    out: Optional[Path] = typer.Option(None, help="Output folder for checkpoints and logs [default: runs/<dataset>]."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Number of epochs."),
-    batch_size: Optional[int] = typer.Option(None, min=1, help="Batch size per process."),
-    lr: Optional[float] = typer.Option(None, help="Learning rate."),
-    wavelet_weight: Optional[float] = typer.Option(None, min=0.0, help="Weight of the constraint loss (lambda)."),
-    constraint: Optional[str] = typer.Option(None, help="paper, orthogonal or lattice."),
-    down: Optional[str] = typer.Option(None, help="Downsampler: maxpool or ldw."),
-    up: Optional[str] = typer.Option(None, help="Upsampler: deconv, ldw or ldw-detail."),
-    device: Optional[str] = typer.Option(None, help="auto, cpu, cuda or cuda:N."),
-    seed: Optional[int] = typer.Option(None, help="Random seed."),
-    amp: Optional[str] = typer.Option(None, help="Mixed precision: off, bf16 or fp16."),
-    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last", help="NHWC memory format."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", help="YAML config (see configs/); flags below override it [default: none, the defaults shown]."
+    ),
+    task: Optional[str] = typer.Option(
+        None, help="seg (segmentation) or recon (autoencoding; its own defaults are marked 'for --task recon') "
+        "[default: {train.task}]."
+    ),
+    dataset: Optional[str] = typer.Option(
+        None, help="voc12, voc12-aug, camvid, drive, folder or synthetic; photos or folder for --task recon "
+        "[default: {data.dataset}]."
+    ),
+    data_root: Optional[Path] = typer.Option(
+        None, help="Folder of the data set (VOCdevkit for voc12) [default: $LDWSEG_DATA/<dataset>, else "
+        "./data/<dataset>, for synthetic and photos (made there); the others need it]."
+    ),
+    out: Optional[Path] = typer.Option(
+        None, help="Output folder for checkpoints and logs [default: runs/<dataset> (runs/recon-<dataset> for --task "
+        "recon) plus the model settings that differ, e.g. runs/synthetic-maxpool-deconv]."
+    ),
+    epochs: Optional[int] = typer.Option(None, min=1, help="Number of epochs [default: {train.epochs}]."),
+    batch_size: Optional[int] = typer.Option(
+        None, min=1, help="Batch size per process [default: {train.batch_size}]."
+    ),
+    lr: Optional[float] = typer.Option(
+        None, help="Learning rate of Adam [default: {optim.lr}]; it decays by optim.gamma every optim.step_size epochs."
+    ),
+    wavelet_weight: Optional[float] = typer.Option(
+        None, min=0.0, help="Weight of the constraint loss (lambda) [default: {train.wavelet_weight}]."
+    ),
+    constraint: Optional[str] = typer.Option(
+        None, help="paper, orthogonal or lattice [default: {model.constraint}]."
+    ),
+    down: Optional[str] = typer.Option(
+        None, help="Downsampler: ldw, maxpool or another of ldwseg.models.DOWNSAMPLERS [default: {model.down}]."
+    ),
+    up: Optional[str] = typer.Option(
+        None, help="Upsampler: ldw, ldw-detail, deconv or shuffle [default: {model.up}]."
+    ),
+    device: Optional[str] = typer.Option(
+        None, help="auto (cuda when there is a GPU, else cpu), cpu, cuda or cuda:N [default: {train.device}]."
+    ),
+    seed: Optional[int] = typer.Option(None, help="Random seed [default: {train.seed}]."),
+    amp: Optional[str] = typer.Option(None, help="Mixed precision: off, bf16 or fp16 [default: {train.amp}]."),
+    channels_last: Optional[bool] = typer.Option(
+        None, "--channels-last/--no-channels-last", help="NHWC memory format [default: {train.channels_last}]."
+    ),
+    sync_bn: Optional[bool] = typer.Option(
+        None, "--sync-bn/--no-sync-bn", help="BatchNorm statistics over all torchrun ranks (torch's SyncBatchNorm on CUDA, ldwseg's on CPU and gloo) [default: {train.sync_bn}]."
+    ),
     download: bool = typer.Option(False, help="Download the data set first (voc12)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable files instead of failing (they are listed)."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from last.safetensors."),
-    overrides: list[str] = typer.Option([], "--set", help="Any config field: --set model.base_width=32 (repeatable)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last.state.pt."),
+    overwrite: bool = typer.Option(
+        False, help="Replace the run in --out: remove its checkpoints, metrics.csv, config.yaml and tensorboard/ "
+        "first. Without --resume or --overwrite a folder that holds a run is refused."
+    ),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Any config field, e.g. --set data.crop_size=128 (repeatable) [defaults: data.crop_size "
+        "{data.crop_size}, model.base_width {model.base_width}, model.depth {model.depth}; a run's config.yaml lists "
+        "every field]."
+    ),
 ) -> None:
     """Train a UNet (max-pool or LDW) for segmentation, or as an autoencoder (--task recon)."""
-    from ..engine.allocator import keep_freed_memory
+    from ..pooling.allocator import keep_freed_memory
+    from ..engine.distributed import is_main_process
+    from ..engine.run_folder import written_files
     from ..tasks import get_task
     from ..tasks import train as train_run
 
@@ -86,13 +150,16 @@ def train(
     cfg = config_of(ctx.params)
     out = out or default_out(cfg)
     check_start(cfg, out)
+    check_run_folder(out, resume=resume, overwrite=overwrite)
     with new_output(out):
         result = train_run(cfg, out, resume=resume, progress=progress)
+    if not is_main_process():  # rank 0 speaks for the torchrun group: the other ranks wrote nothing
+        return
     label = get_task(cfg.train.task).label
     skipped = f"; skipped {result.skipped} bad samples (listed in the log)" if result.skipped else ""
     typer.echo(
-        f"best val {label} {result.best_score:.4f} (epoch {result.best_epoch + 1}); "
-        f"checkpoint {Path(result.out) / 'best.safetensors'}; {result.seconds:.0f} s{skipped}"
+        f"best val {label} {result.best_score:.4f} (epoch {result.best_epoch + 1}), {result.seconds:.0f} s{skipped}; "
+        f"wrote {result.out}: {', '.join(written_files(result.out))}"
     )
 
 
@@ -108,10 +175,14 @@ def _floats(text: str) -> list[float]:
     return values
 
 
+SHORT_RUN_EPOCHS = 8
+"""The epochs of each run of ``sweep`` and ``ablate`` unless ``--epochs`` says otherwise."""
+
+
 def _short_runs_config(task, config, dataset, data_root, epochs, overrides):
-    """The base config of the runs of ``sweep`` and ``ablate`` (8 epochs unless told otherwise)."""
+    """The base config of the runs of ``sweep`` and ``ablate`` (:data:`SHORT_RUN_EPOCHS` unless told otherwise)."""
     flags = {"train.task": task, "data.dataset": dataset, "data.root": None if data_root is None else str(data_root),
-             "train.epochs": epochs or 8}  # fmt: skip
+             "train.epochs": epochs or SHORT_RUN_EPOCHS}  # fmt: skip
     return resolve_config(config, flags, overrides)
 
 
@@ -121,16 +192,23 @@ def sweep(
     task: str = typer.Option("seg", help="seg or recon."),
     wavelet_weights: str = typer.Option("0,0.01,0.1,1,10", help="Comma-separated constraint weights (lambda)."),
     constraint: list[str] = typer.Option(["paper", "orthogonal"], help="Constraint modes (repeatable)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: the task's embedded one]."),
-    data_root: Optional[Path] = typer.Option(None, help="Data set folder."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per run [default: 8]."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
+    dataset: Optional[str] = typer.Option(None, help="Data set [default: {data.dataset}]."),
+    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
+    epochs: Optional[int] = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
     out: Path = typer.Option(Path("runs/sweep"), help="Folder for the runs, sweep.csv and sweep.png."),
-    overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Any config field (repeatable) [defaults: those of ldwseg train --help]."
+    ),
 ) -> None:
-    """The trade-off map: one short run per constraint weight, task metric vs invertibility."""
+    """The trade-off map: one short run per constraint weight, task metric vs invertibility.
+
+    Each run trains into <out>/<constraint>_w<lambda>; its epoch lines start with that
+    name. Run again with the same arguments to go on after a stop: finished runs are
+    kept, an unfinished one is resumed, a run folder with other settings is refused.
+    """
     from ..analysis.sweep import run_sweep
-    from ..engine.allocator import keep_freed_memory
+    from ..pooling.allocator import keep_freed_memory
     from ..tasks import get_task
 
     keep_freed_memory()
@@ -153,18 +231,29 @@ def sweep(
 @app.command()
 @user_errors
 def ablate(
-    table: str = typer.Argument(..., help="table3 (LDW x energy attention) or table6 (pretrain x L_wavelet)."),
+    table: str = typer.Argument(
+        ..., help="table3: LDW with and without energy attention, and max pooling (3 runs: the attention gates the "
+        "LDW subbands, so max pooling has none to gate); table6: initial filters that meet the constraints "
+        "('pretrain') or not x L_wavelet on or off (4 runs)."
+    ),
     task: str = typer.Option("seg", help="seg or recon."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: the task's embedded one]."),
-    data_root: Optional[Path] = typer.Option(None, help="Data set folder."),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Epochs per run [default: 8]."),
-    out: Path = typer.Option(Path("runs/ablation"), help="Folder for the runs and <table>.csv."),
-    overrides: list[str] = typer.Option([], "--set", help="Any config field (repeatable)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
+    dataset: Optional[str] = typer.Option(None, help="Data set [default: {data.dataset}]."),
+    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
+    epochs: Optional[int] = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
+    out: Path = typer.Option(Path("runs/ablation"), help="Folder for the runs, in <out>/<table>/, and <table>.csv."),
+    overrides: list[str] = typer.Option(
+        [], "--set", help="Any config field (repeatable) [defaults: those of ldwseg train --help]."
+    ),
 ) -> None:
-    """Reproduce the paper's ablation tables 3 and 6 on the given data."""
+    """Reproduce the paper's ablation tables 3 and 6 on the given data.
+
+    Each setting trains into its own folder; its epoch lines start with the setting's
+    name. Run again with the same arguments to go on after a stop: finished runs are
+    kept, an unfinished one is resumed, a run folder with other settings is refused.
+    """
     from ..analysis.sweep import run_ablation
-    from ..engine.allocator import keep_freed_memory
+    from ..pooling.allocator import keep_freed_memory
     from ..tasks import get_task
 
     keep_freed_memory()

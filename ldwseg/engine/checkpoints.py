@@ -4,8 +4,9 @@
 and the data set description, so ``evaluate``, ``predict`` and ``reconstruct`` need only
 the file.
 ``last.state.pt`` holds everything ``--resume`` needs in one file, written atomically:
-the weights again, the optimizer, scheduler and RNG states, and where the run stopped
-(epoch, steps done in it, the epoch's running loss sums). One file means a crash can
+the weights again, the optimizer, scheduler and RNG states, where the run stopped
+(epoch, steps done in it, the epoch's running loss sums of every rank) and the
+``torchrun`` run it belongs to (``TORCHELASTIC_RUN_ID``). One file means a crash can
 never pair new weights with an old optimizer state. It is loaded with
 ``torch.load(weights_only=True)`` and never unpickles code.
 """
@@ -35,7 +36,8 @@ from ..io.weights import (
 from ..models import UNet, build_unet
 
 __all__ = [
-    "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "restore_resume_state", "load_run_model",
+    "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "read_resume_state",
+    "apply_resume_state", "load_run_model",
 ]  # fmt: skip
 
 TASK_NAMES = {"seg": "segmentation", "recon": "reconstruction"}
@@ -63,18 +65,26 @@ def save_run_checkpoint(path: Path, model: nn.Module, cfg: Config, dataset: dict
 class ResumePoint:
     """Where a run continues: ``epoch`` (0-based) after ``step`` of its batches.
 
-    ``sums`` holds the epoch's running loss sums over those steps (``None`` at an epoch
-    boundary); ``best`` the best validation score so far and its epoch.
+    ``sums`` holds this rank's running loss sums over those steps (``None`` at an epoch
+    boundary), ``rank_sums`` those of every rank under ``torchrun`` (the epoch's mean loss
+    is reduced over ranks at its end); ``best`` the best validation score so far and its epoch.
     """
 
     epoch: int = 0
     step: int = 0
     sums: dict[str, float] | None = None
     best: dict[str, Any] = field(default_factory=lambda: {"score": -float("inf"), "epoch": -1})
+    rank_sums: list[dict[str, float]] | None = None
 
 
-def save_resume_state(path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str) -> None:
-    """Everything ``--resume`` needs to continue exactly at ``point``, in one atomic file."""
+def save_resume_state(
+    path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str, run_id: str | None = None
+) -> None:
+    """Everything ``--resume`` needs to continue exactly at ``point``, in one atomic file.
+
+    ``run_id``: the ``torchrun`` run (``TORCHELASTIC_RUN_ID``) writing it, which a restart of
+    that run continues by itself.
+    """
     save_training_state(
         path,
         {
@@ -86,8 +96,10 @@ def save_resume_state(path: Path, model: nn.Module, optimizer, scheduler, point:
             "epoch": point.epoch,
             "step": point.step,
             "sums": point.sums,
+            "rank_sums": point.rank_sums,
             "best": point.best,
             "rng": capture_rng_state(),
+            "run_id": run_id,
         },
     )
 
@@ -131,12 +143,13 @@ def _check_task(path: Path | str, meta: dict, task: str) -> None:
         )
 
 
-def restore_resume_state(out: Path, model: nn.Module, optimizer, scheduler, *, task: str) -> ResumePoint:
-    """Load ``out/last.state.pt`` into the model, optimizer, scheduler and RNGs; returns where to go on.
+def read_resume_state(out: Path, *, task: str) -> dict[str, Any]:
+    """``out/last.state.pt``, checked: present, of ``task`` and of this format, its ``path`` added for messages.
 
-    The state file alone decides where the run goes on (it is written before
-    ``last.safetensors``, which a crash may leave one checkpoint behind); both must be of
-    ``task``.
+    Plain data (tensors, numbers, lists, dicts), so rank 0 can send it to the other ranks,
+    which load it with :func:`apply_resume_state`. The state file alone decides where the
+    run goes on (it is written before ``last.safetensors``, which a crash may leave one
+    checkpoint behind); both must be of ``task``.
     """
     weights, state_path = out / "last.safetensors", out / "last.state.pt"
     if not state_path.exists():
@@ -153,20 +166,37 @@ def restore_resume_state(out: Path, model: nn.Module, optimizer, scheduler, *, t
             f"{state_path} was written by an older ldwseg (no 'format': {_STATE_FORMAT} in it); "
             "continue that run with the version that started it, or start a new run"
         )
-    _load_model_state(state_path, _unwrap(model), state.get("model"))
+    state["path"] = str(state_path)
+    return state
+
+
+def apply_resume_state(
+    state: dict[str, Any], model: nn.Module, optimizer, scheduler, *, rank: int = 0, world: int = 1
+) -> ResumePoint:
+    """Load a :func:`read_resume_state` into the model, optimizer, scheduler and RNGs; returns where to go on.
+
+    Rank ``rank`` of ``world`` takes its own loss sums when the state was saved by as many
+    ranks; otherwise rank 0 takes the saved ones and the other ranks start from zero.
+    """
+    path = Path(state["path"])
+    _load_model_state(path, _unwrap(model), state.get("model"))
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
     except (KeyError, ValueError) as err:
         raise CheckpointError(
-            f"{state_path} holds an optimizer state that does not fit this model ({err}); resume with the run's "
+            f"{path} holds an optimizer state that does not fit this model ({err}); resume with the run's "
             "own settings (its config.yaml)"
         ) from err
     restore_rng_state(state["rng"])
-    sums = state.get("sums")
+    rank_sums = state.get("rank_sums")
+    if rank_sums is not None and len(rank_sums) == world:
+        sums = rank_sums[rank]
+    else:
+        sums = state.get("sums") if rank == 0 else None
     return ResumePoint(
         epoch=int(state["epoch"]), step=int(state["step"]), sums=None if sums is None else dict(sums),
-        best=dict(state["best"]),
+        best=dict(state["best"]), rank_sums=None if rank_sums is None else [dict(r) for r in rank_sums],
     )
 
 

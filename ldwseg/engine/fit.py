@@ -4,7 +4,14 @@ The task (``cfg.train.task``: segmentation or reconstruction, see :mod:`ldwseg.e
 supplies the data, the loss and the validation score. Works in one process or under
 ``torchrun --nproc_per_node N -m ldwseg train ...`` (gloo on CPU, nccl on CUDA): each rank
 trains on its shard, metrics are reduced across ranks, and only rank 0 writes checkpoints,
-logs and the resolved config.
+logs and the resolved config, and reports progress. ``train.sync_bn`` turns BatchNorm into
+SyncBatchNorm across the ranks (torch's on CUDA, :mod:`ldwseg.engine.sync_bn` on the CPU).
+Rank 0 reads the resume point and sends it to the others, so only rank 0's machine needs
+the output folder.
+
+Under ``torchrun --max-restarts N``, a group that the elastic agent restarted after a rank
+died goes on from the run's last checkpoint by itself (the same command, no ``--resume``),
+and a rank whose peer died fails with :class:`~ldwseg.engine.distributed.PeerLost`.
 
 A run can stop anywhere and go on with ``resume=True`` exactly as if it had not stopped
 (same weights and metrics on the CPU with a fixed seed): ``last.state.pt`` is written at
@@ -39,15 +46,19 @@ from torch.utils.data import DataLoader
 from ..config import Config
 from ..errors import ConfigError
 from ..models import UNet, build_unet
-from .checkpoints import ResumePoint, restore_resume_state, save_run_checkpoint
-from .distributed import DistInfo, barrier, check_precision, cleanup_distributed, init_distributed
+from .checkpoints import ResumePoint, apply_resume_state, read_resume_state, save_run_checkpoint
+from .distributed import (
+    DistInfo, barrier, check_precision, cleanup_distributed, from_main, init_distributed, main_rank_logs, peer_lost,
+)  # fmt: skip
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
-from .logs import MetricLog
+from .logs import MetricLog, time_left
 from .precision import Precision
+from .run_folder import check_new_run
 from .runlock import RunLock
 from .sampling import EpochShardSampler, SeededSamples, seed_everything, worker_init
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
+from .sync_bn import convert_sync_batchnorm
 from .task import Task, TaskData
 
 __all__ = ["FitResult", "get_loaders", "build_model", "fit"]
@@ -139,13 +150,20 @@ class _Run:
 def fit(
     task: Task, cfg: Config, out: str | Path, *, resume: bool = False, progress: Progress | None = None
 ) -> FitResult:
-    """Train ``cfg`` on ``task`` and write checkpoints, logs and the resolved config into ``out``."""
+    """Train ``cfg`` on ``task`` and write checkpoints, logs and the resolved config into ``out``.
+
+    ``progress`` wraps the batches of an epoch (a progress bar), on rank 0 only. An ``out``
+    that holds an earlier run is refused unless ``resume`` (a :class:`~ldwseg.errors.ConfigError`;
+    :func:`~ldwseg.engine.run_folder.clear_run` removes that run).
+    """
     dist_info, device = init_distributed(cfg.train.device)
     try:
         lock = RunLock(out) if dist_info.is_main else contextlib.nullcontext()
-        with lock, StopRequests() as stop:
+        progress = progress if dist_info.is_main else None
+        with main_rank_logs(dist_info), lock, StopRequests() as stop:
             started = time.perf_counter()
             run = _prepare(task, cfg, Path(out), dist_info, device, stop, resume=resume)
+            _log_start(run)
             for epoch in range(run.start.epoch, cfg.train.epochs):
                 tick = time.perf_counter()
                 row = _train_epoch(run, epoch, progress)
@@ -154,6 +172,11 @@ def fit(
                 row["seconds"] = round(time.perf_counter() - tick, 2)
                 _end_epoch(run, epoch, row)
             return _finish(run, started)
+    except RuntimeError as err:
+        lost = peer_lost(err, dist_info)
+        if lost is None:
+            raise
+        raise lost from err
     finally:
         cleanup_distributed()
 
@@ -180,17 +203,21 @@ def _prepare(
     train_loader, val_loader, sampler = get_loaders(data, cfg, dist_info)
     precision = Precision(device, t.amp, t.channels_last)
     model = build_model(cfg, data.out_channels).to(device)
+    if t.sync_bn:
+        model = _sync_batchnorm(model, dist_info, device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
-    start = _resume_point(cfg, task.score, out, model, optimizer, scheduler, resume=resume, is_main=dist_info.is_main)
+    start = _resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume)
     net: nn.Module = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = task.criterion(cfg)
     scaler = _scaler(precision)
-    saver = RunSaver(out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main)
+    saver = RunSaver(
+        out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id
+    )
     metric_log = MetricLog(out, enabled=dist_info.is_main, start_epoch=start.epoch)
     if dist_info.is_main:
         cfg.save(out / "config.yaml")
@@ -202,20 +229,69 @@ def _prepare(
     )  # fmt: skip
 
 
-def _resume_point(
-    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, *, resume: bool, is_main: bool
-) -> ResumePoint:
-    """Where the run starts: the beginning, or (``resume``) the state saved in ``out``, loaded into the objects."""
-    if not resume:
-        if is_main and (out / "last.state.pt").exists():
-            log.warning("%s holds an earlier run; starting over (pass --resume to continue it instead)", out)
-        return ResumePoint()
-    start = restore_resume_state(out, model, optimizer, scheduler, task=cfg.train.task)
+def _log_start(run: _Run) -> None:
+    """One line on what the run is about to do (logged by rank 0 only, see ``main_rank_logs``)."""
+    data, info = run.data, run.dist_info
+    classes = data.record.get("num_classes")
+    outputs = f"{classes} classes" if classes is not None else f"{data.out_channels} output channels"
+    group = f"world size {info.world_size} ({torch.distributed.get_backend()})" if info.enabled else "1 process"
+    params, threads = sum(p.numel() for p in run.model.parameters()), torch.get_num_threads()
     log.info(
-        "resuming %s at epoch %d, step %d (best %s so far %.4f)", out, start.epoch + 1, start.step, score,
-        start.best["score"],
+        "%s on %s: %d train / %d val samples, %s; %s, %d thread%s, %s; %s parameters; writing to %s", run.task.name,
+        run.cfg.data.dataset, len(data.train), len(data.val), outputs, run.precision.device, threads,
+        "" if threads == 1 else "s", group, f"{params:,}", run.out,
     )
+
+
+def _sync_batchnorm(model: UNet, dist_info: DistInfo, device: torch.device) -> UNet:
+    """``model`` with BatchNorm synced across the ``torchrun`` ranks (same parameters and state-dict keys):
+    torch's SyncBatchNorm on CUDA (nccl), :class:`~ldwseg.engine.sync_bn.SyncBatchNorm2d` on the CPU (gloo),
+    where torch's has no kernels."""
+    if not dist_info.enabled:
+        log.warning("--sync-bn (train.sync_bn) has no effect in one process (no torchrun group); ignoring it")
+        return model
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return convert_sync_batchnorm(model)
+
+
+def _resume_point(
+    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, dist_info: DistInfo, *, resume: bool
+) -> ResumePoint:
+    """Where the run starts: the beginning, or the state saved in ``out``, loaded into the objects.
+
+    The run resumes with ``resume``, or when ``torchrun`` restarted it and ``out`` holds a
+    checkpoint of this torchrun run. Rank 0 reads the file and sends it to every rank.
+    """
+    state = from_main(lambda: _saved_state(cfg, out, dist_info, resume=resume), dist_info)
+    if state is None:
+        return ResumePoint()
+    start = apply_resume_state(state, model, optimizer, scheduler, rank=dist_info.rank, world=dist_info.world_size)
+    best = "" if start.best["epoch"] < 0 else f" (best {score} so far {start.best['score']:.4f})"
+    restart = "" if resume else f"torchrun restart {dist_info.restart}: "
+    if start.epoch >= cfg.train.epochs:
+        log.info("%s%s holds a finished run (%d of %d epochs); nothing to train", restart, out, start.epoch,
+                 cfg.train.epochs)  # fmt: skip
+    else:
+        log.info("%sresuming %s at epoch %d, step %d%s", restart, out, start.epoch + 1, start.step, best)
     return start
+
+
+def _saved_state(cfg: Config, out: Path, dist_info: DistInfo, *, resume: bool) -> dict[str, Any] | None:
+    """The training state to go on from (rank 0): ``out``'s with ``resume``; after a torchrun restart, this
+    torchrun run's own, if it saved one yet; else ``None``."""
+    path = out / "last.state.pt"
+    if resume:
+        return read_resume_state(out, task=cfg.train.task)
+    if dist_info.restart == 0:
+        check_new_run(out)  # a run is never replaced silently: resume it, or clear it first
+        return None
+    state = read_resume_state(out, task=cfg.train.task) if path.exists() else None
+    if state is not None and state.get("run_id") == dist_info.run_id:
+        return state
+    log.info("torchrun restart %d: %s holds no checkpoint of this run yet; starting from the beginning",
+             dist_info.restart, out)  # fmt: skip
+    return None
 
 
 def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, Any]:
@@ -227,7 +303,10 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
     begin = EpochProgress(epoch, run.start.step, run.start.sums) if epoch == run.start.epoch else EpochProgress(epoch)
     run.sampler.set_epoch(epoch, start=begin.step * t.batch_size)
     run.train_loader.dataset.set_epoch(epoch)
-    watch = StepWatch(run.saver, run.stop, run.dist_info, run.precision.device, start=begin, best=run.best)
+    rank_sums = run.start.rank_sums if epoch == run.start.epoch else None
+    watch = StepWatch(
+        run.saver, run.stop, run.dist_info, run.precision.device, start=begin, best=run.best, rank_sums=rank_sums
+    )
 
     def labelled(batches: Iterable) -> Iterable:
         return progress(batches, f"epoch {epoch + 1}/{t.epochs}")
@@ -239,7 +318,7 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
             progress=labelled if progress else None, start=begin, after_step=watch,
         )  # fmt: skip
     except RuntimeError as err:
-        if run.stop.signal is None:
+        if run.stop.signal is None or peer_lost(err, run.dist_info) is not None:
             raise
         # a signal to the whole process group also stopped the DataLoader workers
         raise watch.save_and_stop(run.stop.signal) from err
@@ -269,9 +348,9 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
     run.saver.save(ResumePoint(epoch + 1, 0, None, run.best), row)
     scored = f"val_{run.task.score}" in row
     log.info(
-        "epoch %d/%d  loss %.4f (task %.4f, wavelet %.4f)%s  %.1fs", epoch + 1, t.epochs, row["train_loss"],
+        "epoch %d/%d  loss %.4f (task %.4f, wavelet %.4f)%s  %.1fs%s", epoch + 1, t.epochs, row["train_loss"],
         row["task_loss"], row["wavelet_loss"], f"  val {run.task.score} {run.last_score:.4f}" if scored else "",
-        row["seconds"],
+        row["seconds"], time_left(row["seconds"], t.epochs - epoch - 1),  # at this epoch's pace
     )
     barrier(run.dist_info)
     signal_name = agreed_signal(run.stop, run.dist_info, run.precision.device)

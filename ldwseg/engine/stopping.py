@@ -3,7 +3,9 @@
 :class:`RunSaver` writes ``last.state.pt`` and ``last.safetensors`` when the schedule
 asks for it; :class:`StepWatch`, called after every optimizer step, remembers the last
 completed step, saves on schedule and turns a SIGINT/SIGTERM into a saved checkpoint
-plus :class:`~ldwseg.errors.Interrupted`.
+plus :class:`~ldwseg.errors.Interrupted`. Under ``torchrun`` the ranks agree after every
+step, in one collective, on whether to stop or save, and rank 0 saves the loss sums of
+every rank, so a resumed run reports the same epoch losses as an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
 from ..config import Config
@@ -61,10 +64,11 @@ class RunSaver:
     steps, every ``train.checkpoint_minutes`` and whenever :meth:`save` is called."""
 
     def __init__(
-        self, out: Path, model: nn.Module, optimizer, scheduler, cfg: Config, record: dict, *, is_main: bool
-    ) -> None:
+        self, out: Path, model: nn.Module, optimizer, scheduler, cfg: Config, record: dict, *, is_main: bool,
+        run_id: str | None = None,
+    ) -> None:  # fmt: skip
         self.out, self.model, self.optimizer, self.scheduler = out, model, optimizer, scheduler
-        self.cfg, self.record, self.is_main = cfg, record, is_main
+        self.cfg, self.record, self.is_main, self.run_id = cfg, record, is_main, run_id
         self.every = cfg.train.checkpoint_every
         self.seconds = cfg.train.checkpoint_minutes * 60.0
         self.last_time = time.monotonic()
@@ -79,7 +83,9 @@ class RunSaver:
         if not self.is_main:
             return
         state = self.out / "last.state.pt"  # first: resuming reads only this file
-        save_resume_state(state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task)
+        save_resume_state(
+            state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task, run_id=self.run_id
+        )
         epoch = point.epoch if point.step else point.epoch - 1
         weights = self.out / "last.safetensors"
         save_run_checkpoint(weights, self.model, self.cfg, self.record, epoch=epoch, metrics=metrics)
@@ -89,23 +95,40 @@ class StepWatch:
     """The ``after_step`` of one epoch: keeps its last completed step, saves on schedule, stops on request.
 
     ``best`` (the best validation score so far) goes into every checkpoint it saves; it
-    cannot change inside an epoch.
+    cannot change inside an epoch. ``rank_sums``: every rank's loss sums at ``start``
+    (under ``torchrun``, when the epoch resumes inside itself).
     """
 
     def __init__(
         self, saver: RunSaver, stop: StopRequests, dist_info: DistInfo, device: torch.device, *,
-        start: EpochProgress, best: dict[str, Any],
+        start: EpochProgress, best: dict[str, Any], rank_sums: list[dict[str, float]] | None = None,
     ) -> None:  # fmt: skip
         self.saver, self.stop, self.dist_info, self.device = saver, stop, dist_info, device
-        self.last, self.best = start, best
+        self.last, self.best, self.rank_sums = start, best, rank_sums
 
     def __call__(self, progress: EpochProgress) -> None:
+        if self.dist_info.enabled:
+            signal_name, due = self._agree(progress)
+        else:
+            signal_name, due = self.stop.signal, self.saver.due(progress.step)
         self.last = progress
-        signal_name = agreed_signal(self.stop, self.dist_info, self.device)
         if signal_name is not None:
             raise self.save_and_stop(signal_name)
-        if self.saver.due(progress.step):
+        if due:
             self._save()
+
+    def _agree(self, progress: EpochProgress) -> tuple[str | None, bool]:
+        """One ``all_gather`` of (signal, due, loss sums) from every rank: any rank's request to stop, or
+        to save (``checkpoint_minutes`` is timed per rank), holds for all; keeps every rank's sums."""
+        keys = sorted(progress.sums or {})
+        row = [SIGNAL_EXIT_CODES.get(self.stop.signal or "", 0), self.saver.due(progress.step)]
+        mine = torch.tensor(row + [progress.sums[k] for k in keys], dtype=torch.float64, device=self.device)
+        rows = [torch.empty_like(mine) for _ in range(self.dist_info.world_size)]
+        dist.all_gather(rows, mine)
+        table = torch.stack(rows).cpu()
+        self.rank_sums = [dict(zip(keys, r[2:].tolist())) for r in table]
+        code = int(table[:, 0].max().item())
+        return {c: name for name, c in SIGNAL_EXIT_CODES.items()}.get(code), bool(table[:, 1].any())
 
     def save_and_stop(self, signal_name: str) -> Interrupted:
         """Save the last completed step; the error to raise for ``signal_name``."""
@@ -113,5 +136,5 @@ class StepWatch:
         return interrupted(self.saver.out, signal_name, f"at epoch {self.last.epoch + 1}, step {self.last.step}")
 
     def _save(self) -> None:
-        point = ResumePoint(self.last.epoch, self.last.step, self.last.sums, self.best)
+        point = ResumePoint(self.last.epoch, self.last.step, self.last.sums, self.best, self.rank_sums)
         self.saver.save(point, {"step_in_epoch": self.last.step})

@@ -15,7 +15,13 @@ from ..errors import ConfigError
 from .blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown, PoolOptions, UpBlock
 from .controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
 from .designs import (
-    LDWGroupedDown, LDWLowBandDown, LDWMaxBlurDown, LDWReducedDown, LDWShortcutDown, SPDGroupedDown, SPDReducedDown,
+    LDWGroupedDown,
+    LDWLowBandDown,
+    LDWMaxBlurDown,
+    LDWReducedDown,
+    LDWShortcutDown,
+    SPDGroupedDown,
+    SPDReducedDown,
     SPDShortcutDown,
 )  # fmt: skip
 
@@ -147,7 +153,7 @@ def create_down(
 
     Example:
         >>> create_down("ldw", 8, 16, pool=PoolOptions(wavelet="db2")).pool
-        LDWPool2d(8, wavelet='db2', kernel_size=4, constraint='paper')
+        LDWPool2d(8, wavelet='db2', kernel_size=4, constraint='orthogonal')
         >>> create_down("avg", 8, 16)
         Traceback (most recent call last):
         ...

@@ -47,7 +47,7 @@ class PoolOptions:
 
     wavelet: str = "haar"
     kernel_size: int | None = None
-    constraint: str = "paper"
+    constraint: str = "orthogonal"
     attention: bool = True
     learn_filters: bool = True
 

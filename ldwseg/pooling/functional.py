@@ -37,7 +37,9 @@ gradient of the mixing matrices is ``g @ roll(P)^T``; autograd carries it back t
 margin of ``m - 1`` rows and columns when they are split, so in the flattened planes the
 shift ``(a, c)`` is just the offset ``a * (w + m - 1) + c`` and every product reads a view
 (the adjoint adds the margin back). On the CPU the batch is processed in chunks of about
-8 MB so that temporaries stay in cache.
+8 MB so that temporaries stay in cache, and the first call in a process makes glibc keep
+freed memory from then on (:mod:`ldwseg.pooling.allocator`; ``LDWSEG_MALLOC=default``
+leaves it alone).
 
 Export: that fast path writes into preallocated buffers (``out=``, ``copy_`` into views)
 and splits the batch with Python ints read from the shapes: a graph capture freezes those
@@ -55,7 +57,8 @@ of ops whose sizes stay symbolic, and autograd differentiates them (no custom Fu
 * the mixing is one grouped ``conv2d`` (``C`` groups of 4 planes) with the weight
   ``W[XY, pq, a, c] = M_ac[XY, pq]``; synthesis puts the margin in front, correlates with
   the weight transposed in ``(XY, pq)`` and reversed in ``(a, c)``, and interleaves the
-  planes by a pixel shuffle.
+  planes by a pixel shuffle;
+* :func:`pad_to_even` extends every side by its last entry and cuts it to the even size.
 
 Only the filter length and the channel count are frozen into the graph. Batch, height and
 width stay symbolic, so a model exported with them declared dynamic (``dynamic_axes`` /
@@ -72,7 +75,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_sizes
+from .allocator import keep_freed_memory_once
+from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_sizes, _with_last
 from .polyphase import _Analysis, _analysis_planes, _mixing_matrices, _Synthesis, _synthesis_raw
 
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]
@@ -84,7 +88,15 @@ def subband_shape(height: int, width: int) -> tuple[int, int]:
 
 
 def pad_to_even(x: Tensor) -> Tensor:
-    """Pad the last two dimensions to even sizes by repeating the last row/column."""
+    """Pad the last two dimensions to even sizes by repeating the last row/column.
+
+    While a graph is captured the parity of the sizes is not known: the map is extended by
+    its last row and column and cut to ``2 * ceil(H / 2) x 2 * ceil(W / 2)``, with sizes
+    that stay symbolic (see "Export" in the module docstring).
+    """
+    if _capturing():
+        h, w = x.shape[-2], x.shape[-1]
+        return _with_last(_with_last(x, -2), -1)[..., : (h + 1) // 2 * 2, : (w + 1) // 2 * 2]
     pad_h, pad_w = x.shape[-2] % 2, x.shape[-1] % 2
     if pad_h == 0 and pad_w == 0:
         return x
@@ -145,6 +157,13 @@ def _needs_autograd(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
+def _tune_cpu_allocator(x: Tensor) -> None:
+    """On the first CPU call, make glibc keep freed memory (:mod:`ldwseg.pooling.allocator`):
+    the fast path's output and gradient are fresh input-sized blocks, page-faulted anew otherwise."""
+    if x.is_cpu and not torch.compiler.is_compiling():
+        keep_freed_memory_once()
+
+
 def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequence[float]) -> Tensor:
     """LDW pooling (Eqs. 3-8): split each channel into four half-size subbands.
 
@@ -173,6 +192,7 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
         return _capture_analysis(x, low, high)
     _check_input(x, "x")
     low, high = _filter_pair(low, high, x)
+    _tune_cpu_allocator(x)
     x = pad_to_even(x).contiguous()
     mix = _mixing_matrices(low, high).to(x.dtype)  # autocast may hand over filters and maps in different dtypes
     return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis_planes(x, mix)[0]
@@ -211,6 +231,7 @@ def ldw_synthesis(
         return _capture_synthesis(y, low, high, output_size)
     _check_input(y, "y", channels_multiple=4)
     low, high = _filter_pair(low, high, y)
+    _tune_cpu_allocator(y)
     h, w = y.shape[-2:]
     out_h, out_w = _check_output_size(h, w, output_size)
     y = y.contiguous()

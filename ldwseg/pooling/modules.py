@@ -37,6 +37,14 @@ class LDWPool2d(nn.Module):
         - Input: ``(N, C, H, W)``
         - Output: ``(N, 4C, ceil(H/2), ceil(W/2))``, blocks ``[LL | LH | HL | HH]``.
 
+    Note:
+        The first forward pass on a CPU tensor changes the process's memory allocator, once:
+        glibc then keeps freed memory for reuse instead of returning it to the system, so
+        the pool's input-sized output and gradient do not pay fresh page faults at every
+        call (without this, forward and backward can take 1.2-1.8x the time of ``MaxPool2d``).
+        The process keeps its peak memory until it ends. ``LDWSEG_MALLOC=default`` in the
+        environment leaves the allocator alone; see :mod:`ldwseg.pooling.allocator`.
+
     Example:
         >>> pool = LDWPool2d(wavelet="db2", constraint="orthogonal")
         >>> unpool = LDWUnpool2d(pool)
@@ -51,7 +59,7 @@ class LDWPool2d(nn.Module):
         *,
         wavelet: WaveletSpec = "haar",
         kernel_size: int | None = None,
-        constraint: str = "paper",
+        constraint: str = "orthogonal",
         trainable: bool = True,
         seed: int | None = None,
     ) -> None:

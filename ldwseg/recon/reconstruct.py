@@ -40,9 +40,10 @@ ModelFn = Callable[[Tensor], Tensor]
 log = logging.getLogger(__name__)
 
 
-def _default_output(path: Path) -> Path:
+def _default_output(path: Path, *, model: bool) -> Path:
+    """``<stem>_recon.png`` for the wavelet round trip, ``<stem>_ae.png`` for a model, so neither replaces the other."""
     suffix = path.suffix if path.suffix.lower() in _KEEP_SUFFIXES else ".png"
-    return path.with_name(f"{path.stem}_recon{suffix}")
+    return path.with_name(f"{path.stem}_{'ae' if model else 'recon'}{suffix}")
 
 
 def _checked_model(model_fn: ModelFn, path: Path) -> ModelFn:
@@ -111,8 +112,8 @@ def reconstruct_file(
 
     Args:
         path: the input image.
-        out: the output file; default ``<stem>_recon.png`` beside the input, or the
-            input's own suffix for PNG and TIFF inputs.
+        out: the output file; default ``<stem>_recon.png`` beside the input
+            (``<stem>_ae.png`` with ``model_fn``), with the input's own suffix for PNG and TIFF inputs.
         levels: levels of the wavelet round trip (default 3); only without ``model_fn``.
         wavelet: the round trip's wavelet (default ``"haar"``); only without ``model_fn``.
         model_fn: a callable mapping a float32 ``(1, C, H, W)`` tensor in ``[0, 1]`` to one
@@ -143,7 +144,7 @@ def reconstruct_file(
     tiles.check()
     path = Path(path)
     image = load_image(path, max_pixels=max_pixels)
-    target = _default_output(path) if out is None else Path(out)
+    target = _default_output(path, model=model_fn is not None) if out is None else Path(out)
     output_format(target, image)
     if target.resolve() == path.resolve():
         raise DataError(f"the output {target} would overwrite the input image; choose another output path")

@@ -82,8 +82,9 @@ def test_plot_filters_writes_png_with_one_row_per_pool(tmp_path):
 def test_filters_figure_draws_learned_and_initial_filters():
     report = reports(1)[0]
     fig = viz.filters_figure([report], n=64)
-    taps_ax, freq_ax = fig.axes
+    taps_ax, change_ax, freq_ax = fig.axes
     assert "PR error" in freq_ax.get_title() and "orthogonal" in taps_ax.get_title()
+    assert [ax.get_ylabel() for ax in fig.axes] == ["tap value", "learned − initial", "|W(ω)|"]
     lines = {line.get_label(): line for line in freq_ax.get_lines()}
     assert set(lines) == {"|W_L| initial", "|W_L| learned", "|W_H| initial", "|W_H| learned"}
     assert lines["|W_L| initial"].get_linestyle() == "--" and lines["|W_L| learned"].get_linestyle() == "-"
@@ -91,6 +92,21 @@ def test_filters_figure_draws_learned_and_initial_filters():
     assert lines["|W_L| initial"].get_ydata()[0] == pytest.approx(math.sqrt(2))
     assert lines["|W_L| initial"].get_ydata()[-1] == pytest.approx(0.0, abs=1e-6)
     assert lines["|W_L| learned"].get_ydata()[0] == pytest.approx(math.sqrt(2) + 0.06)
+
+
+def stem_heights(ax, label: str) -> np.ndarray:
+    """The heights of the stems called ``label`` in ``ax``."""
+    (container,) = [c for c in ax.containers if c.get_label() == label]
+    return np.asarray(container.markerline.get_ydata())
+
+
+def test_filters_figure_shows_the_change_of_every_tap():
+    report = reports(1)[0]
+    change_ax = viz.filters_figure([report], n=16).axes[1]
+    np.testing.assert_allclose(stem_heights(change_ax, "W_L learned - initial"), [0.05, -0.02, 0.0, 0.03], atol=1e-7)
+    np.testing.assert_allclose(stem_heights(change_ax, "W_H learned - initial"), 0.0, atol=1e-12)
+    assert f"max |Δ| {0.05:.2e}" in change_ax.get_title()
+    assert report.max_change == pytest.approx(0.05, abs=1e-7)
 
 
 def test_plot_filters_without_pools_says_why(tmp_path):

@@ -537,13 +537,14 @@ BAD_IMAGES = {
     "1x1": ("one", ["one.png", "1x1"]),
     "a folder": ("folder", ["folder", "directory"]),
 }
+PREDICT_BAD_IMAGES = {**BAD_IMAGES, "a folder": ("folder", ["folder", "holds no images"])}  # predict reads folders
 
 
 def _image(images: dict[str, Path], name: str) -> Path:
     return images[name] if name in images else images["good"].with_name(name)
 
 
-@pytest.mark.parametrize("name, words", BAD_IMAGES.values(), ids=BAD_IMAGES.keys())
+@pytest.mark.parametrize("name, words", PREDICT_BAD_IMAGES.values(), ids=PREDICT_BAD_IMAGES.keys())
 def test_predict_refuses_a_bad_image(ckpts, images, name, words, tmp_path):
     out = tmp_path / "masks"
     run = cli("predict", ckpts["seg"], images["good"], _image(images, name), "--out", out, "--device", "cpu")
@@ -557,7 +558,7 @@ def test_reconstruct_refuses_a_bad_image(ckpts, images, name, words, tmp_path):
     error_line(cli("reconstruct", image, "--out", tmp_path / "r.png"), *words, code=2)
     error_line(cli("reconstruct", image, "--checkpoint", ckpts["recon"], "--device", "cpu"), *words, code=2)
     assert not list(tmp_path.iterdir())
-    assert not list(images["good"].parent.glob("*_recon*"))
+    assert not list(images["good"].parent.glob("*_recon*")) and not list(images["good"].parent.glob("*_ae*"))
 
 
 @pytest.mark.parametrize("name", ["sixteen", "palette", "rgba", "gray"])
@@ -721,6 +722,26 @@ def test_a_failed_train_removes_the_folders_it_created(tmp_path):
     out = tmp_path / "runs" / "nested" / "voc"
     error_line(cli("train", "--dataset", "voc12", "--out", out), "data root", code=2)
     assert not (tmp_path / "runs").exists()
+
+
+def test_predict_refuses_a_folder_without_images_or_its_own_input_folder(ckpts, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    out = tmp_path / "out"
+    error_line(cli("predict", ckpts["seg"], empty, "--out", out, "--device", "cpu"), str(empty), "no images", code=2)
+    assert_no_output(out)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(rgb()).save(photos / "x.png")
+    error_line(cli("predict", ckpts["seg"], photos, "--out", photos), "input folder", "another folder", code=2)
+    assert sorted(p.name for p in photos.iterdir()) == ["x.png"]
+
+
+def test_train_refuses_resume_with_overwrite(tmp_path):
+    out = tmp_path / "run"
+    error_line(cli("train", *TINY, "--resume", "--overwrite", "--out", out), "--resume", "--overwrite", code=2)
+    assert_no_output(out)
 
 
 def test_predict_refuses_two_inputs_that_would_write_the_same_files(ckpts, tmp_path):

@@ -1,14 +1,19 @@
 """The command line, run in-process with typer's CliRunner."""
 
+import importlib.util
+import re
 import subprocess
 import sys
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from ldwseg import __version__
-from ldwseg.analysis.bench import format_table, run_pool_benchmark
+from ldwseg.analysis.bench import format_table, run_pool_benchmark, skipped_peers
 from ldwseg.cli import app
+from ldwseg.config import Config
+from ldwseg.tasks import TASKS
 
 pytestmark = pytest.mark.slow  # end-to-end: runs the CLI or whole trainings
 
@@ -47,3 +52,79 @@ def test_bench_command_runs():
     result = runner.invoke(app, ["bench", "--quick", "--repeats", "1"])
     assert result.exit_code == 0, result.output
     assert "MaxPool2d(2)" in result.output and "ratio" in result.output
+
+
+def test_bench_names_the_peers_it_skips():
+    rows = run_pool_benchmark(shapes=((1, 4, 8, 8),), repeats=1)
+    timed = any(r.name.startswith("pytorch_wavelets") for r in rows)
+    assert timed == (importlib.util.find_spec("pytorch_wavelets") is not None)
+    assert ("pytorch_wavelets haar" in skipped_peers()) != timed
+    if not timed:
+        assert "not installed" in skipped_peers()["pytorch_wavelets haar"]
+        result = runner.invoke(app, ["bench", "--quick", "--repeats", "1"])
+        assert "skipped pytorch_wavelets haar: pytorch_wavelets is not installed" in result.output
+
+
+# --- every option shows its default ---------------------------------------------------------
+
+
+def help_text(*command: str) -> str:
+    """``ldwseg COMMAND --help`` on one line: wide, then with its white space collapsed."""
+    result = runner.invoke(app, [*command, "--help"], terminal_width=2000)
+    assert result.exit_code == 0, result.output
+    return " ".join(result.output.split())
+
+
+COMMANDS = ["train", "sweep", "ablate", "compare", "evaluate", "predict", "reconstruct", "filters", "bench"]
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_every_option_shows_its_default(name):
+    """An option without a fixed default (None: the config's, the task's or the input's decides) says what it is."""
+    command = typer.main.get_command(app).commands[name]
+    text = help_text(name)
+    assert not re.search(r"\{(model|data|optim|train|task)\.", text), text  # every {section.field} was filled in
+    for param in command.params:
+        if param.param_type_name != "option" or param.name == "help" or param.required:
+            continue
+        if param.default is None:  # click shows the others' defaults itself
+            assert "[default: " in param.help, f"{name} {param.opts[0]}: {param.help!r}"
+
+
+def test_train_help_shows_the_config_and_task_defaults():
+    cfg, recon = Config(), TASKS["recon"].defaults
+    text = help_text("train")
+    for option, value, key in [
+        ("Number of epochs", cfg.train.epochs, "train.epochs"),
+        ("Batch size per process", cfg.train.batch_size, "train.batch_size"),
+        ("or synthetic; photos or folder for --task recon", cfg.data.dataset, "data.dataset"),
+        ("shuffle", cfg.model.up, "model.up"),
+    ]:
+        assert f"{option} [default: {value}; {recon[key]} for --task recon]" in text
+    assert f"Learning rate of Adam [default: {cfg.optim.lr:g}]" in text
+    assert f"(lambda) [default: {cfg.train.wavelet_weight:g}]" in text
+    assert f"paper, orthogonal or lattice [default: {cfg.model.constraint}]" in text
+    assert f"DOWNSAMPLERS [default: {cfg.model.down}]" in text
+    assert f"Random seed [default: {cfg.train.seed}]" in text
+    assert f"data.crop_size {cfg.data.crop_size}; {recon['data.crop_size']} for --task recon" in text
+    assert "[default: runs/<dataset>" in text and "runs/synthetic-maxpool-deconv" in text  # not eaten as markup
+
+
+def test_other_commands_show_their_defaults():
+    from ldwseg.cli.train_cmd import SHORT_RUN_EPOCHS
+    from ldwseg.inference.tiling import DEFAULT_TILE
+    from ldwseg.recon.reconstruct import DEFAULT_LEVELS, DEFAULT_WAVELET
+
+    datasets = f"[default: {Config().data.dataset}; {TASKS['recon'].defaults['data.dataset']} for --task recon]"
+    for name in ("sweep", "ablate"):
+        text = help_text(name)
+        assert f"Epochs per run [default: {SHORT_RUN_EPOCHS}]" in text and f"Data set {datasets}" in text
+    scores = f"[default: {TASKS['seg'].score}; {TASKS['recon'].score} for --task recon]"
+    assert scores in help_text("compare")
+    text = help_text("reconstruct")
+    assert f"[default: {DEFAULT_LEVELS}]" in text and f"[default: {DEFAULT_WAVELET}]" in text
+    assert "<name>_recon.png" in text and "<name>_ae.png with --checkpoint" in text
+    assert f"[default: {DEFAULT_TILE};" in help_text("predict")
+    assert "[default: 15;" in help_text("bench")
+    assert "[default: <ckpt>_filters.png" in help_text("filters")
+    assert "3 runs" in help_text("ablate")  # table3 says why it is not 2 x 2

@@ -142,7 +142,7 @@ def test_ldw_designs_have_the_max_pool_convs_plus_the_filters(name, pool):
         pool = PoolOptions(wavelet=pool.wavelet, constraint=pool.constraint, attention=False)
     model = UNet(3, 21, base_width=16, down=name, up="deconv", pool=pool)
     filters = sum(p.numel() for m in model.modules() if isinstance(m, LDWPool2d) for p in m.parameters())
-    assert filters == 4 * (2 * 2 if pool.constraint == "paper" else 1)  # per level: 2K Haar taps, or one db2 angle
+    assert filters == 4 * (1 if pool.constraint == "lattice" else 2 * 2)  # per level: 2K Haar taps, or one db2 angle
     assert encoder_parameters(model) == encoder_parameters(maxpool)
     assert count_parameters(model) == count_parameters(maxpool) + filters
 

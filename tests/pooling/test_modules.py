@@ -114,7 +114,7 @@ def test_gradients_flow_to_tied_filters_from_both_sides():
 
 
 def test_wavelet_loss_sums_each_pool_once():
-    a, b = LDWPool2d(wavelet="haar"), LDWPool2d(wavelet="haar")
+    a, b = LDWPool2d(wavelet="haar", constraint="paper"), LDWPool2d(wavelet="haar", constraint="paper")
     model = nn.Sequential(a, nn.Identity(), b, LDWUnpool2d(b))
     assert_close(wavelet_loss(model), a.wavelet_loss() + b.wavelet_loss())
     assert_close(wavelet_loss(model), torch.tensor(4.0), atol=1e-6, rtol=0)  # 2.0 per Haar pool (Eq. 12)
@@ -122,7 +122,8 @@ def test_wavelet_loss_sums_each_pool_once():
 
 
 def test_constraint_terms_are_named():
-    assert set(LDWPool2d().constraint_terms()) == {"low", "high", "reverse", "sym"}
+    assert set(LDWPool2d(constraint="paper").constraint_terms()) == {"low", "high", "reverse", "sym"}
+    assert set(LDWPool2d().constraint_terms()) == {"low_orthonormal", "high_orthonormal", "cross_orthogonal", "low_dc"}
     assert set(LDWPool2d(constraint="orthogonal").constraint_terms()) == {
         "low_orthonormal",
         "high_orthonormal",

@@ -45,7 +45,7 @@ def test_train_writes_checkpoints_logs_and_config(tmp_path):
         assert (out / name).is_file(), name
     assert any((out / "tensorboard").iterdir())
     rows = csv_rows(out)
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # numbered as the console prints them
     meta = read_metadata(out / "best.safetensors")
     assert meta["task"] == "seg" and meta["config"]["model"]["base_width"] == 4
     assert meta["dataset"]["num_classes"] == 6 and len(meta["dataset"]["palette"]) >= 6
@@ -69,7 +69,7 @@ def test_resume_continues_where_it_stopped(tmp_path):
     out = tmp_path / "run"
     train(out, "--epochs", "1")
     train(out, "--epochs", "2", "--resume")
-    assert [r["epoch"] for r in csv_rows(out)] == ["0", "1"]
+    assert [r["epoch"] for r in csv_rows(out)] == ["1", "2"]
     assert read_metadata(out / "last.safetensors")["epoch"] == 1
 
 
@@ -89,7 +89,8 @@ def test_predict_writes_palette_masks_of_the_input_size(tmp_path, data_dir):
     mask = Image.open(tmp_path / "p" / "odd_mask.png")
     assert mask.mode == "P" and mask.size == (101, 77)
     assert np.asarray(mask).max() < 6
-    assert Image.open(tmp_path / "p" / "odd_overlay.png").size == (101, 77)
+    width, height = Image.open(tmp_path / "p" / "odd_overlay.png").size
+    assert width == 101 and height > 77  # the image, then the legend strip below it
 
 
 def test_train_on_a_voc_tree_of_real_samples(shared_data, tmp_path):
@@ -131,9 +132,7 @@ def test_torchrun_two_processes_on_cpu(tmp_path, data_dir):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (out / "best.safetensors").is_file() and (out / "last.safetensors").is_file()
     assert len(csv_rows(out)) == 1  # one writer
-    assert proc.stdout.count("best val mIoU") == 2  # both ranks report the same reduced metric
-    lines = [line for line in proc.stdout.splitlines() if "best val mIoU" in line]
-    assert lines[0] == lines[1]
+    assert proc.stdout.count("best val mIoU") == 1  # rank 0 reports for the group
 
 
 def test_missing_checkpoint_is_one_clear_line(tmp_path):

@@ -1,0 +1,66 @@
+"""What a training run writes into its output folder, and the rule that a run never replaces another silently.
+
+A folder that holds a run's checkpoints is refused to a new run (:func:`check_new_run`):
+continue it (``--resume``), replace it (``--overwrite``: :func:`clear_run` first) or train
+elsewhere. ``ldwseg compare``, ``sweep`` and ``ablate`` resume their own runs instead.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from ..errors import ConfigError
+from .runlock import RunLock
+
+__all__ = ["CHECKPOINT_FILES", "RUN_FILES", "check_new_run", "clear_run", "written_files"]
+
+CHECKPOINT_FILES = ("best.safetensors", "last.safetensors", "last.state.pt")
+"""The files whose presence means that a folder holds a run (what a new run would replace)."""
+
+RUN_FILES = (*CHECKPOINT_FILES, "metrics.csv", "config.yaml", "tensorboard")
+"""Everything a training run writes into its folder (``tensorboard`` is a folder, there when TensorBoard is)."""
+
+
+def written_files(out: str | Path) -> list[str]:
+    """The :data:`RUN_FILES` present in ``out``, in that order; folders end with ``/``."""
+    out = Path(out)
+    return [f"{name}/" if (out / name).is_dir() else name for name in RUN_FILES if (out / name).exists()]
+
+
+def check_new_run(out: str | Path) -> None:
+    """Refuse to start a new run in ``out`` when it holds one, naming the ways on.
+
+    Raises:
+        ConfigError: ``out`` holds a checkpoint of an earlier run.
+    """
+    out = Path(out)
+    found = [name for name in CHECKPOINT_FILES if (out / name).is_file()]
+    if not found:
+        return
+    resume = "pass --resume to continue it, " if "last.state.pt" in found else ""
+    raise ConfigError(
+        f"{out} holds an earlier run ({', '.join(found)}); {resume}--overwrite to replace it, or choose another --out"
+    )
+
+
+def clear_run(out: str | Path) -> list[str]:
+    """Remove the :data:`RUN_FILES` of an earlier run from ``out`` (nothing else); returns what was removed.
+
+    Holds the run's lock meanwhile, so a run still writing there is never cleared away.
+
+    Raises:
+        ConfigError: another process is training into ``out``.
+    """
+    out = Path(out)
+    if not out.is_dir():
+        return []
+    with RunLock(out):
+        removed = written_files(out)
+        for name in removed:
+            path = out / name.rstrip("/")
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    return removed
