@@ -27,11 +27,11 @@ from typing import Any
 import yaml
 
 from ..config import Config, apply_overrides
+from ..engine.logs import log_label
+from ..engine.task import Task
 from ..errors import ConfigError
 from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
-from ..engine.logs import log_label
-from ..engine.task import Task
 from ..tasks import get_task, train
 from .cost import training_cost
 

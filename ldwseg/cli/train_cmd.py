@@ -139,9 +139,9 @@ def train(
     ),
 ) -> None:
     """Train a UNet (max-pool or LDW) for segmentation, or as an autoencoder (--task recon)."""
-    from ..pooling.allocator import keep_freed_memory
     from ..engine.distributed import is_main_process
     from ..engine.run_folder import written_files
+    from ..pooling.allocator import keep_freed_memory
     from ..tasks import get_task
     from ..tasks import train as train_run
 

@@ -48,7 +48,14 @@ from ..errors import ConfigError
 from ..models import UNet, build_unet
 from .checkpoints import ResumePoint, apply_resume_state, read_resume_state, save_run_checkpoint
 from .distributed import (
-    DistInfo, barrier, check_precision, cleanup_distributed, from_main, init_distributed, main_rank_logs, peer_lost,
+    DistInfo,
+    barrier,
+    check_precision,
+    cleanup_distributed,
+    from_main,
+    init_distributed,
+    main_rank_logs,
+    peer_lost,
 )  # fmt: skip
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests

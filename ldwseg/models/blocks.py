@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..pooling import LDWPool2d, LDWUnpool2d
+from ..pooling.capture import _capturing
 from .splits import PoolOptions, make_attention, make_split
 
 __all__ = [
@@ -197,7 +198,7 @@ class LDWDown(DownBlock):
 def match_size(x: Tensor, size: torch.Size) -> Tensor:
     """Pad (positive amounts) or crop (negative amounts) the bottom and right of ``x`` to ``size``."""
     dh, dw = size[0] - x.shape[-2], size[1] - x.shape[-1]
-    if dh == 0 and dw == 0:
+    if dh == 0 and dw == 0 and not _capturing():  # a trace must record the pad, whose amounts vary with the size
         return x
     return F.pad(x, (0, dw, 0, dh))
 

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..pooling import EnergyAttention, LDWPool2d
+from ..pooling.capture import _static_size
 from ..pooling.functional import pad_to_even
 
 __all__ = [
@@ -88,8 +90,9 @@ def space_to_depth(x: Tensor, *, phase_major: bool = False) -> Tensor:
     y = F.pixel_unshuffle(pad_to_even(x), 2)
     if not phase_major:
         return y
-    n, c4, h, w = y.shape
-    return y.view(n, c4 // 4, 4, h, w).transpose(1, 2).reshape(n, c4, h, w)
+    # a gather of constant indices, not view/transpose: a trace would freeze their sizes
+    c = _static_size(y.shape[1]) // 4
+    return y.index_select(1, torch.arange(4 * c, device=y.device).view(c, 4).T.reshape(-1))
 
 
 def depth_to_space(y: Tensor) -> Tensor:

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
+from .capture import _static_size
 from .constraints import orthogonal_terms, paper_terms, pr_error
 from .filters import WaveletSpec, check_constraint, initial_filters
-from .capture import _static_size
 from .functional import ldw_analysis, ldw_synthesis
 from .lattice import lattice_angles, lattice_filters
 

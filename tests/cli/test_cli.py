@@ -75,7 +75,7 @@ def help_text(*command: str) -> str:
     return " ".join(result.output.split())
 
 
-COMMANDS = ["train", "sweep", "ablate", "compare", "evaluate", "predict", "reconstruct", "filters", "bench"]
+COMMANDS = ["train", "sweep", "ablate", "compare", "evaluate", "predict", "reconstruct", "filters", "bench", "export"]
 
 
 @pytest.mark.parametrize("name", COMMANDS)
