@@ -16,7 +16,6 @@ import errno
 import functools
 import logging
 import os
-import re
 import shutil
 import sys
 import warnings
@@ -25,80 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from typer.core import TyperCommand
 
 from .. import __version__
 from ..config import DEVICE_PATTERN
 from ..engine.runlock import LOCK_NAME, held_by_another_process
 from ..errors import ConfigError, LDWSegError
+from .help import DefaultsTyper, config_default
 
 __all__ = [
     "app", "main", "user_errors", "progress", "fail", "check_device", "check_output", "check_run_folder",
     "config_default", "new_output", "remove_if_empty",
 ]  # fmt: skip
 
-_CONFIG_FIELD = re.compile(r"\{((?:model|data|optim|train|task)\.[a-z_]+)\}")
-"""How option help names a config field (or a task attribute: ``{task.score}``) whose effective default
-``--help`` shows: ``{train.epochs}``."""
-
-
-def _shown(value: Any) -> str:
-    """A config value as it is written after ``--set section.field=``."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def config_default(key: str) -> str:
-    """The effective default of the config field ``key`` (``"train.epochs"``), as ``--help`` shows it.
-
-    The value of :class:`~ldwseg.config.Config`, then that of each task whose own defaults
-    (:data:`ldwseg.tasks.TASKS`) differ: ``"40; 80 for --task recon"``. ``"task.<attribute>"``
-    gives an attribute of the tasks the same way (``"task.score"``: ``"miou; psnr for --task recon"``).
-    """
-    from ..config import Config
-    from ..tasks import TASKS
-
-    section, name = key.split(".", 1)
-    cfg = Config()
-    if section == "task":
-        base = getattr(TASKS[cfg.train.task], name)
-        own = [(task, getattr(cls, name)) for task, cls in TASKS.items()]
-    else:
-        base = getattr(getattr(cfg, section), name)
-        own = [(task, cls.defaults[key]) for task, cls in TASKS.items() if key in cls.defaults and key != "train.task"]
-    return "; ".join([_shown(base), *(f"{_shown(v)} for --task {task}" for task, v in own if v != base)])
-
-
-class _DefaultsHelp(TyperCommand):
-    """A command whose help may name config fields as ``{section.field}``: ``--help`` shows their
-    :func:`config_default` there.
-
-    They are filled in when the help is shown, not at import: the task defaults need
-    :mod:`ldwseg.tasks`, whose import takes seconds that ``ldwseg --version`` should not wait.
-    """
-
-    def format_help(self, ctx, formatter) -> None:
-        def fill(text: str | None) -> str | None:
-            return text and _CONFIG_FIELD.sub(lambda m: config_default(m.group(1)), text)
-
-        self.help = fill(self.help)
-        for param in self.params:
-            if hasattr(param, "help"):
-                param.help = fill(param.help)
-        super().format_help(ctx, formatter)
-
-
-class _Typer(typer.Typer):
-    """The app whose commands show the defaults of the config fields their help names (:class:`_DefaultsHelp`)."""
-
-    def command(self, *args: Any, cls: type[TyperCommand] | None = None, **kwargs: Any) -> Callable:
-        return super().command(*args, cls=cls or _DefaultsHelp, **kwargs)
-
-
-app = _Typer(
+app = DefaultsTyper(
     name="ldwseg",
     help="Segmentation and reconstruction with Learnable Discrete Wavelet Pooling (LDW-Pooling).",
     no_args_is_help=True,

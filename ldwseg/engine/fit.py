@@ -46,13 +46,12 @@ from torch.utils.data import DataLoader
 from ..config import Config
 from ..errors import ConfigError
 from ..models import UNet, build_unet
-from .checkpoints import ResumePoint, apply_resume_state, read_resume_state, save_run_checkpoint
+from .checkpoints import ResumePoint, save_run_checkpoint
 from .distributed import (
     DistInfo,
     barrier,
     check_precision,
     cleanup_distributed,
-    from_main,
     init_distributed,
     main_rank_logs,
     peer_lost,
@@ -61,11 +60,10 @@ from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
 from .precision import Precision
-from .run_folder import check_new_run
+from .resume import resume_point, sync_batchnorm
 from .runlock import RunLock
 from .sampling import EpochShardSampler, SeededSamples, seed_everything, worker_init
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
-from .sync_bn import convert_sync_batchnorm
 from .task import Task, TaskData
 
 __all__ = ["FitResult", "get_loaders", "build_model", "fit"]
@@ -211,12 +209,12 @@ def _prepare(
     precision = Precision(device, t.amp, t.channels_last)
     model = build_model(cfg, data.out_channels).to(device)
     if t.sync_bn:
-        model = _sync_batchnorm(model, dist_info, device)
+        model = sync_batchnorm(model, dist_info, device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
-    start = _resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume)
+    start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume)
     net: nn.Module = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -248,57 +246,6 @@ def _log_start(run: _Run) -> None:
         run.cfg.data.dataset, len(data.train), len(data.val), outputs, run.precision.device, threads,
         "" if threads == 1 else "s", group, f"{params:,}", run.out,
     )
-
-
-def _sync_batchnorm(model: UNet, dist_info: DistInfo, device: torch.device) -> UNet:
-    """``model`` with BatchNorm synced across the ``torchrun`` ranks (same parameters and state-dict keys):
-    torch's SyncBatchNorm on CUDA (nccl), :class:`~ldwseg.engine.sync_bn.SyncBatchNorm2d` on the CPU (gloo),
-    where torch's has no kernels."""
-    if not dist_info.enabled:
-        log.warning("--sync-bn (train.sync_bn) has no effect in one process (no torchrun group); ignoring it")
-        return model
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return convert_sync_batchnorm(model)
-
-
-def _resume_point(
-    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, dist_info: DistInfo, *, resume: bool
-) -> ResumePoint:
-    """Where the run starts: the beginning, or the state saved in ``out``, loaded into the objects.
-
-    The run resumes with ``resume``, or when ``torchrun`` restarted it and ``out`` holds a
-    checkpoint of this torchrun run. Rank 0 reads the file and sends it to every rank.
-    """
-    state = from_main(lambda: _saved_state(cfg, out, dist_info, resume=resume), dist_info)
-    if state is None:
-        return ResumePoint()
-    start = apply_resume_state(state, model, optimizer, scheduler, rank=dist_info.rank, world=dist_info.world_size)
-    best = "" if start.best["epoch"] < 0 else f" (best {score} so far {start.best['score']:.4f})"
-    restart = "" if resume else f"torchrun restart {dist_info.restart}: "
-    if start.epoch >= cfg.train.epochs:
-        log.info("%s%s holds a finished run (%d of %d epochs); nothing to train", restart, out, start.epoch,
-                 cfg.train.epochs)  # fmt: skip
-    else:
-        log.info("%sresuming %s at epoch %d, step %d%s", restart, out, start.epoch + 1, start.step, best)
-    return start
-
-
-def _saved_state(cfg: Config, out: Path, dist_info: DistInfo, *, resume: bool) -> dict[str, Any] | None:
-    """The training state to go on from (rank 0): ``out``'s with ``resume``; after a torchrun restart, this
-    torchrun run's own, if it saved one yet; else ``None``."""
-    path = out / "last.state.pt"
-    if resume:
-        return read_resume_state(out, task=cfg.train.task)
-    if dist_info.restart == 0:
-        check_new_run(out)  # a run is never replaced silently: resume it, or clear it first
-        return None
-    state = read_resume_state(out, task=cfg.train.task) if path.exists() else None
-    if state is not None and state.get("run_id") == dist_info.run_id:
-        return state
-    log.info("torchrun restart %d: %s holds no checkpoint of this run yet; starting from the beginning",
-             dist_info.restart, out)  # fmt: skip
-    return None
 
 
 def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, Any]:
