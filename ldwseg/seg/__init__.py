@@ -1,1 +1,1 @@
-"""Semantic segmentation with LDW-UNet: data, metrics, training, evaluation, prediction."""
+"""Semantic segmentation: the task (data, loss, mIoU and binary scores), evaluation of a checkpoint, prediction."""
