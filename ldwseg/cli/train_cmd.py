@@ -109,7 +109,9 @@ def train(
         None, help="paper, orthogonal or lattice [default: {model.constraint}]."
     ),
     down: Optional[str] = typer.Option(
-        None, help="Downsampler: ldw, maxpool or another of ldwseg.models.DOWNSAMPLERS [default: {model.down}]."
+        None, help="Downsampler: ldw or maxpool; the controls avgpool, conv, blurpool, spd; the equal-parameter "
+        "LDW designs ldw-ll, ldw-maxblur, ldw-hwd, ldw-grouped, ldw-shortcut and their twins spd-hwd, spd-grouped, "
+        "spd-shortcut (see the README) [default: {model.down}]."
     ),
     up: Optional[str] = typer.Option(
         None, help="Upsampler: ldw, ldw-detail, deconv or shuffle [default: {model.up}]."
