@@ -232,7 +232,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     n = len(summary["seeds"])
     first = summary["variants"][0]["name"]
     lines = [
-        f"| variant | params | FLOPs | step | val {summary['metric']} (mean ± std, {n} seeds) | vs {first} | wins | t |",
+        f"| variant | params | FLOPs | step | val {summary['metric']} (mean ± std, {n} seed{'s' * (n != 1)}) | vs {first} "
+        "| wins | t |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for v in summary["variants"]:
