@@ -6,7 +6,6 @@ weights and metrics: the kill loses only the steps since the last checkpoint, an
 resumed run redoes them exactly.
 """
 
-import csv
 import os
 import signal
 import subprocess
@@ -18,6 +17,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
+
+from run_checks import assert_same_run, final_state
 
 from ldwseg.cli import app
 from ldwseg.config import apply_overrides
@@ -60,12 +61,6 @@ def wait_for_mid_epoch_checkpoint(out: Path, proc: subprocess.Popen) -> None:
     pytest.fail("no mid-epoch checkpoint appeared")
 
 
-def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    with (out / "metrics.csv").open() as f:
-        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
-    return load_file(out / "last.safetensors"), rows
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, data_dir) -> tuple[dict, list]:
     """The uninterrupted run."""
@@ -73,15 +68,6 @@ def reference(tmp_path_factory, data_dir) -> tuple[dict, list]:
     code, err = finish(start(out, data_dir))
     assert code == 0, err
     return final_state(out)
-
-
-def assert_same_run(out: Path, reference: tuple[dict, list]) -> None:
-    weights, rows = final_state(out)
-    ref_weights, ref_rows = reference
-    assert rows == ref_rows  # losses, val mIoU, lr of every epoch, as text
-    assert weights.keys() == ref_weights.keys()
-    for name in weights:
-        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=0, msg=name)
 
 
 def test_kill_9_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_dir, reference):

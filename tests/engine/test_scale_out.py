@@ -7,19 +7,18 @@ must end with its weights and metrics exactly. With ``--sync-bn``, 2 ranks of ba
 must end like 1 process of batch 8, to float rounding.
 """
 
-import csv
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
 from typer.testing import CliRunner
+
+from run_checks import assert_same_run, final_state, free_port
 
 from ldwseg.cli import app
 from ldwseg.config import apply_overrides
@@ -104,29 +103,8 @@ def train_args(out: Path, *extra: str) -> list[str]:
     return ["train", "--out", str(out), *RUN, *extra]
 
 
-def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    with (out / "metrics.csv").open() as f:
-        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
-    return load_file(out / "last.safetensors"), rows
-
-
-def assert_same_run(out: Path, reference: tuple[dict, list]) -> None:
-    weights, rows = final_state(out)
-    ref_weights, ref_rows = reference
-    assert rows == ref_rows  # losses, val mIoU, lr of every epoch, as text
-    assert weights.keys() == ref_weights.keys()
-    for name in weights:
-        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=0, msg=name)
-
-
 def error_lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("error:")]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -4,13 +4,14 @@ The reference is torch's own ``nn.BatchNorm2d`` run on the whole batch in this p
 the synced layer runs in 2 gloo ranks (``torch.multiprocessing``), each on its part.
 """
 
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+
+from run_checks import free_port
 
 from ldwseg.engine.sync_bn import SyncBatchNorm2d, convert_sync_batchnorm, sync_batch_norm
 
@@ -65,12 +66,6 @@ def rank_worker(rank: int, port: int, out: str) -> None:
         torch.save(runs, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

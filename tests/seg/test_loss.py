@@ -1,12 +1,13 @@
 """The segmentation cross-entropy: the mean over the labelled pixels, in one process or over 2 gloo ranks."""
 
-import socket
 
 import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
+
+from run_checks import free_port
 
 from ldwseg.seg.loss import segmentation_criterion
 
@@ -38,12 +39,6 @@ def rank_worker(rank: int, port: int, out: str) -> None:
         torch.save(results, f"{out}/rank{rank}.pt")
     finally:
         dist.destroy_process_group()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_one_process_is_the_mean_over_labelled_pixels_as_before():
