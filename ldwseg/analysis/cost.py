@@ -14,6 +14,7 @@ import torch
 
 from ..config import Config
 from ..engine.fit import build_model
+from ..engine.optim import build_optimizer
 from ..engine.task import Task
 from ..pooling import wavelet_loss
 from .complexity import count_flops, count_parameters
@@ -58,7 +59,7 @@ def training_cost(cfg: Config, task: Task, out_channels: int) -> dict[str, Any]:
     images = torch.randn(batch, 3, crop, crop)
     target = images if task.name == "recon" else torch.randint(0, out_channels, (batch, crop, crop))
     criterion = task.criterion(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr)
+    optimizer = build_optimizer(model, cfg.optim)
     model.train()
     times = []
     saved = 0

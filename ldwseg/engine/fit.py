@@ -59,6 +59,7 @@ from .distributed import (
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
+from .optim import build_optimizer, build_scheduler
 from .precision import Precision
 from .resume import resume_point, sync_batchnorm
 from .runlock import RunLock
@@ -212,8 +213,8 @@ def _prepare(
         model = sync_batchnorm(model, dist_info, device)
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.optim.step_size, gamma=cfg.optim.gamma)
+    optimizer = build_optimizer(model, cfg.optim)
+    scheduler = build_scheduler(optimizer, cfg.optim, t.epochs)
     start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume)
     net: nn.Module = model
     if dist_info.enabled:

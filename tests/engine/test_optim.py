@@ -1,0 +1,82 @@
+"""The optimizer's parameter groups and the two learning-rate schedules."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ldwseg.config import Config, ConfigError, OptimConfig
+from ldwseg.engine.optim import build_optimizer, build_scheduler, filter_parameters
+from ldwseg.models import PoolOptions, UNet
+from ldwseg.pooling import LDWPool2d
+
+
+def _unet(**pool) -> UNet:
+    torch.manual_seed(0)
+    return UNet(3, 2, base_width=4, depth=2, down="ldw", up="ldw", pool=PoolOptions(**pool))
+
+
+def test_filter_parameters_are_the_pools_own():
+    model = _unet(wavelet="db2", constraint="lattice")
+    pools = [m for m in model.modules() if isinstance(m, LDWPool2d)]
+    expected = {id(m.angles) for m in pools}
+    assert {id(p) for p in filter_parameters(model)} == expected
+    assert len(filter_parameters(model)) == len(pools) == 2
+
+
+def test_filters_get_no_weight_decay():
+    """With zero gradients Adam's L2 term alone moves the weights: it must move the convs, not the filters."""
+    model = _unet(wavelet="db2", constraint="orthogonal")
+    optim = OptimConfig(lr=1e-2, weight_decay=0.5)
+    optimizer = build_optimizer(model, optim)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    moved = {name for name, p in model.named_parameters() if not torch.equal(p, before[name])}
+    filters = {name for name, _ in model.named_parameters() if name.endswith((".low", ".high"))}
+    assert filters and not (moved & filters)
+    assert any(name.endswith("weight") for name in moved)
+
+
+def test_filter_lr_sets_the_filters_group():
+    model = _unet(wavelet="db2", constraint="lattice")
+    optimizer = build_optimizer(model, OptimConfig(lr=1e-3, filter_lr=5e-2))
+    weights, filters = optimizer.param_groups
+    assert (weights["lr"], filters["lr"], filters["weight_decay"]) == (1e-3, 5e-2, 0.0)
+    assert weights["weight_decay"] == OptimConfig().weight_decay
+    only = build_optimizer(torch.nn.Conv2d(1, 1, 1), OptimConfig())
+    assert len(only.param_groups) == 1
+
+
+def _lrs(optim: OptimConfig, epochs: int) -> list[float]:
+    optimizer = build_optimizer(torch.nn.Conv2d(1, 1, 1), optim)
+    scheduler = build_scheduler(optimizer, optim, epochs)
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    return lrs
+
+
+def test_poly_schedule_follows_its_formula():
+    optim = OptimConfig(lr=0.1, schedule="poly", power=0.9)
+    expected = [0.1 * (1 - e / 5) ** 0.9 for e in range(5)]
+    torch.testing.assert_close(torch.tensor(_lrs(optim, 5)), torch.tensor(expected))
+
+
+def test_step_schedule_follows_its_formula():
+    optim = OptimConfig(lr=0.1, step_size=2, gamma=0.5)
+    torch.testing.assert_close(torch.tensor(_lrs(optim, 5)), torch.tensor([0.1, 0.1, 0.05, 0.05, 0.025]))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [("schedule", "cosine", "optim.schedule"), ("power", 0.0, "optim.power"), ("filter_lr", -1.0, "optim.filter_lr")],
+)
+def test_bad_optim_values_are_named(field, value, message):
+    cfg = Config()
+    setattr(cfg.optim, field, value)
+    with pytest.raises(ConfigError, match=message):
+        cfg.validate()
