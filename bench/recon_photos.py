@@ -1,17 +1,23 @@
-"""PSNR of a reconstruction checkpoint on real photos it never saw (../shared/data).
+"""PSNR and SSIM of reconstruction checkpoints on real photos they never saw (../shared/data).
 
     python bench/recon_photos.py runs/recon-photos/best.safetensors [more checkpoints]
+    python bench/recon_photos.py --compare runs/recon-compare [--json]
 
-Reads the VOC 2012 val crops, the raw VOC samples and the first CamVid val frames, runs
-``ldwseg reconstruct --checkpoint`` on each (full image, the files' own size), and prints
-the PSNR per image and the mean per checkpoint.
+Reads the VOC 2012 val crops, the raw VOC samples and the first CamVid val frames (21
+photos by default), runs ``ldwseg reconstruct --checkpoint`` on each (full image, the
+files' own size), and prints the PSNR and SSIM per image and a summary per checkpoint:
+mean, worst photo, and how many reach 30 dB. ``--compare`` reads the best checkpoint of
+every run of an ``ldwseg compare --task recon`` folder (``<variant>/seed<k>/``) and
+summarises each variant over its seeds: mean ± std of the per-seed means and worsts.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -27,26 +33,77 @@ def photos(shared: Path, camvid_frames: int) -> list[Path]:
     return files
 
 
+def score_checkpoint(ckpt: Path, files: list[Path], tmp: Path, *, echo) -> dict:
+    """Per-photo PSNR and SSIM of ``ckpt`` and their summary."""
+    rows = []
+    for i, path in enumerate(files):
+        result = reconstruct_image(path, checkpoint=ckpt, out=tmp / f"{i}.png", device="cpu")
+        name = f"{path.parent.parent.name}/{path.name}"
+        rows.append({"photo": name, "psnr": result["psnr"], "ssim": result["ssim"]})
+        echo(f"{ckpt}  {name}  {result['psnr']:.2f} dB  SSIM {result['ssim']:.4f}")
+    psnrs = [r["psnr"] for r in rows]
+    worst = min(rows, key=lambda r: r["psnr"])
+    return {
+        "checkpoint": str(ckpt), "photos": rows, "mean_psnr": statistics.mean(psnrs), "min_psnr": worst["psnr"],
+        "worst_photo": worst["photo"], "mean_ssim": statistics.mean(r["ssim"] for r in rows),
+        "min_ssim": min(r["ssim"] for r in rows), "at_30db": sum(p >= 30 for p in psnrs),
+    }  # fmt: skip
+
+
+def _spread(values: list[float]) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} ± {std:.2f}"
+
+
+def compare_table(folder: Path, files: list[Path], tmp: Path, *, echo) -> list[dict]:
+    """Each variant of an ``ldwseg compare`` folder, scored over its seeds' best checkpoints."""
+    variants = []
+    for variant in sorted(p for p in folder.iterdir() if p.is_dir()):
+        ckpts = sorted(variant.glob("seed*/best.safetensors"))
+        if ckpts:
+            runs = [score_checkpoint(c, files, tmp, echo=echo) for c in ckpts]
+            variants.append({"variant": variant.name, "runs": runs})
+    return variants
+
+
 def main(
-    checkpoints: list[Path] = typer.Argument(..., help="Reconstruction checkpoints."),
+    checkpoints: Optional[list[Path]] = typer.Argument(None, help="Reconstruction checkpoints."),
+    compare: Optional[Path] = typer.Option(None, help="An `ldwseg compare --task recon` output folder."),
     shared: Path = typer.Option(SHARED, help="The shared data folder."),
     camvid_frames: int = typer.Option(5, help="How many CamVid val frames to include."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every score."),
 ) -> None:
     files = photos(shared, camvid_frames)
     if not files:
         raise typer.BadParameter(f"no photos under {shared}")
+    if not checkpoints and compare is None:
+        raise typer.BadParameter("give checkpoints or --compare FOLDER")
+    echo = (lambda line: None) if as_json else typer.echo
     with tempfile.TemporaryDirectory() as tmp:
-        for ckpt in checkpoints:
-            scores = []
-            for i, path in enumerate(files):
-                result = reconstruct_image(path, checkpoint=ckpt, out=Path(tmp) / f"{i}.png", device="cpu")
-                scores.append(result["psnr"])
-                typer.echo(f"{ckpt}  {path.parent.parent.name}/{path.name}  {result['psnr']:.2f} dB")
-            typer.echo(
-                f"{ckpt}: mean PSNR {statistics.mean(scores):.2f} dB over {len(scores)} photos "
-                f"(min {min(scores):.2f}, median {statistics.median(scores):.2f}, "
-                f"{sum(s >= 30 for s in scores)} of {len(scores)} at >= 30 dB)"
-            )
+        runs = [score_checkpoint(c, files, Path(tmp), echo=echo) for c in checkpoints or []]
+        variants = compare_table(compare, files, Path(tmp), echo=echo) if compare is not None else []
+    if as_json:
+        typer.echo(json.dumps({"checkpoints": runs, "variants": variants}, indent=1))
+        return
+    for run in runs:
+        typer.echo(
+            f"{run['checkpoint']}: mean PSNR {run['mean_psnr']:.2f} dB over {len(files)} photos (worst "
+            f"{run['min_psnr']:.2f}, {run['worst_photo']}), mean SSIM {run['mean_ssim']:.4f}, "
+            f"{run['at_30db']} of {len(files)} at >= 30 dB"
+        )
+    if variants:
+        typer.echo(
+            "\n| variant | seeds | mean PSNR (dB) | worst photo PSNR (dB) | mean SSIM | photos >= 30 dB |\n"
+            "|---|---|---|---|---|---|"
+        )
+    for v in variants:
+        r = v["runs"]
+        ssim = statistics.mean(x["mean_ssim"] for x in r)
+        typer.echo(
+            f"| {v['variant']} | {len(r)} | {_spread([x['mean_psnr'] for x in r])} | "
+            f"{_spread([x['min_psnr'] for x in r])} | {ssim:.4f} | {min(x['at_30db'] for x in r)}-"
+            f"{max(x['at_30db'] for x in r)} of {len(files)} |"
+        )
 
 
 if __name__ == "__main__":

@@ -70,7 +70,10 @@ class DownBlock(nn.Module):
     ldw_pool: ClassVar[bool] = False
     """Whether the block owns an :class:`~ldwseg.LDWPool2d` at ``self.pool``, which an LDW up block can reverse."""
     stores_bands: ClassVar[bool] = False
-    """Whether ``forward`` returns that pool's subbands (for :class:`LDWDetailUp`)."""
+    """Whether ``forward`` returns side information for the decoder block of its level."""
+    band_kind: ClassVar[str] = "subbands"
+    """What it stores: the LDW pool's ``"subbands"`` (for :class:`LDWDetailUp`) or the max
+    pool's ``"residual"`` (for :class:`~ldwseg.models.bypass.ResidualUp`)."""
     out_multiple: ClassVar[int] = 1
     """What ``out_channels`` must be a multiple of."""
 
@@ -92,7 +95,9 @@ class UpBlock(nn.Module):
     needs_pool: ClassVar[bool] = False
     """Whether the block reverses the LDW pool of the down block of its level."""
     needs_bands: ClassVar[bool] = False
-    """Whether the block takes that down block's stored subbands."""
+    """Whether the block takes that down block's stored side information, of kind ``band_kind``."""
+    band_kind: ClassVar[str] = "subbands"
+    """The kind of side information it takes (see :attr:`DownBlock.band_kind`)."""
 
     def _add_merge(self, channels: int, skip_channels: int, out_channels: int, skip: bool) -> None:
         """Build the double conv after upsampling to ``channels`` channels (plus the skip's, when ``skip``)."""

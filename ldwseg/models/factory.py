@@ -3,7 +3,8 @@
 Which decoder can follow which encoder block is read from the blocks' class attributes
 (:class:`~ldwseg.models.blocks.DownBlock`, :class:`~ldwseg.models.blocks.UpBlock`):
 an LDW up block reverses the LDW pool of its level and ``ldw-detail`` also takes that
-pool's stored subbands.
+pool's stored subbands; ``unpool-detail`` takes the residual that ``maxpool-detail`` stores
+(:mod:`~ldwseg.models.bypass`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 
 from ..errors import ConfigError
 from .blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown, PoolOptions, UpBlock
+from .bypass import MaxPoolDetailDown, ResidualUp
 from .controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
 from .designs import (
     LDWGroupedDown,
@@ -45,13 +47,14 @@ DOWNSAMPLERS: dict[str, type[DownBlock]] = {
     "spd-grouped": SPDGroupedDown,
     "ldw-shortcut": LDWShortcutDown,
     "spd-shortcut": SPDShortcutDown,
+    "maxpool-detail": MaxPoolDetailDown,
 }
 """Encoder blocks: ``(in_channels, out_channels)``, halving the size. The controls are in
 :mod:`~ldwseg.models.controls`, the equal-parameter LDW designs and their twins in
 :mod:`~ldwseg.models.designs`."""
 
 UPSAMPLERS: dict[str, type[UpBlock]] = {
-    "deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp,
+    "deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp, "unpool-detail": ResidualUp,
 }  # fmt: skip
 """Decoder blocks: ``(in_channels, skip_channels, out_channels)``, restoring the skip's size.
 The :class:`~ldwseg.models.blocks.LDWUp` ones reverse the encoder's LDW pool of their level."""
@@ -79,7 +82,8 @@ def get_up(name: str, *, label: str = "up") -> type[UpBlock]:
 
 
 def _fits(down: type[DownBlock], up: type[UpBlock]) -> bool:
-    return (down.ldw_pool or not up.needs_pool) and (down.stores_bands or not up.needs_bands)
+    has_bands = down.stores_bands and down.band_kind == up.band_kind
+    return (down.ldw_pool or not up.needs_pool) and (has_bands or not up.needs_bands)
 
 
 def ups_for(down: type[DownBlock]) -> list[str]:
@@ -98,19 +102,23 @@ def check_pairing(down: str, up: str, *, prefix: str = "") -> None:
     if _fits(down_block, up_block):
         return
     raise ConfigError(
-        f"{prefix}up={up!r} {_needs(up_block)}, but {prefix}down={down!r} {_lacks(down_block)}; "
+        f"{prefix}up={up!r} {_needs(up_block)}, but {prefix}down={down!r} {_lacks(down_block, up_block)}; "
         f"with {prefix}down={down} choose {prefix}up from {', '.join(ups_for(down_block))}, "
         f"or with {prefix}up={up} choose {prefix}down from {', '.join(downs_for(up_block))}"
     )
 
 
 def _needs(up: type[UpBlock]) -> str:
-    stored = " with the subbands that block stores" if up.needs_bands else ""
+    if not up.needs_pool:
+        return f"takes the {up.band_kind} that the down block of its level stores"
+    stored = f" with the {up.band_kind} that block stores" if up.needs_bands else ""
     return f"reverses the LDW pool of the down block of its level{stored}"
 
 
-def _lacks(down: type[DownBlock]) -> str:
-    return "stores no subbands" if down.ldw_pool else "has no LDW pool"
+def _lacks(down: type[DownBlock], up: type[UpBlock]) -> str:
+    if up.needs_pool and not down.ldw_pool:
+        return "has no LDW pool"
+    return f"stores no {up.band_kind}"
 
 
 def _check_efficient(down: str, block: type[DownBlock], prefix: str) -> None:
@@ -172,15 +180,17 @@ def create_up(
     """The up block ``name``; ``paired`` is the down block of the same level.
 
     An LDW up block reverses ``paired``'s pool, so ``paired`` must own one (and store
-    its subbands, for ``ldw-detail``).
+    its subbands, for ``ldw-detail``); ``unpool-detail`` needs the residual of a
+    ``maxpool-detail`` block.
     """
     block = get_up(name)
-    if not block.needs_pool:
-        return block(in_channels, skip_channels, out_channels, skip=skip)
-    if not (isinstance(paired, DownBlock) and _fits(type(paired), block)):
+    needs = block.needs_pool or block.needs_bands
+    if needs and not (isinstance(paired, DownBlock) and _fits(type(paired), block)):
         valid = ", ".join(ups_for(type(paired) if isinstance(paired, DownBlock) else DownBlock))
         raise ConfigError(
             f"up={name!r} {_needs(block)}, but the down block of this level is {type(paired).__name__}; "
             f"choose up from {valid}, or down from {', '.join(downs_for(block))}"
         )
+    if not block.needs_pool:
+        return block(in_channels, skip_channels, out_channels, skip=skip)
     return block(in_channels, skip_channels, out_channels, pool=paired.pool, skip=skip)

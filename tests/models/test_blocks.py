@@ -9,6 +9,7 @@ from ldwseg import LDWPool2d
 from ldwseg.errors import ConfigError
 from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS, PoolOptions, create_down, create_up, get_down, get_up
 from ldwseg.models.blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown
+from ldwseg.models.bypass import MaxPoolDetailDown, ResidualUp
 from ldwseg.models.controls import ShuffleUp
 
 
@@ -16,7 +17,10 @@ def test_tables_name_the_blocks():
     assert list(DOWNSAMPLERS)[:2] == ["maxpool", "ldw"] and DOWNSAMPLERS["maxpool"] is MaxPoolDown
     assert {"avgpool", "conv", "blurpool", "spd", "ldw-ll", "ldw-maxblur", "ldw-hwd", "spd-hwd"} < set(DOWNSAMPLERS)
     assert {"ldw-grouped", "spd-grouped", "ldw-shortcut", "spd-shortcut"} < set(DOWNSAMPLERS)
-    assert UPSAMPLERS == {"deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp}
+    assert UPSAMPLERS == {
+        "deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp, "unpool-detail": ResidualUp
+    }  # fmt: skip
+    assert DOWNSAMPLERS["maxpool-detail"] is MaxPoolDetailDown
     assert get_down("ldw") is LDWDown and get_up("ldw-detail") is LDWDetailUp
     assert all(issubclass(block, DownBlock) for block in DOWNSAMPLERS.values())
 
