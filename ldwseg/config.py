@@ -22,13 +22,13 @@ import yaml
 
 from .errors import ConfigError
 from .io.yaml_file import read_yaml
-from .models import check_unet_spec
+from .models.arch import check_network_spec
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 
 TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
-LOSS_CHOICES = ("ce", "ce+dice", "l1", "mse")
+LOSS_CHOICES = ("ce", "ce+dice", "focal", "lovasz", "jaccard", "l1", "mse")
 SCHEDULE_CHOICES = ("step", "poly")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_CROP = 8192
@@ -37,12 +37,25 @@ MAX_BATCH_PIXELS = 2**30
 
 @dataclass
 class ModelConfig:
-    """The UNet: widths, down/up samplers and the LDW pooling options.
+    """The network: the UNet (widths, down/up samplers) or an smp architecture, and the LDW pooling options.
 
-    A :class:`~ldwseg.models.UNetSpec`: :func:`~ldwseg.models.build_unet` builds the model.
+    A :class:`~ldwseg.models.arch.NetworkSpec`: :func:`~ldwseg.models.arch.build_network`
+    builds the model. ``arch="unet"`` is the paper's UNet (:func:`~ldwseg.models.build_unet`):
     ``down`` and ``up`` name blocks of :data:`~ldwseg.models.DOWNSAMPLERS` and
     :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
     initial wavelet (a fixed DWT), the control for learned filters.
+
+    ``arch="smp-unet"``, ``"smp-unetplusplus"``, ``"smp-fpn"`` or ``"smp-deeplabv3plus"``
+    is that segmentation_models_pytorch network (:mod:`ldwseg.models.smp_net`) on the
+    ``encoder`` (a name of ``segmentation_models_pytorch.encoders.get_encoder_names()``, or
+    ``tu-<timm model>``), with ``encoder_weights`` (``null``: random, or ``imagenet``).
+    ``down`` is then ``ldw`` (the encoder's stride-2 pools and convs become LDW blocks with
+    the pool options here) or ``maxpool`` (the encoder as smp builds it). The fields of the
+    UNet alone (``up``, ``base_width``, ``depth``) are not used: each smp decoder upsamples
+    by interpolation (nearest-neighbour 2x in smp's Unet; see
+    :data:`~ldwseg.models.smp_net.DECODER_UPSAMPLING`); ``skip=false`` and
+    ``efficient=true`` are refused. ``encoder`` and ``encoder_weights`` are not used by
+    the UNet.
     """
 
     down: str = "ldw"
@@ -56,10 +69,13 @@ class ModelConfig:
     efficient: bool = False
     skip: bool = True
     learn_filters: bool = True
+    arch: str = "unet"
+    encoder: str = "resnet18"
+    encoder_weights: str | None = None
 
     def validate(self) -> None:
-        """The UNet's own checks (:func:`ldwseg.models.check_unet`), naming the fields ``model.*``."""
-        check_unet_spec(self, prefix="model.")
+        """The checks of the arch (:func:`ldwseg.models.arch.check_network_spec`), naming the fields ``model.*``."""
+        check_network_spec(self, prefix="model.")
 
 
 @dataclass
@@ -166,10 +182,10 @@ class TrainConfig:
                 "train.checkpoint_every (steps) and train.checkpoint_minutes must be >= 0 (0 = only at epoch ends), "
                 f"got {self.checkpoint_every} and {self.checkpoint_minutes}"
             )
-        losses = {"seg": ("ce", "ce+dice"), "recon": ("l1", "mse")}[self.task]
+        losses = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}[self.task]
         if self.loss not in losses:
             raise ConfigError(
-                f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose {' or '.join(losses)}"
+                f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose one of {', '.join(losses)}"
             )
 
 

@@ -24,7 +24,7 @@ _FLAG_KEYS = {
     "batch_size": "train.batch_size", "lr": "optim.lr", "wavelet_weight": "train.wavelet_weight",
     "constraint": "model.constraint", "down": "model.down", "up": "model.up", "device": "train.device",
     "seed": "train.seed", "amp": "train.amp", "channels_last": "train.channels_last", "download": "data.download",
-    "skip_bad": "data.skip_bad", "sync_bn": "train.sync_bn",
+    "skip_bad": "data.skip_bad", "sync_bn": "train.sync_bn", "arch": "model.arch", "encoder": "model.encoder",
 }  # fmt: skip
 """The config field each option of ``ldwseg train`` sets (``--set`` sets any)."""
 
@@ -36,11 +36,36 @@ def config_of(params: dict):
         flags["data.root"] = str(flags["data.root"])
     for switch in ("data.download", "data.skip_bad"):  # a switch left off keeps the config's value
         flags[switch] = flags[switch] or None
-    return resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
+    cfg = resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
+    _check_arch_options(cfg, params)
+    return cfg
 
 
-_NAMED_FIELDS = ("model.down", "model.up", "model.constraint", "model.wavelet", "model.attention", "train.wavelet_weight")
-"""The settings that name a default output folder when they differ from the task's defaults."""
+def _check_arch_options(cfg, params: dict) -> None:
+    """Refuse ``--up`` with an smp arch and ``--encoder`` with the UNet: options given for a network that
+    has no such part (the config fields are then not used, see :class:`~ldwseg.config.ModelConfig`)."""
+    from ..errors import ConfigError
+    from ..models.smp_net import DECODER_UPSAMPLING
+
+    arch = cfg.model.arch
+    if params.get("up") is not None and arch != "unet":
+        raise ConfigError(
+            f"--up chooses the decoder blocks of --arch unet; {arch} upsamples by its own decoder "
+            f"({DECODER_UPSAMPLING[arch]}), so drop --up"
+        )
+    if params.get("encoder") is not None and arch == "unet":
+        raise ConfigError(
+            "--encoder chooses the encoder of an smp --arch; --arch unet has its own (--down, model.base_width, "
+            "model.depth): add --arch smp-unet (or smp-unetplusplus, smp-fpn, smp-deeplabv3plus) or drop --encoder"
+        )
+
+
+_NAMED_FIELDS = (
+    "model.arch", "model.encoder", "model.encoder_weights", "model.down", "model.up", "model.constraint",
+    "model.wavelet", "model.attention", "train.wavelet_weight",
+)  # fmt: skip
+"""The settings that name a default output folder when they differ from the task's defaults
+(the encoder's only for an smp arch, which uses it)."""
 
 
 def _tag(field: str, value) -> str:
@@ -57,6 +82,8 @@ def default_out(cfg) -> Path:
     base = load_config(None, {"train.task": cfg.train.task}, validate=False)
     parts = [cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}"]
     for key in _NAMED_FIELDS:
+        if key.startswith("model.encoder") and cfg.model.arch == "unet":
+            continue
         section, field = key.split(".")
         value = getattr(getattr(cfg, section), field)
         if value != getattr(getattr(base, section), field):
@@ -111,10 +138,22 @@ def train(
     down: Optional[str] = typer.Option(
         None, help="Downsampler: ldw or maxpool; the controls avgpool, conv, blurpool, spd; the equal-parameter "
         "LDW designs ldw-ll, ldw-maxblur, ldw-hwd, ldw-grouped, ldw-shortcut and their twins spd-hwd, spd-grouped, "
-        "spd-shortcut (see the README) [default: {model.down}]."
+        "spd-shortcut; maxpool-detail, max pooling with a detail bypass for up unpool-detail (see the README) "
+        "[default: {model.down}]."
     ),
     up: Optional[str] = typer.Option(
-        None, help="Upsampler: ldw, ldw-detail, deconv or shuffle [default: {model.up}]."
+        None, help="Upsampler: ldw, ldw-detail, deconv, shuffle or unpool-detail [default: {model.up}]."
+    ),
+    arch: Optional[str] = typer.Option(
+        None, help="Network: unet (the paper's UNet: --down, --up, model.base_width, model.depth), or smp-unet, "
+        "smp-unetplusplus, smp-fpn or smp-deeplabv3plus on --encoder, whose decoders upsample by interpolation "
+        "(no --up) and whose --down is ldw (the encoder's stride-2 pools and convs become LDW blocks) or maxpool "
+        "(as smp builds it) [default: {model.arch}]."
+    ),
+    encoder: Optional[str] = typer.Option(
+        None, help="Encoder of an smp --arch: a name of smp.encoders.get_encoder_names() (resnet18, resnet50, "
+        "efficientnet-b0, ...) or tu-<timm model>; ImageNet weights with --set model.encoder_weights=imagenet "
+        "(downloaded once) [default: {model.encoder}, encoder_weights {model.encoder_weights}]."
     ),
     device: Optional[str] = typer.Option(
         None, help="auto (cuda when there is a GPU, else cpu), cpu, cuda or cuda:N [default: {train.device}]."
@@ -136,11 +175,13 @@ def train(
     ),
     overrides: list[str] = typer.Option(
         [], "--set", help="Any config field, e.g. --set data.crop_size=128 (repeatable) [defaults: data.crop_size "
-        "{data.crop_size}, model.base_width {model.base_width}, model.depth {model.depth}; a run's config.yaml lists "
+        "{data.crop_size}, model.base_width {model.base_width}, model.depth {model.depth}, train.loss {train.loss} "
+        "(seg: ce, ce+dice or smp's focal, lovasz, jaccard; recon: l1, mse); a run's config.yaml lists "
         "every field]."
     ),
 ) -> None:
-    """Train a UNet (max-pool or LDW) for segmentation, or as an autoencoder (--task recon)."""
+    """Train a UNet (max-pool or LDW) or an smp network (--arch) for segmentation, or a UNet as an autoencoder
+    (--task recon)."""
     from ..engine.distributed import is_main_process
     from ..engine.run_folder import written_files
     from ..pooling.allocator import keep_freed_memory

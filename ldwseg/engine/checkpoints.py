@@ -1,8 +1,9 @@
 """Run checkpoints: weights + metadata in safetensors, training state beside them.
 
 ``best.safetensors`` / ``last.safetensors`` hold the weights, the task, the resolved config
-and the data set description, so ``evaluate``, ``predict`` and ``reconstruct`` need only
-the file.
+and the data set description, so ``evaluate``, ``predict``, ``filters``, ``export`` and
+``reconstruct`` need only the file: the stored ``model`` section rebuilds the network
+(the UNet or an smp arch) through :func:`~ldwseg.models.arch.build_network`, as training did.
 ``last.state.pt`` holds everything ``--resume`` needs in one file, written atomically:
 the weights again, the optimizer, scheduler and RNG states, where the run stopped
 (epoch, steps done in it, the epoch's running loss sums of every rank) and the
@@ -33,7 +34,7 @@ from ..io.weights import (
     save_training_state,
     save_weights,
 )
-from ..models import UNet, build_unet
+from ..models.arch import build_network
 
 __all__ = [
     "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "read_resume_state",
@@ -241,11 +242,13 @@ def _out_channels(path: Path | str, meta: dict[str, Any]) -> int:
 
 def load_run_model(
     path: str | Path, device: torch.device | str = "cpu", *, task: str | None = None
-) -> tuple[UNet, dict, Config]:
-    """Rebuild the UNet a checkpoint describes and load its weights (safely).
+) -> tuple[nn.Module, dict, Config]:
+    """Rebuild the network a checkpoint describes and load its weights (safely).
 
-    ``task`` (``"seg"`` or ``"recon"``) makes a checkpoint of the other task an error;
-    ``None`` accepts both. Returns the model in eval mode, the metadata and the config.
+    The network is built by :func:`~ldwseg.models.arch.build_network` from the stored
+    config, without downloading any pretrained encoder weights (the checkpoint's replace
+    them). ``task`` (``"seg"`` or ``"recon"``) makes a checkpoint of the other task an
+    error; ``None`` accepts both. Returns the model in eval mode, the metadata and the config.
     """
     meta = read_metadata(path)
     if task is not None:
@@ -255,6 +258,6 @@ def load_run_model(
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{path} has no stored config (metadata 'config'); use a checkpoint written by ldwseg")
     cfg = Config.from_dict(config, source=f"{path} (stored config)")
-    model = build_unet(cfg.model, 3, out_channels)
+    model = build_network(cfg.model, 3, out_channels, pretrained=False)
     load_weights(path, model)
     return model.to(device).eval(), meta, cfg

@@ -45,7 +45,9 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from ..errors import ConfigError
-from ..models import UNet, build_unet
+from ..models import UNet
+from ..models.arch import build_network, input_multiple
+from ..models.smp_net import SMPSegmenter
 from .checkpoints import ResumePoint, save_run_checkpoint
 from .distributed import (
     DistInfo,
@@ -112,8 +114,30 @@ def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataL
     return train_loader, val_loader, sampler
 
 
-def build_model(cfg: Config, out_channels: int) -> UNet:
-    return build_unet(cfg.model, 3, out_channels)
+def build_model(cfg: Config, out_channels: int) -> nn.Module:
+    """The network of ``cfg.model`` with ``out_channels`` outputs: the UNet or an smp arch
+    (:func:`~ldwseg.models.arch.build_network`, which checkpoints are rebuilt with too).
+
+    Most smp networks pad their input to a multiple of the encoder's output stride; a
+    ``data.crop_size`` that is not one then trains on padded crops, which a warning says.
+    DeepLabV3+ is refused with batches of one image: the BatchNorm of its image-pooling
+    branch would see one value per channel.
+    """
+    if cfg.model.arch == "smp-deeplabv3plus" and cfg.train.batch_size < 2:
+        raise ConfigError(
+            "model.arch=smp-deeplabv3plus needs train.batch_size >= 2 (the BatchNorm of its image-pooling branch "
+            f"sees one value per image), got {cfg.train.batch_size}; use --batch-size 2 or more"
+        )
+    model = build_network(cfg.model, 3, out_channels)
+    multiple = input_multiple(model)
+    if isinstance(model, SMPSegmenter) and model.pads and cfg.data.crop_size % multiple:
+        padded = -(-cfg.data.crop_size // multiple) * multiple
+        log.warning(
+            "data.crop_size=%d is not a multiple of %d (the output stride of model.encoder=%s): %s pads every crop "
+            "to %d; --set data.crop_size=%d trains on what it computes", cfg.data.crop_size, multiple,
+            cfg.model.encoder, cfg.model.arch, padded, padded,
+        )
+    return model
 
 
 def _scaler(precision: Precision) -> torch.amp.GradScaler | None:

@@ -16,6 +16,12 @@ Exporters (``exporter``):
   about 30 s for that UNet, exact with ``K = 2`` pools (``haar``); with longer filters it
   fails on a UNet (it cannot prove a decoder map as large as its skip).
 
+An smp arch (:class:`~ldwseg.models.smp_net.SMPSegmenter`) pads its input to the encoder's
+output stride (where smp needs it) by amounts computed from the input's shape, and its
+decoders interpolate by scale factors or to the skips' sizes, so its graph also keeps
+height and width symbolic (checked with the torchscript exporter for every smp arch of
+``model.arch``).
+
 Blocks that test sizes as Python values come out of either capture fixed to the example's
 sizes, or are refused by the exporter: the ``deconv`` and ``shuffle`` decoders
 (``match_size`` skips its pad when the sizes agree) and the ``spd`` splits (their reshape

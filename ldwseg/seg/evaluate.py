@@ -40,7 +40,9 @@ def evaluate_checkpoint(
     ``fg_iou`` and ``dice`` (see :mod:`ldwseg.seg.metrics`).
 
     ``skip_bad`` leaves out the samples that cannot be used (listed in the log, counted in
-    ``"skipped"``) instead of failing on them.
+    ``"skipped"``) instead of failing on them. Images of any size are scored whole: an smp
+    arch that needs it pads each one to its encoder's output stride and crops its logits
+    back (:class:`~ldwseg.models.smp_net.SMPSegmenter`).
     """
     dev = resolve_device(device)
     model, meta, cfg = load_run_model(checkpoint, dev, task="seg")

@@ -1,4 +1,5 @@
-"""Segmentation losses: cross-entropy over the labelled pixels, optionally plus smp's Dice loss."""
+"""Segmentation losses: cross-entropy over the labelled pixels (optionally plus smp's Dice loss),
+or smp's focal, Lovász-softmax or Jaccard loss; every one leaves out the ignored pixels (label 255)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ from torch import Tensor
 
 from ..datasets.palette import IGNORE_INDEX
 
-__all__ = ["segmentation_criterion"]
+__all__ = ["SEGMENTATION_LOSSES", "jaccard_loss", "segmentation_criterion"]
+
+SEGMENTATION_LOSSES = ("ce", "ce+dice", "focal", "lovasz", "jaccard")
+"""The values of ``train.loss`` for the segmentation task."""
 
 
 def _labelled_share(labelled: Tensor) -> Tensor:
@@ -26,21 +30,50 @@ def _labelled_share(labelled: Tensor) -> Tensor:
     return count.clamp_min(1) / dist.get_world_size()
 
 
+def jaccard_loss(logits: Tensor, target: Tensor, *, ignore_index: int = IGNORE_INDEX) -> Tensor:
+    """smp's multiclass Jaccard loss over the pixels whose label is not ``ignore_index``.
+
+    ``1 - sum(p t) / (sum p + sum t - sum(p t))`` per class over the batch (``p`` the
+    softmax, ``t`` the one-hot labels), 0 for a class absent from the labels, averaged over
+    the classes. The ignored pixels are masked out of both ``p`` and ``t`` and the masked
+    maps go to smp's ``JaccardLoss`` in its multilabel mode on probabilities, which then
+    computes exactly the multiclass loss: smp's own ``ignore_index`` for this loss came
+    only with smp 0.5.
+
+    Shape:
+        ``logits (N, C, H, W)``, ``target (N, H, W)`` labels in ``[0, C)`` or ``ignore_index``.
+    """
+    from segmentation_models_pytorch.losses import JaccardLoss
+
+    labelled = (target != ignore_index).unsqueeze(1)
+    probs = logits.softmax(dim=1) * labelled
+    onehot = F.one_hot(target.where(labelled[:, 0], 0), logits.shape[1]).permute(0, 3, 1, 2) * labelled
+    return JaccardLoss(mode="multilabel", from_logits=False)(probs, onehot)
+
+
 def segmentation_criterion(name: str, *, ignore_index: int = IGNORE_INDEX) -> Callable[[Tensor, Tensor], Tensor]:
-    """Cross-entropy ignoring ``ignore_index``, optionally plus smp's multiclass Dice loss.
+    """The loss ``name`` (one of :data:`SEGMENTATION_LOSSES`) of logits and labels, ignoring ``ignore_index``.
 
-    The cross-entropy is the mean over the labelled pixels, and 0 (not NaN) for a batch
-    whose pixels are all ignored, e.g. crops that fall entirely on VOC's void borders.
+    * ``"ce"``: cross-entropy, the mean over the labelled pixels, and 0 (not NaN) for a
+      batch whose pixels are all ignored, e.g. crops that fall entirely on VOC's void borders.
+    * ``"ce+dice"``: that plus smp's multiclass Dice loss.
+    * ``"focal"``: smp's multiclass focal loss (``gamma = 2``): per class the binary focal
+      loss of the class's logit (sigmoid, one class against the rest), the mean over the
+      labelled pixels, averaged over the classes; 0 for an all-ignored batch.
+    * ``"lovasz"``: smp's Lovász-softmax loss (Berman et al., 2018) over the labelled
+      pixels of the batch, averaged over the classes present in the labels; 0 for an
+      all-ignored batch.
+    * ``"jaccard"``: :func:`jaccard_loss`, the soft Jaccard (IoU) loss.
 
-    In a process group (``torchrun``) it is the mean over the labelled pixels of all the
-    ranks' batches: rank ``r`` returns ``sum_r / (N / W)``, its sum over the total count
-    ``N`` shared by the ``W`` ranks, so the mean of the ranks' losses, and the gradient
-    DDP averages, are those of one process that holds every rank's batch, however the
-    ignored pixels fall. Every rank must then call the criterion in step (it all-reduces
-    ``N``). The Dice term of ``"ce+dice"`` stays each rank's own: Dice is a ratio of sums
-    over the batch, and no per-rank scaling makes the ranks' ratios into the ratio over
-    the whole batch, so ``ce+dice`` in W ranks of batch B trains a little differently
-    from one process of batch W * B.
+    In a process group (``torchrun``) the cross-entropy and the focal loss are means over
+    the labelled pixels of all the ranks' batches: rank ``r`` returns ``sum_r / (N / W)``,
+    its sum over the total count ``N`` shared by the ``W`` ranks, so the mean of the ranks'
+    losses, and the gradient DDP averages, are those of one process that holds every rank's
+    batch, however the ignored pixels fall. Every rank must then call the criterion in step
+    (it all-reduces ``N``). The Dice term of ``"ce+dice"`` and the Lovász and Jaccard losses
+    stay each rank's own: they are ratios of sums (or sorts) over the batch, and no per-rank
+    scaling makes the ranks' values into the value over the whole batch, so these losses in
+    W ranks of batch B train a little differently from one process of batch W * B.
     """
 
     def ce(logits: Tensor, target: Tensor) -> Tensor:
@@ -54,4 +87,19 @@ def segmentation_criterion(name: str, *, ignore_index: int = IGNORE_INDEX) -> Ca
 
         dice = DiceLoss(mode="multiclass", ignore_index=ignore_index)
         return lambda logits, target: ce(logits, target) + dice(logits, target)
-    raise ValueError(f"unknown segmentation loss {name!r}; choose ce or ce+dice")
+    if name == "focal":
+        from segmentation_models_pytorch.losses import FocalLoss
+
+        # summed over the labelled pixels (0 when there are none), then divided by their count
+        focal = FocalLoss(mode="multiclass", ignore_index=ignore_index, reduction="sum")
+        return lambda logits, target: focal(logits, target) / _labelled_share(target != ignore_index)
+    if name == "lovasz":
+        from segmentation_models_pytorch.losses import LovaszLoss
+
+        lovasz = LovaszLoss(mode="multiclass", ignore_index=ignore_index)
+        # smp computes the Jaccard weights in float32, so the logits must be float32 too; it returns an empty
+        # tensor when every pixel is ignored, whose sum is that batch's 0
+        return lambda logits, target: lovasz(logits.float(), target).sum()
+    if name == "jaccard":
+        return lambda logits, target: jaccard_loss(logits, target, ignore_index=ignore_index)
+    raise ValueError(f"unknown segmentation loss {name!r}; choose one of {', '.join(SEGMENTATION_LOSSES)}")

@@ -30,6 +30,7 @@ from ..errors import DataError
 from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
 from ..io import DEFAULT_MAX_PIXELS, load_rgb8, write_pil_image
 from ..io.pixels import BLOCK_ROWS
+from ..models.arch import input_multiple
 
 __all__ = ["background_label", "image_files", "legend_strip", "overlay_with_legend", "predict_images", "window_labels"]
 
@@ -210,10 +211,11 @@ def predict_images(
             image with the class colours blended in, the background class untinted, and a
             legend strip below it (so ``H`` plus the strip's rows high).
         tile: images with a side longer than this run in overlapping windows of at most
-            ``tile x tile`` pixels, aligned on the model's ``2**depth``; 0 runs every image
-            whole. The model's energy attention gates are those of the whole image
-            (one extra pass over the windows per attention module, see
-            :mod:`ldwseg.inference.tiling`).
+            ``tile x tile`` pixels, aligned on the model's
+            :func:`~ldwseg.models.arch.input_multiple` (``2**depth`` for the UNet, the
+            encoder's output stride for an smp arch); 0 runs every image whole. The model's
+            energy attention gates are those of the whole image (one extra pass over the
+            windows per attention module, see :mod:`ldwseg.inference.tiling`).
         margin: context kept around each window's interior, in pixels.
         max_pixels: images with more pixels are refused before decoding
             (:data:`~ldwseg.io.DEFAULT_MAX_PIXELS`).
@@ -229,8 +231,8 @@ def predict_images(
         CheckpointError: the checkpoint is unusable or not a segmentation checkpoint.
     """
     dev = resolve_device(device)
-    model, meta, cfg = load_run_model(checkpoint, dev, task="seg")
-    multiple = 2**cfg.model.depth
+    model, meta, _ = load_run_model(checkpoint, dev, task="seg")
+    multiple = input_multiple(model)
     check_tiling(tile, margin, multiple)
     palette = stored_palette(checkpoint, meta)
     class_names = _class_names(meta, int(meta["dataset"]["num_classes"]))

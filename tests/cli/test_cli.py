@@ -98,7 +98,7 @@ def test_train_help_shows_the_config_and_task_defaults():
         ("Number of epochs", cfg.train.epochs, "train.epochs"),
         ("Batch size per process", cfg.train.batch_size, "train.batch_size"),
         ("or synthetic; photos or folder for --task recon", cfg.data.dataset, "data.dataset"),
-        ("shuffle", cfg.model.up, "model.up"),
+        ("shuffle or unpool-detail", cfg.model.up, "model.up"),
     ]:
         assert f"{option} [default: {value}; {recon[key]} for --task recon]" in text
     assert f"Learning rate of Adam [default: {cfg.optim.lr:g}]" in text
