@@ -33,6 +33,7 @@ VARIANTS = [
     ("spd-grouped", "shuffle", False),
     ("ldw-shortcut", "ldw", False),
     ("spd-shortcut", "shuffle", False),
+    ("maxpool-detail", "unpool-detail", False),
 ]
 """``(down, up, efficient)``: every down block once at least, the LDW ones with the reverse
 pool and their ``spd`` twins with ``shuffle`` (its non-wavelet twin, of equal size)."""

@@ -45,6 +45,13 @@ class ModelConfig:
     :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
     initial wavelet (a fixed DWT), the control for learned filters.
 
+    The defaults are the design that led the like-for-like CamVid comparison at the
+    max-pool UNet's parameters (``docs/results.md``): ``ldw-grouped`` (all four subbands,
+    the first conv grouped by subband) with the paired reverse pool, db2 filters kept
+    orthogonal by the lattice (``K = 4``, so there is something to learn), no energy
+    attention (its gates would add 2% of parameters). The paper-literal LDW-UNet is
+    ``down=ldw, wavelet=haar, constraint=paper, attention=true`` (63% more parameters).
+
     ``arch="smp-unet"``, ``"smp-unetplusplus"``, ``"smp-fpn"`` or ``"smp-deeplabv3plus"``
     is that segmentation_models_pytorch network (:mod:`ldwseg.models.smp_net`) on the
     ``encoder`` (a name of ``segmentation_models_pytorch.encoders.get_encoder_names()``, or
@@ -58,14 +65,14 @@ class ModelConfig:
     the UNet.
     """
 
-    down: str = "ldw"
+    down: str = "ldw-grouped"
     up: str = "ldw"
     base_width: int = 16
     depth: int = 4
-    wavelet: str = "haar"
+    wavelet: str = "db2"
     kernel_size: int | None = None
-    constraint: str = "orthogonal"
-    attention: bool = True
+    constraint: str = "lattice"
+    attention: bool = False
     efficient: bool = False
     skip: bool = True
     learn_filters: bool = True

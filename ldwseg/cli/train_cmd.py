@@ -136,8 +136,9 @@ def train(
         None, help="paper, orthogonal or lattice [default: {model.constraint}]."
     ),
     down: Optional[str] = typer.Option(
-        None, help="Downsampler: ldw or maxpool; the controls avgpool, conv, blurpool, spd; the equal-parameter "
-        "LDW designs ldw-ll, ldw-maxblur, ldw-hwd, ldw-grouped, ldw-shortcut and their twins spd-hwd, spd-grouped, "
+        None, help="Downsampler: maxpool; ldw (the paper's, 63% more parameters); the controls avgpool, conv, "
+        "blurpool, spd; the equal-parameter LDW designs ldw-grouped, ldw-ll, ldw-maxblur, ldw-hwd, ldw-shortcut "
+        "and their twins spd-grouped, spd-hwd, "
         "spd-shortcut; maxpool-detail, max pooling with a detail bypass for up unpool-detail (see the README) "
         "[default: {model.down}]."
     ),

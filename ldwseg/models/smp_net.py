@@ -5,7 +5,8 @@
 ``model.encoder_weights`` its pretrained weights (``None``: random initialisation).
 
 ``model.down`` chooses the encoder's downsampling (:data:`SMP_DOWN`): ``"maxpool"`` keeps
-the encoder as smp builds it; ``"ldw"`` converts it with :func:`~ldwseg.models.convert.convert`:
+the encoder as smp builds it; ``"ldw"`` (or any LDW design of the UNet, such as the default
+``"ldw-grouped"``) converts it with :func:`~ldwseg.models.convert.convert`:
 every stride-2 max or average pool and every stride-2 conv becomes an LDW block with the
 pool options of the spec (wavelet, kernel size, constraint, attention, learned filters).
 A layer that ``convert`` cannot replace is left as it is (with a warning); an encoder
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError, LDWSegError
 from ..pooling import CONSTRAINTS, initial_filters
 from .convert import convert, converted_layers
-from .factory import check_choice
+from .factory import DOWNSAMPLERS, check_choice
 
 __all__ = [
     "DECODER_UPSAMPLING", "SMP_ARCHS", "SMP_DOWN", "EncoderWeightsError", "SMPSegmenter", "SMPSpec", "build_smp",
@@ -55,7 +56,14 @@ DECODER_UPSAMPLING = {
 """What upsamples in each smp decoder (smp's defaults; none of it is learned)."""
 
 SMP_DOWN = ("ldw", "maxpool")
-"""The ``model.down`` values of an smp arch: convert the encoder to LDW blocks, or keep it as smp builds it."""
+"""The ``model.down`` values of an smp arch: convert the encoder to LDW blocks, or keep it as smp builds it.
+The UNet's other LDW designs (``ldw-grouped``, the default, ``ldw-ll``, ...) convert it as ``ldw`` does."""
+
+
+def converts(down: str) -> bool:
+    """Whether ``model.down=down`` converts an smp encoder: ``ldw`` or any UNet down block with an LDW pool."""
+    block = DOWNSAMPLERS.get(down)
+    return down == "ldw" or (block is not None and block.ldw_pool)
 
 _EXAMPLE_ENCODERS = "resnet18, resnet34, resnet50, mobilenet_v2, efficientnet-b0"
 
@@ -180,7 +188,7 @@ def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
     encoder (DeepLabV3+ needs one that can be dilated) is known only once it is built.
     """
     arch = check_choice(f"{prefix}arch", spec.arch, SMP_ARCHS)
-    if spec.down not in SMP_DOWN:
+    if spec.down not in SMP_DOWN and not converts(spec.down):
         raise ConfigError(
             f"{prefix}down={spec.down!r} is a down block of {prefix}arch=unet; with {prefix}arch={arch} choose "
             f"{prefix}down=ldw (the encoder's pools and stride-2 convs become LDW blocks) or {prefix}down=maxpool "
@@ -198,7 +206,7 @@ def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
         )
     _check_encoder(spec.encoder, prefix)
     _check_weights(spec.encoder, spec.encoder_weights, prefix)
-    if spec.down == "ldw":
+    if converts(spec.down):
         _check_pool(spec, prefix)
 
 
@@ -243,7 +251,7 @@ def build_smp(spec: SMPSpec, in_channels: int, out_channels: int, *, pretrained:
     if weights is not None and spec.encoder.startswith("tu-"):
         weights = True  # smp's timm encoders take True for "the pretrained weights of the name's tag"
     model = _smp_model(spec, in_channels, out_channels, weights)
-    if spec.down == "ldw":
+    if converts(spec.down):
         model.encoder = convert(
             model.encoder, wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint,
             attention=spec.attention, learn_filters=spec.learn_filters, maxpool=True, avgpool=True,

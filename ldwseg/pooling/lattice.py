@@ -39,10 +39,10 @@ def lattice_filters(free_angles: Tensor, sign: float = 1.0) -> tuple[Tensor, Ten
     angles = torch.cat([first.reshape(1), free_angles])
     # poly[r, c, j]: coefficient of z^j of E[r, c]
     poly = _rotation(angles[0]).unsqueeze(-1)
-    for t in angles[1:]:
+    for stage in range(1, angles.shape[0]):  # indices, not tensor iteration, so a trace records the reads
         zero = poly.new_zeros(2, 1)
         delayed = torch.stack([torch.cat([poly[0], zero], -1), torch.cat([zero, poly[1]], -1)])
-        poly = torch.einsum("rk,kcj->rcj", _rotation(t), delayed)
+        poly = torch.einsum("rk,kcj->rcj", _rotation(angles[stage]), delayed)
     taps = poly.shape[-1] * 2
     low = poly[0].transpose(0, 1).reshape(taps)  # l[2j] = E[0,0,j], l[2j+1] = E[0,1,j]
     high = poly[1].transpose(0, 1).reshape(taps) * sign

@@ -1,9 +1,20 @@
 """The reconstruction (autoencoding) task: random crops in, the same crops out.
 
-The model is the UNet with its skip connections switched off (``model.skip=false``),
-so all information has to pass through the pools and their paired reverse pools. The
-loss is L1 or MSE (+ the constraint loss); the validation score is the mean PSNR of the
-held-out images, after clamping the output to [0, 1], each image's PSNR capped at
+The model is the UNet with its skip connections switched off (``model.skip=false``).
+What still crosses from encoder to decoder depends on the up block:
+
+* ``up=ldw``, ``deconv`` or ``shuffle``: nothing; everything passes the bottleneck, whose
+  ``2^depth * base_width`` channels at ``1 / 2^depth`` of the size hold
+  ``base_width / 2^depth`` numbers per input pixel (1 for the defaults, against the
+  image's 3), so no such autoencoder can be lossless;
+* ``up=ldw-detail`` (the default): each level's stored ``LH, HL, HH`` bands go straight
+  to its reverse pool, a wavelet bypass (as in WCT2);
+* ``up=unpool-detail`` after ``down=maxpool-detail``: each level's residual to its 2x2
+  window maxima, the same amount of side information around max pooling
+  (:mod:`ldwseg.models.bypass`).
+
+The loss is L1 or MSE (+ the constraint loss); the validation score is the mean PSNR of
+the held-out images, after clamping the output to [0, 1], each image's PSNR capped at
 :data:`~ldwseg.recon.quality.PSNR_CAP` dB.
 """
 
@@ -32,7 +43,11 @@ class ReconstructionTask:
         "data.dataset": "photos",
         "data.crop_size": 64,
         "model.skip": False,
+        "model.down": "ldw",
         "model.up": "ldw-detail",
+        "model.wavelet": "haar",
+        "model.constraint": "orthogonal",
+        "model.attention": True,
         "train.loss": "l1",
         "train.epochs": 80,
         "train.batch_size": 16,

@@ -197,7 +197,7 @@ CONFIG_CASES = {
     "--set not finite": (["--set", "optim.lr=nan"], ["optim.lr", "finite"]),
     "--set huge model": (["--set", "model.depth=30"], ["model.depth", "parameters"]),
     "--set bad wavelet": (["--set", "model.wavelet=nosuch"], ["model.wavelet", "nosuch"]),
-    "--set bad kernel": (["--set", "model.kernel_size=3"], ["kernel_size=3", "haar"]),
+    "--set bad kernel": (["--set", "model.kernel_size=3"], ["kernel_size=3", "db2"]),
     "--set bad device": (["--set", "train.device=tpu"], ["train.device", "tpu"]),
     "--device name": (["--device", "gpu"], ["gpu", "cpu"]),
     "--amp unknown": (["--amp", "fp8"], ["fp8", "bf16"]),

@@ -103,8 +103,8 @@ def test_train_help_shows_the_config_and_task_defaults():
         assert f"{option} [default: {value}; {recon[key]} for --task recon]" in text
     assert f"Learning rate of Adam [default: {cfg.optim.lr:g}]" in text
     assert f"(lambda) [default: {cfg.train.wavelet_weight:g}]" in text
-    assert f"paper, orthogonal or lattice [default: {cfg.model.constraint}]" in text
-    assert f"(see the README) [default: {cfg.model.down}]" in text
+    assert f"paper, orthogonal or lattice [default: {cfg.model.constraint}; orthogonal for --task recon]" in text
+    assert f"(see the README) [default: {cfg.model.down}; {recon['model.down']} for --task recon]" in text
     assert f"Random seed [default: {cfg.train.seed}]" in text
     assert f"data.crop_size {cfg.data.crop_size}; {recon['data.crop_size']} for --task recon" in text
     assert "[default: runs/<dataset>" in text and "runs/synthetic-maxpool-deconv" in text  # not eaten as markup
@@ -133,6 +133,6 @@ def test_other_commands_show_their_defaults():
 def test_train_help_names_every_block():
     from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS
 
-    text = " ".join(runner.invoke(app, ["train", "--help"], terminal_width=200).output.split())
+    text = help_text("train")
     for name in [*DOWNSAMPLERS, *UPSAMPLERS]:
         assert re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", text), name

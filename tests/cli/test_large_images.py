@@ -29,6 +29,8 @@ from ldwseg.recon import psnr, quality, ssim
 
 runner = CliRunner()
 HUGE = 12000
+PAPER_LDW = {"down": "ldw", "up": "ldw", "wavelet": "haar", "constraint": "orthogonal"}
+"""The paper-literal LDW-UNet with Haar filters, whose receptive field the margins below cover."""
 PALETTE = [[0, 0, 0], [200, 30, 30], [30, 200, 30]]
 # Pillow's warning would be printed for every accepted image above ~89 M px: make it fail the test instead.
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")]
@@ -124,7 +126,7 @@ def test_pointwise_fn_tiled_equals_untiled_exactly(shape):
 
 def test_conv_net_tiled_equals_untiled_when_the_margin_covers_its_receptive_field(one_thread):
     net = nn.Sequential(*(nn.Conv2d(3, 3, 3, padding=1) for _ in range(4))).eval()  # reach: 4 px
-    unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 2, "attention": False}}).model, 3, 3).eval()
+    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 2, "attention": False}}).model, 3, 3).eval()
     x = torch.rand(1, 3, 203, 301)
     with torch.no_grad():
         torch.testing.assert_close(apply_tiled(net, x, tile=40, margin=4, multiple=1), net(x))
@@ -195,14 +197,14 @@ def test_progress_advances_once_per_model_run(with_model):
 
 def test_attention_unet_tiled_equals_untiled(one_thread):
     torch.manual_seed(0)
-    unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 2, "attention": True}}).model, 3, 3).eval()
+    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 2, "attention": True}}).model, 3, 3).eval()
     x = torch.rand(1, 3, 203, 301)
     with torch.no_grad():
         torch.testing.assert_close(apply_tiled(unet, x, tile=96, margin=24, multiple=4, model=unet), unet(x))
 
 
 def test_whole_image_gates_need_the_model_fn_runs():
-    unet = build_unet(Config.from_dict({"model": {"base_width": 4, "depth": 1}}).model, 3, 3).eval()
+    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 1, "attention": True}}).model, 3, 3).eval()
     with torch.no_grad(), pytest.raises(ValueError, match="pass the model that fn runs"):
         apply_tiled(lambda w: w, torch.rand(1, 3, 40, 40), tile=24, margin=4, multiple=2, model=unet)
     assert all(m.fixed_gates is None for m in unet.modules() if isinstance(m, EnergyAttention))

@@ -164,7 +164,7 @@ def test_default_folders_name_what_differs(tmp_path, monkeypatch):
     assert out() == Path("runs/synthetic")
     assert out(**{"model.down": "maxpool", "model.up": "deconv"}) == Path("runs/synthetic-maxpool-deconv")
     assert out(**{"model.constraint": "paper", "train.wavelet_weight": 0.1}) == Path("runs/synthetic-paper-w0.1")
-    assert out(**{"model.attention": False, "train.epochs": 3}) == Path("runs/synthetic-noattention")
+    assert out(**{"model.attention": True, "train.epochs": 3}) == Path("runs/synthetic-attention")
     assert out(**{"train.task": "recon"}) == Path("runs/recon-photos")  # the task's own defaults do not count
     # the README's quick start, then its max-pool baseline, both with the default --out
     monkeypatch.chdir(tmp_path)
@@ -232,12 +232,13 @@ def test_the_background_class():
     assert background_label(list(dataset_info("camvid").class_names)) is None  # sky is a class like the others
 
 
-def checkpoint(path: Path, task: str) -> Path:
+def checkpoint(path: Path, task: str, **model) -> Path:
     """An untrained tiny UNet saved as training saves it, with the synthetic set's classes."""
     info = dataset_info("synthetic")
     record = {"name": "synthetic", "num_classes": info.num_classes, "class_names": list(info.class_names),
               "palette": info.palette.tolist(), "out_channels": info.num_classes if task == "seg" else 3}  # fmt: skip
-    cfg = load_config(None, {"train.task": task, "model.base_width": 4, "model.depth": 2})
+    overrides = {"train.task": task, "model.base_width": 4, "model.depth": 2}
+    cfg = load_config(None, {**overrides, **{f"model.{k}": v for k, v in model.items()}})
     torch.manual_seed(0)
     save_run_checkpoint(path, build_unet(cfg.model, 3, record["out_channels"]), cfg, record, epoch=0, metrics={})
     return path
@@ -266,7 +267,7 @@ def test_predict_a_folder_of_images(tmp_path):
 
 
 def test_filters_prints_the_change_and_only_the_pools_own_terms(tmp_path):
-    ckpt = checkpoint(tmp_path / "seg.safetensors", "seg")  # model.constraint: orthogonal
+    ckpt = checkpoint(tmp_path / "seg.safetensors", "seg", constraint="orthogonal")
     header = invoke("filters", ckpt, "--out", tmp_path / "f.png").stdout.splitlines()[0]
     assert "max change" in header and "low_orthonormal" in header and "paper." not in header
 

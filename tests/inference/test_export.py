@@ -56,7 +56,10 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("export_ckpts")
     return {
         "seg": make_checkpoint(d / "seg.safetensors", "seg", **{"model.wavelet": "db2"}),  # K = 4
-        "seg_haar": make_checkpoint(d / "seg_haar.safetensors", "seg"),
+        "seg_haar": make_checkpoint(
+            d / "seg_haar.safetensors", "seg",
+            **{"model.down": "ldw", "model.wavelet": "haar", "model.constraint": "orthogonal", "model.attention": True},
+        ),  # fmt: skip
         "recon": make_checkpoint(d / "recon.safetensors", "recon", **{"model.skip": False}),
     }
 
