@@ -129,7 +129,7 @@ class OptimConfig:
     weight_decay: float = 1e-4
     filter_lr: float | None = None
     schedule: str = "step"
-    step_size: int = 30
+    step_size: int = 20
     gamma: float = 0.1
     power: float = 0.9
 
@@ -153,7 +153,7 @@ class TrainConfig:
     """The loop: task, length, batch, loss weights, devices and precision."""
 
     task: str = "seg"
-    epochs: int = 40
+    epochs: int = 24
     batch_size: int = 8
     loss: str = "ce"
     wavelet_weight: float = 1.0

@@ -225,14 +225,14 @@ def summarise(rows: Sequence[dict[str, Any]], *, metric: str, variants: list[str
     return {"metric": metric, "seeds": seeds, "variants": out}
 
 
-def format_summary(summary: dict[str, Any]) -> str:
-    """The summary as a Markdown table, one row per variant."""
+def format_summary(summary: dict[str, Any], *, split: str = "val") -> str:
+    """The summary as a Markdown table, one row per variant; ``split`` names where the scores come from."""
     from .complexity import format_count
 
     n = len(summary["seeds"])
     first = summary["variants"][0]["name"]
     lines = [
-        f"| variant | params | FLOPs | step | val {summary['metric']} (mean ± std, {n} seed{'s' * (n != 1)}) | vs {first} "
+        f"| variant | params | FLOPs | step | {split} {summary['metric']} (mean ± std, {n} seed{'s' * (n != 1)}) | vs {first} "
         "| wins | t |",
         "|---|---|---|---|---|---|---|---|",
     ]
