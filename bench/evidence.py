@@ -85,6 +85,9 @@ def heldout_tables(spec: dict, out: Path, seeds: list[int], split: str, metric: 
     """Score each run's best checkpoint on ``split`` and print the study's tables for those scores
     (for the variants in ``only``, all when empty)."""
     names = [_name(v) for v in spec["variants"] if not only or _name(v) in only]
+    missing = [name for name in names if not all((out / name / f"seed{s}" / "best.safetensors").is_file() for s in seeds)]
+    if missing:
+        raise typer.BadParameter(f"{out} has no finished runs of {', '.join(missing)}; run the study first")
     rows = []
     for name in names:
         cost = json.loads((out / name / "cost.json").read_text())

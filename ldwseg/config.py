@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import re
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,14 +19,15 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .io.yaml_file import read_yaml
+from .io.yaml_file import coerce_value, read_yaml
 from .models.arch import check_network_spec
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 
 TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
-LOSS_CHOICES = ("ce", "ce+dice", "focal", "lovasz", "jaccard", "l1", "mse")
+TASK_LOSSES = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}
+LOSS_CHOICES = tuple(loss for losses in TASK_LOSSES.values() for loss in losses)
 SCHEDULE_CHOICES = ("step", "poly")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_CROP = 8192
@@ -46,23 +45,13 @@ class ModelConfig:
     initial wavelet (a fixed DWT), the control for learned filters.
 
     The defaults are the design that led the like-for-like CamVid comparison at the
-    max-pool UNet's parameters (``docs/results.md``): ``ldw-grouped`` (all four subbands,
-    the first conv grouped by subband) with the paired reverse pool, db2 filters kept
-    orthogonal by the lattice (``K = 4``, so there is something to learn), no energy
-    attention (its gates would add 2% of parameters). The paper-literal LDW-UNet is
-    ``down=ldw, wavelet=haar, constraint=paper, attention=true`` (63% more parameters).
+    max-pool UNet's parameters (``docs/results.md``): ``ldw-grouped`` with the paired reverse
+    pool, db2 on the lattice (learnable, always orthogonal), no energy attention. The
+    paper-literal LDW-UNet is ``down=ldw, wavelet=haar, constraint=paper, attention=true``.
 
-    ``arch="smp-unet"``, ``"smp-unetplusplus"``, ``"smp-fpn"`` or ``"smp-deeplabv3plus"``
-    is that segmentation_models_pytorch network (:mod:`ldwseg.models.smp_net`) on the
-    ``encoder`` (a name of ``segmentation_models_pytorch.encoders.get_encoder_names()``, or
-    ``tu-<timm model>``), with ``encoder_weights`` (``null``: random, or ``imagenet``).
-    ``down`` is then ``ldw`` (the encoder's stride-2 pools and convs become LDW blocks with
-    the pool options here) or ``maxpool`` (the encoder as smp builds it). The fields of the
-    UNet alone (``up``, ``base_width``, ``depth``) are not used: each smp decoder upsamples
-    by interpolation (nearest-neighbour 2x in smp's Unet; see
-    :data:`~ldwseg.models.smp_net.DECODER_UPSAMPLING`); ``skip=false`` and
-    ``efficient=true`` are refused. ``encoder`` and ``encoder_weights`` are not used by
-    the UNet.
+    ``arch="smp-*"`` is a segmentation_models_pytorch network on ``encoder`` with
+    ``encoder_weights``; what it reads of these fields and what it refuses is in
+    :mod:`ldwseg.models.smp_net` (``up``, ``base_width`` and ``depth`` are the UNet's alone).
     """
 
     down: str = "ldw-grouped"
@@ -115,14 +104,9 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with step or poly decay (:mod:`ldwseg.engine.optim`). The paper's recipe (lr 1e-4,
-    wd 1e-4, x0.1 every 100 epochs, 400 epochs, batch 64) is in ``configs/voc12_unet_*.yaml``;
-    the defaults are the quick run on the embedded synthetic data.
-
-    ``weight_decay`` applies to the network's weights, never to the LDW filters;
-    ``filter_lr`` is the filters' learning rate (``None``: ``lr``). ``schedule="step"``
-    multiplies the lr by ``gamma`` every ``step_size`` epochs; ``"poly"`` decays it as
-    ``(1 - epoch / epochs) ** power``.
+    """Adam with step or poly decay (:mod:`ldwseg.engine.optim`, which says what each field
+    does; the LDW filters get ``filter_lr`` and never weight decay). The paper's recipe is in
+    ``configs/voc12_unet_*.yaml``; the defaults are the quick run on the embedded data.
     """
 
     lr: float = 2e-3
@@ -189,7 +173,7 @@ class TrainConfig:
                 "train.checkpoint_every (steps) and train.checkpoint_minutes must be >= 0 (0 = only at epoch ends), "
                 f"got {self.checkpoint_every} and {self.checkpoint_minutes}"
             )
-        losses = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}[self.task]
+        losses = TASK_LOSSES[self.task]
         if self.loss not in losses:
             raise ConfigError(
                 f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose one of {', '.join(losses)}"
@@ -272,34 +256,6 @@ def _field_types(section) -> dict[str, Any]:
     return typing.get_type_hints(type(section))
 
 
-def _coerce(value: Any, hint: Any, name: str, source: str) -> Any:
-    """Check ``value`` against a field's type hint (``int``, ``float``, ``str``, ``bool``, ``X | None``)."""
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        hint = next(a for a in args if a is not type(None))
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if hint is float and isinstance(value, str):
-        try:
-            value = float(value)  # YAML 1.1 reads "1e-3" (no dot) as a string
-        except ValueError:
-            pass
-    if hint is float and isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"{source}: {name} must be a finite number, got {value!r}")
-        return value
-    if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
-    if not ok:
-        raise ConfigError(
-            f"{source}: {name} must be of type {getattr(hint, '__name__', hint)}, got {value!r} ({type(value).__name__})"
-        )
-    return value
-
-
 def _set_field(section, section_name: str, key: str, value: Any, source: str) -> None:
     hints = _field_types(section)
     if key not in hints:
@@ -307,18 +263,21 @@ def _set_field(section, section_name: str, key: str, value: Any, source: str) ->
             f"{source}: unknown key {section_name}.{key}; valid keys are "
             + ", ".join(f"{section_name}.{k}" for k in hints)
         )
-    setattr(section, key, _coerce(value, hints[key], f"{section_name}.{key}", source))
+    setattr(section, key, coerce_value(value, hints[key], f"{section_name}.{key}", source))
 
 
 def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], *, validate: bool = True) -> Config:
     """Apply ``section.field=value`` strings (values parsed as YAML) or a ``{key: value}`` dict, then validate."""
-    items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
-    for dotted, value in items:
+    for dotted, value in _override_items(overrides):
         if "." not in dotted:
             raise ConfigError(f"override {dotted!r} must name section.field, e.g. model.base_width=16")
         section_name, key = dotted.split(".", 1)
         _set_field(_section(cfg, section_name, "override"), section_name, key, value, "override")
     return cfg.validate() if validate else cfg
+
+
+def _override_items(overrides: list[str] | dict[str, Any]) -> list[tuple[str, Any]]:
+    return list(overrides.items()) if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
 
 
 def _split_override(text: str) -> tuple[str, Any]:
@@ -333,8 +292,7 @@ def _split_override(text: str) -> tuple[str, Any]:
 
 
 def _task_of(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> str:
-    items = overrides.items() if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
-    task = dict(items).get("train.task")
+    task = dict(_override_items(overrides)).get("train.task")
     if task is None and isinstance(raw.get("train"), dict):
         task = raw["train"].get("task")
     task = task or "seg"

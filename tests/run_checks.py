@@ -1,11 +1,32 @@
-"""Helpers of the multi-process and resume tests: a free local port, and comparing two finished runs."""
+"""Helpers of the CLI, multi-process and resume tests: the console script with its streams apart, a free
+local port, and comparing two finished runs."""
 
 import csv
 import socket
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 from safetensors.torch import load_file
+from typer.testing import CliRunner
+
+from ldwseg.cli import main
+
+
+class Run(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+def cli(*args: object) -> Run:
+    """``ldwseg ARGS`` through the console script's main(), stdout and stderr apart."""
+    with CliRunner().isolation() as (out, err, _):
+        code = main([str(a) for a in args])
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return Run(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def free_port() -> int:

@@ -21,8 +21,8 @@ from typing import Protocol
 from torch import nn
 
 from .factory import check_choice
-from .smp_net import SMP_ARCHS, SMPSegmenter, build_smp, check_smp_spec
-from .unet import UNet, build_unet, check_unet_spec
+from .smp_net import SMP_ARCHS, SMPSegmenter, SMPSpec, build_smp, check_smp_spec
+from .unet import UNet, UNetSpec, build_unet, check_unet_spec
 
 __all__ = ["ARCHS", "NetworkSpec", "build_network", "check_network_spec", "input_multiple"]
 
@@ -30,24 +30,9 @@ ARCHS = ("unet", *SMP_ARCHS)
 """The values of ``model.arch``: the paper's UNet, then the smp architectures."""
 
 
-class NetworkSpec(Protocol):
+class NetworkSpec(UNetSpec, SMPSpec, Protocol):
     """A flat description of a network, such as :class:`ldwseg.config.ModelConfig`: the fields of
     :class:`~ldwseg.models.UNetSpec` plus ``arch``, ``encoder`` and ``encoder_weights``."""
-
-    arch: str
-    encoder: str
-    encoder_weights: str | None
-    down: str
-    up: str
-    base_width: int
-    depth: int
-    skip: bool
-    efficient: bool
-    wavelet: str
-    kernel_size: int | None
-    constraint: str
-    attention: bool
-    learn_filters: bool
 
 
 def check_network_spec(spec: NetworkSpec, *, prefix: str = "") -> None:

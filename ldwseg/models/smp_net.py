@@ -31,6 +31,7 @@ from ..errors import ConfigError, LDWSegError
 from ..pooling import CONSTRAINTS, initial_filters
 from .convert import convert, converted_layers
 from .factory import DOWNSAMPLERS, check_choice
+from .unet import PoolSpec
 
 __all__ = [
     "DECODER_UPSAMPLING", "SMP_ARCHS", "SMP_DOWN", "EncoderWeightsError", "SMPSegmenter", "SMPSpec", "build_smp",
@@ -72,7 +73,7 @@ class EncoderWeightsError(LDWSegError):
     """The pretrained encoder weights cannot be downloaded (or read from the cache)."""
 
 
-class SMPSpec(Protocol):
+class SMPSpec(PoolSpec, Protocol):
     """What :func:`build_smp` reads of a network spec such as :class:`ldwseg.config.ModelConfig`."""
 
     arch: str
@@ -81,11 +82,6 @@ class SMPSpec(Protocol):
     down: str
     skip: bool
     efficient: bool
-    wavelet: str
-    kernel_size: int | None
-    constraint: str
-    attention: bool
-    learn_filters: bool
 
 
 class SMPSegmenter(nn.Module):

@@ -143,7 +143,17 @@ def check_unet(
             raise ConfigError(f"{prefix}wavelet={pool.wavelet!r} cannot be used: {exc}") from None
 
 
-class UNetSpec(Protocol):
+class PoolSpec(Protocol):
+    """The LDW pool fields of a flat model description (those of :class:`PoolOptions`)."""
+
+    wavelet: str
+    kernel_size: int | None
+    constraint: str
+    attention: bool
+    learn_filters: bool
+
+
+class UNetSpec(PoolSpec, Protocol):
     """A flat description of a UNet, such as :class:`ldwseg.config.ModelConfig`: the
     arguments of :class:`UNet` with the fields of :class:`PoolOptions` in place of ``pool``."""
 
@@ -153,11 +163,6 @@ class UNetSpec(Protocol):
     depth: int
     skip: bool
     efficient: bool
-    wavelet: str
-    kernel_size: int | None
-    constraint: str
-    attention: bool
-    learn_filters: bool
 
 
 def _pool_options(spec: UNetSpec) -> PoolOptions:

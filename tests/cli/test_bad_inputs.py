@@ -13,13 +13,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
 from PIL import Image
+from run_checks import Run, cli
 from typer.testing import CliRunner
 
 from ldwseg.cli import main
@@ -36,21 +36,6 @@ SMALL = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "data
          "--set", "train.batch_size=2", "--set", "train.max_steps_per_epoch=1"]  # fmt: skip
 TINY = ["--epochs", "1", "--device", "cpu", *SMALL]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-
-
-class Run(NamedTuple):
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args: object) -> Run:
-    """``ldwseg ARGS`` through the console script's main(), stdout and stderr apart."""
-    with runner.isolation() as (out, err, _):
-        code = main([str(a) for a in args])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return Run(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def error_line(run: Run, *words: str, code: int | None = None) -> str:

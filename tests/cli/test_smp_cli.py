@@ -3,17 +3,15 @@ the checkpoint alone; the options' one-line errors, and an offline download of I
 
 import csv
 import json
-import sys
 from pathlib import Path
-from typing import NamedTuple
 
 import pytest
 import segmentation_models_pytorch.encoders as smp_encoders
 from huggingface_hub.errors import LocalEntryNotFoundError
 from PIL import Image
+from run_checks import Run, cli
 from typer.testing import CliRunner
 
-from ldwseg.cli import main
 from ldwseg.cli.compare_cmd import _train_params
 from ldwseg.cli.train_cmd import config_of, default_out
 from ldwseg.datasets import generate_synthetic
@@ -24,21 +22,6 @@ SMP = ["--arch", "smp-unet", "--encoder", "resnet18", "--down", "ldw"]
 TINY = ["--dataset", "synthetic", "--epochs", "1", "--batch-size", "4", "--device", "cpu",
         "--set", "train.max_steps_per_epoch=2", "--set", "data.crop_size=64"]  # fmt: skip
 CONVERTED = 8  # a ResNet-18's stem conv, max pool, and the first conv and shortcut of stages 2-4
-
-
-class Run(NamedTuple):
-    code: int
-    out: str
-    err: str
-
-
-def cli(*args: object) -> Run:
-    """``ldwseg ARGS`` through the console script's main(), stdout and stderr apart."""
-    with runner.isolation() as (out, err, _):
-        code = main([str(a) for a in args])
-        sys.stdout.flush()
-        sys.stderr.flush()
-        return Run(code, out.getvalue().decode(), err.getvalue().decode())
 
 
 def error_line(run: Run) -> str:
