@@ -4,13 +4,15 @@
     python bench/evidence.py drive           # 4 variants x 3 seeds, vessel Dice in the FOV
     python bench/evidence.py camvid --print  # the commands only
     python bench/evidence.py camvid --heldout train-only-0006R0   # the same runs on a held-out split
+    python bench/evidence.py recon           # the autoencoder pairs, PSNR on the held-out photos
 
 Each study is one ``ldwseg compare`` over every variant (the table against max pooling),
 then one per twin pair on the same folder: ``compare`` keeps finished runs, so the pair
 tables only re-read them and give the paired difference and t of the thing tested. It
 resumes where it stopped, so it may run over several sessions. ``--heldout SPLIT`` scores
 every finished run's best checkpoint (chosen on val) on a split no run saw, and prints the
-same tables for it.
+same tables for it. The ``recon`` study's unseen photos are scored by
+``bench/recon_photos.py --compare`` on its folder.
 """
 
 from __future__ import annotations
@@ -41,6 +43,12 @@ LOW = f"ldw-ll-db2: model.down=ldw-ll model.up=ldw {LEARN}"
 LOW_FIXED = f"ldw-ll-db2-fixed: model.down=ldw-ll model.up=ldw {LEARN} model.learn_filters=false"
 BLUR = "blurpool-shuffle: model.down=blurpool model.up=shuffle train.wavelet_weight=0"
 MAXBLUR = f"ldw-maxblur-db2: model.down=ldw-maxblur model.up=ldw {LEARN}"
+# the autoencoder pairs: nothing bypasses the bottleneck, or each level's details do (the
+# recon task's own defaults otherwise: Haar, orthogonal, energy attention)
+AE_MAX = "max: model.down=maxpool model.up=deconv train.wavelet_weight=0"
+AE_LDW = "ldw: model.down=ldw-ll model.up=ldw"
+AE_MAX_DETAIL = "max-detail: model.down=maxpool-detail model.up=unpool-detail train.wavelet_weight=0"
+AE_LDW_DETAIL = "ldw-detail: model.down=ldw-ll model.up=ldw-detail"
 
 STUDIES = {
     "camvid": {
@@ -66,6 +74,11 @@ STUDIES = {
         ],
         "variants": [MAX, MAX_SHUFFLE, GROUPED, SPD_GROUPED],
         "pairs": [(MAX, MAX_SHUFFLE), (MAX_SHUFFLE, GROUPED), (SPD_GROUPED, GROUPED)],
+    },
+    "recon": {
+        "options": ["--task", "recon", "--epochs", "12"],  # half the default's budget
+        "variants": [AE_MAX, AE_LDW, AE_MAX_DETAIL, AE_LDW_DETAIL],
+        "pairs": [(AE_MAX, AE_LDW), (AE_MAX_DETAIL, AE_LDW_DETAIL)],
     },
 }  # fmt: skip
 
@@ -103,7 +116,7 @@ def heldout_tables(spec: dict, out: Path, seeds: list[int], split: str, metric: 
 
 
 def main(
-    study: str = typer.Argument(..., help="camvid or drive."),
+    study: str = typer.Argument(..., help="camvid, drive or recon."),
     out: Path = typer.Option(None, help="Output folder (default: runs/evidence-<study>)."),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     print_only: bool = typer.Option(False, "--print", help="Print the commands, run nothing."),
@@ -115,6 +128,8 @@ def main(
     spec = STUDIES[study]
     out = out or Path("runs") / f"evidence-{study}"
     if heldout is not None:
+        if study == "recon":
+            raise typer.BadParameter("score the recon study with: python bench/recon_photos.py --compare " + str(out))
         metric = "dice" if "--metric" in spec["options"] else "miou"
         chosen = [name for name in only.split(",") if name]
         heldout_tables(spec, out, [int(s) for s in seeds.split(",")], heldout, metric, chosen)

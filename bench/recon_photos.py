@@ -2,6 +2,7 @@
 
     python bench/recon_photos.py runs/recon-photos/best.safetensors [more checkpoints]
     python bench/recon_photos.py --compare runs/recon-compare [--json]
+    python bench/recon_photos.py --compare runs/evidence-recon --pair max,ldw --pair max-detail,ldw-detail
 
 Reads the VOC 2012 val crops, the raw VOC samples and the first CamVid val frames (21
 photos by default), runs ``ldwseg reconstruct --checkpoint`` on each (full image, the
@@ -9,6 +10,8 @@ files' own size), and prints the PSNR and SSIM per image and a summary per check
 mean, worst photo, and how many reach 30 dB. ``--compare`` reads the best checkpoint of
 every run of an ``ldwseg compare --task recon`` folder (``<variant>/seed<k>/``) and
 summarises each variant over its seeds: mean ± std of the per-seed means and worsts.
+``--pair A,B`` adds the paired table of ``B`` against ``A`` (seed by seed, as
+``ldwseg compare`` gives it for val) for the photos' mean and worst PSNR.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Optional
 
 import typer
 
+from ldwseg.analysis.compare import format_summary, summarise
 from ldwseg.recon.reconstruct import reconstruct_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -59,11 +63,31 @@ def compare_table(folder: Path, files: list[Path], tmp: Path, *, echo) -> list[d
     """Each variant of an ``ldwseg compare`` folder, scored over its seeds' best checkpoints."""
     variants = []
     for variant in sorted(p for p in folder.iterdir() if p.is_dir()):
-        ckpts = sorted(variant.glob("seed*/best.safetensors"))
+        ckpts = sorted(variant.glob("seed*/best.safetensors"), key=lambda c: int(c.parent.name[4:]))
         if ckpts:
-            runs = [score_checkpoint(c, files, tmp, echo=echo) for c in ckpts]
-            variants.append({"variant": variant.name, "runs": runs})
+            runs = [{"seed": int(c.parent.name[4:]), **score_checkpoint(c, files, tmp, echo=echo)} for c in ckpts]
+            cost = json.loads((variant / "cost.json").read_text()) if (variant / "cost.json").is_file() else {}
+            variants.append({"variant": variant.name, "runs": runs, "cost": cost})
     return variants
+
+
+def pair_tables(variants: list[dict], pair: str, n_photos: int) -> str:
+    """The paired tables (mean and worst photo PSNR) of the two variants ``"A,B"``."""
+    names = [name.strip() for name in pair.split(",")]
+    found = {v["variant"]: v for v in variants}
+    if len(names) != 2 or not set(names) <= set(found):
+        raise typer.BadParameter(f"--pair {pair!r} must name two variants of the folder: {', '.join(found)}")
+    seeds = sorted(set.intersection(*({r["seed"] for r in found[n]["runs"]} for n in names)))
+    tables = []
+    for key, label in (("mean_psnr", "photo-mean PSNR"), ("min_psnr", "worst-photo PSNR")):
+        rows = [
+            {"variant": n, "seed": r["seed"], "score": r[key], "best_score": r[key],
+             **{k: found[n]["cost"].get(k, 0.0) for k in ("params", "flops", "step_ms", "peak_mem_mb")}}
+            for n in names for r in found[n]["runs"] if r["seed"] in seeds
+        ]  # fmt: skip
+        summary = summarise(rows, metric=label, variants=names, seeds=seeds)
+        tables.append(format_summary(summary, split=f"{n_photos} photos"))
+    return "\n\n".join(tables)
 
 
 def main(
@@ -72,12 +96,16 @@ def main(
     shared: Path = typer.Option(SHARED, help="The shared data folder."),
     camvid_frames: int = typer.Option(5, help="How many CamVid val frames to include."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every score."),
+    pair: Optional[list[str]] = typer.Option(None, help="With --compare: 'A,B', the paired table of B against A."),
 ) -> None:
     files = photos(shared, camvid_frames)
     if not files:
         raise typer.BadParameter(f"no photos under {shared}")
     if not checkpoints and compare is None:
         raise typer.BadParameter("give checkpoints or --compare FOLDER")
+    for names in pair or []:
+        if compare is None or len(names.split(",")) != 2 or not all((compare / n.strip()).is_dir() for n in names.split(",")):
+            raise typer.BadParameter(f"--pair {names!r} must name two variant folders of --compare FOLDER")
     echo = (lambda line: None) if as_json else typer.echo
     with tempfile.TemporaryDirectory() as tmp:
         runs = [score_checkpoint(c, files, Path(tmp), echo=echo) for c in checkpoints or []]
@@ -104,6 +132,8 @@ def main(
             f"{_spread([x['min_psnr'] for x in r])} | {ssim:.4f} | {min(x['at_30db'] for x in r)}-"
             f"{max(x['at_30db'] for x in r)} of {len(files)} |"
         )
+    for names in pair or []:
+        typer.echo("\n" + pair_tables(variants, names, len(files)))
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ TASK_CHOICES = ("seg", "recon")
 AMP_CHOICES = ("off", "bf16", "fp16")
 TASK_LOSSES = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}
 LOSS_CHOICES = tuple(loss for losses in TASK_LOSSES.values() for loss in losses)
-SCHEDULE_CHOICES = ("step", "poly")
+SCHEDULE_CHOICES = ("step", "poly", "cosine")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_CROP = 8192
 MAX_BATCH_PIXELS = 2**30
@@ -104,7 +104,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    """Adam with step or poly decay (:mod:`ldwseg.engine.optim`, which says what each field
+    """Adam with step, poly or cosine decay (:mod:`ldwseg.engine.optim`, which says what each field
     does; the LDW filters get ``filter_lr`` and never weight decay). The paper's recipe is in
     ``configs/voc12_unet_*.yaml``; the defaults are the quick run on the embedded data.
     """

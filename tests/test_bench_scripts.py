@@ -6,7 +6,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SCRIPTS = sorted(BENCH.glob("*.py"))
@@ -61,3 +63,36 @@ def test_seg_compare_trains_every_variant(tmp_path, data_dir):
     assert variants[1]["params"] > variants[0]["params"]  # the LDW convs see 4C channels after each pool
     assert len(list((tmp_path / "runs").glob("*/seed0/best.safetensors"))) == 3
     assert "| ldw-efficient |" in result.stdout
+
+
+@pytest.mark.slow
+def test_recon_photos_scores_a_recon_compare_folder_with_paired_tables(tmp_path, data_dir):
+    env = {"LDWSEG_DATA": str(data_dir)}
+    out = tmp_path / "cmp"
+    compare = subprocess.run(
+        [sys.executable, "-m", "ldwseg", "compare", "--task", "recon", "--seeds", "0,1", "--epochs", "1",
+         "--set", "model.base_width=4", "--set", "model.depth=2", "--set", "data.crop_size=32",
+         "--set", "train.max_steps_per_epoch=1", "--out", str(out),
+         "--variant", "max-detail: model.down=maxpool-detail model.up=unpool-detail",
+         "--variant", "ldw-detail: model.down=ldw-ll model.up=ldw-detail"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )  # fmt: skip
+    assert compare.returncode == 0, compare.stderr
+    shared = tmp_path / "shared"
+    samples = shared / "voc2012_val_crops" / "samples"
+    samples.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)).save(samples / f"{i}_image.png")
+    args = ["--compare", str(out), "--shared", str(shared), "--pair", "max-detail,ldw-detail"]
+    result = run_script(BENCH / "recon_photos.py", *args, "--json", cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    variants = {v["variant"]: v for v in json.loads(result.stdout)["variants"]}
+    assert set(variants) == {"max-detail", "ldw-detail"}
+    assert [r["seed"] for r in variants["ldw-detail"]["runs"]] == [0, 1]
+    table = run_script(BENCH / "recon_photos.py", *args, cwd=tmp_path, env=env)
+    assert table.returncode == 0, table.stderr
+    means = [r["mean_psnr"] for name in ("max-detail", "ldw-detail") for r in variants[name]["runs"]]
+    diff = (means[2] - means[0] + means[3] - means[1]) / 2  # ldw-detail - max-detail, seed by seed
+    rows = [line for line in table.stdout.splitlines() if line.startswith("| ldw-detail |")]
+    assert len(rows) == 3 and f"{diff:+.4f}" in rows[1], table.stdout  # the variant table, then the pair's two

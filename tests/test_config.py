@@ -37,6 +37,15 @@ def test_ldw_configs_are_the_default_design_and_differ_from_their_baseline_only_
         assert (a.data, a.optim, a.train.epochs, a.model.base_width) == (b.data, b.optim, b.train.epochs, b.model.base_width)
 
 
+def test_recon_long_is_the_recon_default_model_and_data_trained_longer():
+    default = load_config(None, ["train.task=recon"])
+    long = load_config(CONFIGS[0].parent / "recon_long.yaml")
+    assert (long.train.task, long.model, long.data) == ("recon", default.model, default.data)
+    assert (default.model.down, default.model.up, default.optim.schedule) == ("ldw-ll", "ldw-detail", "cosine")
+    # steps per epoch are proportional to 1 / batch size: over 5x the default's steps
+    assert long.train.epochs / long.train.batch_size > 5 * default.train.epochs / default.train.batch_size
+
+
 def test_overrides_are_typed():
     cfg = load_config(None, ["model.base_width=32", "optim.lr=1e-3", "train.amp=bf16", "model.kernel_size=null"])
     assert cfg.model.base_width == 32 and cfg.optim.lr == pytest.approx(1e-3) and cfg.train.amp == "bf16"

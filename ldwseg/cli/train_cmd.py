@@ -127,7 +127,7 @@ def train(
         None, min=1, help="Batch size per process [default: {train.batch_size}]."
     ),
     lr: Optional[float] = typer.Option(
-        None, help="Learning rate of Adam [default: {optim.lr}]; optim.schedule (step or poly) decays it."
+        None, help="Learning rate of Adam [default: {optim.lr}]; optim.schedule (step, poly or cosine) decays it."
     ),
     wavelet_weight: Optional[float] = typer.Option(
         None, min=0.0, help="Weight of the constraint loss (lambda) [default: {train.wavelet_weight}]."

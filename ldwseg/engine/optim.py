@@ -9,7 +9,9 @@ Schedules, stepped once per epoch:
 
 * ``step``: ``lr * gamma ** (epoch // step_size)``;
 * ``poly``: ``lr * (1 - epoch / epochs) ** power``, the decay of the torchvision
-  segmentation references and mmsegmentation (power 0.9), stepped per epoch here.
+  segmentation references and mmsegmentation (power 0.9), stepped per epoch here;
+* ``cosine``: ``lr * (1 + cos(pi * epoch / epochs)) / 2`` (Loshchilov and Hutter's SGDR
+  without restarts), which spends more of a short run near the full rate than step decay.
 """
 
 from __future__ import annotations
@@ -46,7 +48,9 @@ def build_optimizer(model: nn.Module, optim) -> torch.optim.Adam:
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, optim, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-epoch schedule ``optim.schedule`` (``step`` or ``poly``) over ``epochs`` epochs."""
+    """The per-epoch schedule ``optim.schedule`` (``step``, ``poly`` or ``cosine``) over ``epochs`` epochs."""
+    if optim.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
     if optim.schedule == "poly":
         return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=epochs, power=optim.power)
     return torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)

@@ -28,7 +28,7 @@ from ..datasets.reading import IMAGE_SUFFIXES
 from ..errors import DataError
 from ..io import write_pil_image
 
-__all__ = ["ImageCrops", "check_images", "ensure_photos", "recon_files"]
+__all__ = ["CACHE_BYTES", "ImageCrops", "check_images", "ensure_photos", "recon_files"]
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +110,19 @@ def check_images(files: list[Path], *, skip_bad: bool = False) -> list[Path]:
     return kept
 
 
+CACHE_BYTES = 1 << 30
+"""How many bytes of decoded images each :class:`ImageCrops` keeps in memory (per data
+loader worker): decoding a 512x512 PNG costs about as much as a training step's share of
+a crop, so a photo set that fits is decoded once, and a larger one is read per crop."""
+
+
 class ImageCrops(Dataset):
     """``(crop, crop)`` pairs of float tensors (3, S, S) in [0, 1].
 
     Training takes ``crops_per_image`` random ``crop_size`` crops of each image per epoch
     (reflect-padded when the image is smaller) with random horizontal flips; validation takes the central crop of at most
     ``val_size`` pixels per side, so every validation image is scored the same way.
+    Decoded images are kept, up to ``cache_bytes`` in all, so each is decoded once.
 
     Every file is read once when the data set is made (``check=True``): unreadable files
     and images smaller than 8x8 make it fail with one error listing them, or, with
@@ -132,6 +139,7 @@ class ImageCrops(Dataset):
         crops_per_image: int = 8,
         skip_bad: bool = False,
         check: bool = True,
+        cache_bytes: int = CACHE_BYTES,
     ) -> None:
         if not files:
             raise DataError("the reconstruction data set has no images for this split")
@@ -139,6 +147,7 @@ class ImageCrops(Dataset):
         self.skipped = [f for f in files if f not in set(kept)]
         self.files, self.crop_size, self.train, self.val_size = kept, crop_size, train, val_size
         self.repeats = crops_per_image if train else 1
+        self.cache_bytes, self._cache, self._cached = cache_bytes, {}, 0
 
     def __len__(self) -> int:
         return len(self.files) * self.repeats
@@ -157,7 +166,16 @@ class ImageCrops(Dataset):
         crop = img[top : top + s, left : left + s]
         return crop[:, ::-1] if np.random.rand() < 0.5 else crop
 
+    def _image(self, index: int) -> np.ndarray:
+        img = self._cache.get(index)
+        if img is None:
+            img = read_image(self.files[index])
+            if self._cached + img.nbytes <= self.cache_bytes:
+                self._cache[index] = img
+                self._cached += img.nbytes
+        return img
+
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
-        img = self._crop(read_image(self.files[index % len(self.files)]))
+        img = self._crop(self._image(index % len(self.files)))
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         return x, x

@@ -65,3 +65,29 @@ def test_compare_bad_arguments(tmp_path, args, message, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
     assert not (tmp_path / "x").exists()
+
+
+RECON_VARIANTS = {
+    "max": "model.down=maxpool model.up=deconv",  # skip-free: nothing bypasses the bottleneck
+    "ldw": "model.down=ldw-ll model.up=ldw",
+    "max-detail": "model.down=maxpool-detail model.up=unpool-detail",  # bypass: residuals to the window maxima
+    "ldw-detail": "model.down=ldw-ll model.up=ldw-detail",  # bypass: the LH, HL, HH bands
+}
+
+
+def test_recon_compare_of_the_skip_free_and_bypass_pairs_gives_psnr_per_seed(tmp_path):
+    out = tmp_path / "recon"
+    variants = [a for name, sets in RECON_VARIANTS.items() for a in ("--variant", f"{name}: {sets}")]
+    result = runner.invoke(
+        app, ["compare", "--task", "recon", *variants, "--seeds", "0,1", *TRAIN, "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["metric"] == "psnr" and [v["name"] for v in summary["variants"]] == list(RECON_VARIANTS)
+    for variant in summary["variants"]:
+        for seed, score in zip(summary["seeds"], variant["scores"]):
+            with (out / variant["name"] / f"seed{seed}" / "metrics.csv").open(newline="") as f:
+                assert float(list(csv.DictReader(f))[-1]["val_psnr"]) == score > 0
+    params = {v["name"]: v["params"] for v in summary["variants"]}
+    for ldw, twin in (("ldw", "max"), ("ldw-detail", "max-detail")):
+        assert abs(params[ldw] / params[twin] - 1) < 0.02, params

@@ -1,6 +1,8 @@
-"""The optimizer's parameter groups and the two learning-rate schedules."""
+"""The optimizer's parameter groups and the three learning-rate schedules."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
@@ -66,6 +68,12 @@ def test_poly_schedule_follows_its_formula():
     torch.testing.assert_close(torch.tensor(_lrs(optim, 5)), torch.tensor(expected))
 
 
+def test_cosine_schedule_follows_its_formula():
+    optim = OptimConfig(lr=0.1, schedule="cosine")
+    expected = [0.05 * (1 + math.cos(math.pi * e / 6)) for e in range(6)]
+    torch.testing.assert_close(torch.tensor(_lrs(optim, 6)), torch.tensor(expected))
+
+
 def test_step_schedule_follows_its_formula():
     optim = OptimConfig(lr=0.1, step_size=2, gamma=0.5)
     torch.testing.assert_close(torch.tensor(_lrs(optim, 5)), torch.tensor([0.1, 0.1, 0.05, 0.05, 0.025]))
@@ -73,7 +81,7 @@ def test_step_schedule_follows_its_formula():
 
 @pytest.mark.parametrize(
     "field, value, message",
-    [("schedule", "cosine", "optim.schedule"), ("power", 0.0, "optim.power"), ("filter_lr", -1.0, "optim.filter_lr")],
+    [("schedule", "onecycle", "optim.schedule"), ("power", 0.0, "optim.power"), ("filter_lr", -1.0, "optim.filter_lr")],
 )
 def test_bad_optim_values_are_named(field, value, message):
     cfg = Config()
