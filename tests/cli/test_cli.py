@@ -100,7 +100,8 @@ def test_train_help_shows_the_config_and_task_defaults():
         ("or synthetic; photos or folder for --task recon", cfg.data.dataset, "data.dataset"),
         ("shuffle or unpool-detail", cfg.model.up, "model.up"),
     ]:
-        assert f"{option} [default: {value}; {recon[key]} for --task recon]" in text
+        shown = value if recon[key] == value else f"{value}; {recon[key]} for --task recon"  # equal: shown once
+        assert f"{option} [default: {shown}]" in text
     assert f"Learning rate of Adam [default: {cfg.optim.lr:g}]" in text
     assert f"(lambda) [default: {cfg.train.wavelet_weight:g}]" in text
     assert f"paper, orthogonal or lattice [default: {cfg.model.constraint}; orthogonal for --task recon]" in text
