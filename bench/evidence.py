@@ -44,7 +44,7 @@ LOW_FIXED = f"ldw-ll-db2-fixed: model.down=ldw-ll model.up=ldw {LEARN} model.lea
 BLUR = "blurpool-shuffle: model.down=blurpool model.up=shuffle train.wavelet_weight=0"
 MAXBLUR = f"ldw-maxblur-db2: model.down=ldw-maxblur model.up=ldw {LEARN}"
 # the autoencoder pairs: nothing bypasses the bottleneck, or each level's details do (the
-# recon task's own defaults otherwise: Haar, orthogonal, energy attention)
+# recon task's own defaults otherwise: Haar on the orthogonal constraint, batch 4, cosine)
 AE_MAX = "max: model.down=maxpool model.up=deconv train.wavelet_weight=0"
 AE_LDW = "ldw: model.down=ldw-ll model.up=ldw"
 AE_MAX_DETAIL = "max-detail: model.down=maxpool-detail model.up=unpool-detail train.wavelet_weight=0"

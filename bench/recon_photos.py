@@ -71,12 +71,19 @@ def compare_table(folder: Path, files: list[Path], tmp: Path, *, echo) -> list[d
     return variants
 
 
-def pair_tables(variants: list[dict], pair: str, n_photos: int) -> str:
-    """The paired tables (mean and worst photo PSNR) of the two variants ``"A,B"``."""
+def parse_pair(pair: str, folder: Optional[Path]) -> list[str]:
+    """The two variant names of ``--pair "A,B"``, each a variant folder of ``folder``."""
     names = [name.strip() for name in pair.split(",")]
+    if folder is None or len(names) != 2 or not all((folder / n).is_dir() for n in names):
+        raise typer.BadParameter(f"--pair {pair!r} must name two variant folders of --compare FOLDER")
+    return names
+
+
+def pair_tables(variants: list[dict], names: list[str], n_photos: int) -> str:
+    """The paired tables (mean and worst photo PSNR) of the variants ``names`` (twin first)."""
     found = {v["variant"]: v for v in variants}
-    if len(names) != 2 or not set(names) <= set(found):
-        raise typer.BadParameter(f"--pair {pair!r} must name two variants of the folder: {', '.join(found)}")
+    if not set(names) <= set(found):
+        raise typer.BadParameter(f"--pair {','.join(names)}: a variant has no finished run (best.safetensors)")
     seeds = sorted(set.intersection(*({r["seed"] for r in found[n]["runs"]} for n in names)))
     tables = []
     for key, label in (("mean_psnr", "photo-mean PSNR"), ("min_psnr", "worst-photo PSNR")):
@@ -103,9 +110,7 @@ def main(
         raise typer.BadParameter(f"no photos under {shared}")
     if not checkpoints and compare is None:
         raise typer.BadParameter("give checkpoints or --compare FOLDER")
-    for names in pair or []:
-        if compare is None or len(names.split(",")) != 2 or not all((compare / n.strip()).is_dir() for n in names.split(",")):
-            raise typer.BadParameter(f"--pair {names!r} must name two variant folders of --compare FOLDER")
+    pairs = [parse_pair(p, compare) for p in pair or []]
     echo = (lambda line: None) if as_json else typer.echo
     with tempfile.TemporaryDirectory() as tmp:
         runs = [score_checkpoint(c, files, Path(tmp), echo=echo) for c in checkpoints or []]
@@ -132,7 +137,7 @@ def main(
             f"{_spread([x['min_psnr'] for x in r])} | {ssim:.4f} | {min(x['at_30db'] for x in r)}-"
             f"{max(x['at_30db'] for x in r)} of {len(files)} |"
         )
-    for names in pair or []:
+    for names in pairs:
         typer.echo("\n" + pair_tables(variants, names, len(files)))
 
 
