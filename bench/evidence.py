@@ -1,9 +1,10 @@
 """The like-for-like comparisons of docs/results.md, run through ``ldwseg compare``.
 
-    python bench/evidence.py camvid          # 9 variants x 3 seeds, then each twin pair
+    python bench/evidence.py camvid          # 14 variants x 3 seeds, then each twin pair
     python bench/evidence.py drive           # 4 variants x 3 seeds, vessel Dice in the FOV
     python bench/evidence.py camvid --print  # the commands only
     python bench/evidence.py camvid --heldout train-only-0006R0   # the same runs on a held-out split
+    python bench/evidence.py camvid --only max,spd,ldw-haar       # some variants and their pairs
     python bench/evidence.py recon           # the autoencoder pairs, PSNR on the held-out photos
 
 Each study is one ``ldwseg compare`` over every variant (the table against max pooling),
@@ -43,6 +44,13 @@ LOW = f"ldw-ll-db2: model.down=ldw-ll model.up=ldw {LEARN}"
 LOW_FIXED = f"ldw-ll-db2-fixed: model.down=ldw-ll model.up=ldw {LEARN} model.learn_filters=false"
 BLUR = "blurpool-shuffle: model.down=blurpool model.up=shuffle train.wavelet_weight=0"
 MAXBLUR = f"ldw-maxblur-db2: model.down=ldw-maxblur model.up=ldw {LEARN}"
+# the paper-literal pool (all 4C subbands into the next conv, 63% more parameters) with its
+# space-to-depth twin, and its equal-parameter form (sec. 3.4, 1x1 conv 4C -> C) with its twin
+PAPER_HAAR = "ldw-haar: model.down=ldw model.up=ldw model.wavelet=haar model.constraint=orthogonal model.attention=true"
+PAPER_DB2 = f"ldw-db2: model.down=ldw model.up=ldw {LEARN} model.attention=true"
+SPD = "spd: model.down=spd model.up=shuffle model.attention=true train.wavelet_weight=0"
+EFFICIENT = f"ldw-efficient-db2: model.down=ldw model.up=ldw model.efficient=true {LEARN}"
+SPD_EFFICIENT = "spd-efficient: model.down=spd model.up=shuffle model.efficient=true train.wavelet_weight=0"
 # the autoencoder pairs: nothing bypasses the bottleneck, or each level's details do (the
 # recon task's own defaults otherwise: Haar on the orthogonal constraint, batch 4, cosine)
 AE_MAX = "max: model.down=maxpool model.up=deconv train.wavelet_weight=0"
@@ -59,10 +67,15 @@ STUDIES = {
             "--epochs", "8", "--batch-size", "8", "--lr", "0.002", "--set", "optim.step_size=6",
             "--set", "train.eval_every=8",
         ],
-        "variants": [MAX, MAX_SHUFFLE, GROUPED, SPD_GROUPED, LOW, LOW_FIXED, GROUPED_FIXED, BLUR, MAXBLUR],
+        "variants": [
+            MAX, MAX_SHUFFLE, GROUPED, SPD_GROUPED, LOW, LOW_FIXED, GROUPED_FIXED, BLUR, MAXBLUR,
+            PAPER_HAAR, PAPER_DB2, SPD, EFFICIENT, SPD_EFFICIENT,
+        ],
         "pairs": [
             (MAX, MAX_SHUFFLE), (MAX_SHUFFLE, GROUPED), (SPD_GROUPED, GROUPED), (GROUPED_FIXED, GROUPED),
             (LOW_FIXED, LOW), (MAX_SHUFFLE, LOW), (BLUR, MAXBLUR), (MAX_SHUFFLE, MAXBLUR),
+            (MAX, PAPER_HAAR), (SPD, PAPER_HAAR), (PAPER_HAAR, PAPER_DB2), (MAX, EFFICIENT), (SPD_EFFICIENT, EFFICIENT),
+            (GROUPED, EFFICIENT),
         ],
     },
     "drive": {
@@ -121,21 +134,27 @@ def main(
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds."),
     print_only: bool = typer.Option(False, "--print", help="Print the commands, run nothing."),
     heldout: str = typer.Option(None, help="Score the finished runs on this split instead of training."),
-    only: str = typer.Option("", help="With --heldout: comma-separated variant names (default: all)."),
+    only: str = typer.Option("", help="Comma-separated variant names: run (or score) these and their pairs only."),
 ) -> None:
     if study not in STUDIES:
         raise typer.BadParameter(f"unknown study {study!r}; choose {', '.join(STUDIES)}")
     spec = STUDIES[study]
     out = out or Path("runs") / f"evidence-{study}"
+    chosen = [name for name in only.split(",") if name]
+    known = [_name(v) for v in spec["variants"]]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise typer.BadParameter(f"--only names {', '.join(unknown)}, not a {study} variant; choose from {', '.join(known)}")
     if heldout is not None:
         if study == "recon":
             raise typer.BadParameter("score the recon study with: python bench/recon_photos.py --compare " + str(out))
         metric = "dice" if "--metric" in spec["options"] else "miou"
-        chosen = [name for name in only.split(",") if name]
         heldout_tables(spec, out, [int(s) for s in seeds.split(",")], heldout, metric, chosen)
         return
-    commands = [_compare(spec["options"], spec["variants"], seeds, out)]
-    commands += [_compare(spec["options"], list(pair), seeds, out) for pair in spec["pairs"]]
+    variants = [v for v in spec["variants"] if not chosen or _name(v) in chosen]
+    pairs = [pair for pair in spec["pairs"] if all(v in variants for v in pair)]
+    commands = [_compare(spec["options"], variants, seeds, out)]
+    commands += [_compare(spec["options"], list(pair), seeds, out) for pair in pairs]
     for command in commands:
         typer.echo("$ " + shlex.join(command))
         if not print_only:

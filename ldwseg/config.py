@@ -151,6 +151,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     checkpoint_minutes: float = 10.0
     sync_bn: bool = False
+    ema_decay: float = 0.0
 
     def validate(self) -> None:
         _choice("train.task", self.task, TASK_CHOICES)
@@ -166,6 +167,11 @@ class TrainConfig:
             raise ConfigError(f"train.wavelet_weight must be >= 0, got {self.wavelet_weight}")
         if self.max_steps_per_epoch is not None:
             _positive("train.max_steps_per_epoch", self.max_steps_per_epoch)
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(
+                f"train.ema_decay must be in [0, 1) (0 = no weight average; 0.999 averages ~1000 steps), "
+                f"got {self.ema_decay}"
+            )
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"train.seed must be in [0, 2**63), got {self.seed}")
         if self.checkpoint_every < 0 or self.checkpoint_minutes < 0:

@@ -96,3 +96,14 @@ def test_recon_photos_scores_a_recon_compare_folder_with_paired_tables(tmp_path,
     diff = (means[2] - means[0] + means[3] - means[1]) / 2  # ldw-detail - max-detail, seed by seed
     rows = [line for line in table.stdout.splitlines() if line.startswith("| ldw-detail |")]
     assert len(rows) == 3 and f"{diff:+.4f}" in rows[1], table.stdout  # the variant table, then the pair's two
+
+
+def test_evidence_only_runs_the_named_variants_and_their_pairs(tmp_path):
+    result = run_script(BENCH / "evidence.py", "camvid", "--print", "--only", "max,spd,ldw-haar", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    commands = [line for line in result.stdout.splitlines() if line.startswith("$ ldwseg compare")]
+    named = [[part.split(":")[0].strip("'") for part in line.split("--variant ")[1:]] for line in commands]
+    assert named == [["max", "ldw-haar", "spd"], ["max", "ldw-haar"], ["spd", "ldw-haar"]]
+    assert list(tmp_path.iterdir()) == []  # --print runs nothing
+    wrong = run_script(BENCH / "evidence.py", "camvid", "--print", "--only", "max,nope", cwd=tmp_path)
+    assert wrong.returncode != 0 and "nope" in wrong.stderr and "ldw-grouped-db2" in wrong.stderr

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from ..config import Config, apply_overrides
 from ..engine.logs import log_label
+from ..engine.run_folder import check_same_settings
 from ..engine.task import Task
 from ..errors import ConfigError
 from ..io.atomic import atomic_write
@@ -100,11 +100,7 @@ def _scores(run: Path, metric: str) -> tuple[float, float]:
 
 def _train_once(cfg: Config, run: Path, label: str, progress: Callable | None) -> None:
     """Train ``cfg`` into ``run`` unless it finished there; resume it if it started."""
-    stored = run / "config.yaml"
-    if stored.is_file() and yaml.safe_load(stored.read_text()) != cfg.to_dict():
-        raise ConfigError(
-            f"{run} holds a run with other settings than this compare's; give another --out, or remove {run}"
-        )
+    check_same_settings(run, cfg, whose="this compare's")
     if (run / RESULT_FILE).is_file():
         log.info("%s: finished earlier, kept (%s)", label, run)
         return

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from ..config import Config
-from ..engine.fit import build_model
+from ..engine.build import build_model
 from ..engine.optim import build_optimizer
 from ..engine.task import Task
 from ..pooling import wavelet_loss

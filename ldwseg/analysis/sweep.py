@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from ..config import Config, apply_overrides
 from ..engine.checkpoints import load_run_model
 from ..engine.fit import FitResult
 from ..engine.logs import log_label
+from ..engine.run_folder import check_same_settings
 from ..errors import ConfigError
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from ..recon.quality import psnr_from_mse
@@ -112,9 +112,7 @@ def train_or_resume(cfg: Config, out: Path, *, label: str, progress: Callable | 
     Raises:
         ConfigError: ``out`` holds a run of other settings than ``cfg``.
     """
-    stored = out / "config.yaml"
-    if stored.is_file() and yaml.safe_load(stored.read_text()) != cfg.to_dict():
-        raise ConfigError(f"{out} holds a run with other settings than this one's; give another --out, or remove {out}")
+    check_same_settings(out, cfg, whose="this one's")
     resume = (out / "last.state.pt").is_file()
     log.info("%s: %s %s", label, "going on with" if resume else "training", out)
     wrap = (lambda batches, desc: progress(batches, f"{label} {desc}")) if progress is not None else None

@@ -35,6 +35,7 @@ from ..io.weights import (
     save_weights,
 )
 from ..models.arch import build_network
+from .ema import WeightAverage
 
 __all__ = [
     "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "read_resume_state",
@@ -79,12 +80,14 @@ class ResumePoint:
 
 
 def save_resume_state(
-    path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str, run_id: str | None = None
-) -> None:
+    path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str, run_id: str | None = None,
+    ema: WeightAverage | None = None,
+) -> None:  # fmt: skip
     """Everything ``--resume`` needs to continue exactly at ``point``, in one atomic file.
 
     ``run_id``: the ``torchrun`` run (``TORCHELASTIC_RUN_ID``) writing it, which a restart of
-    that run continues by itself.
+    that run continues by itself. ``ema``: the run's weight average (``train.ema_decay``), kept beside
+    the weights it averages.
     """
     save_training_state(
         path,
@@ -101,6 +104,7 @@ def save_resume_state(
             "best": point.best,
             "rng": capture_rng_state(),
             "run_id": run_id,
+            "ema": None if ema is None else ema.state_dict(),
         },
     )
 
@@ -125,6 +129,18 @@ def _load_model_state(path: Path, model: nn.Module, stored: Any) -> None:
             "lacks; resume with the run's own settings (its config.yaml) or start a new run in another --out"
         )
     model.load_state_dict(stored)
+
+
+def _load_average(path: Path, ema: WeightAverage | None, stored: Any) -> None:
+    """Load the saved weight average; a run resumes with the averaging it was started with."""
+    if (ema is None) != (stored is None):
+        had = "with" if stored is not None else "without"
+        raise CheckpointError(
+            f"{path} was saved {had} a weight average (train.ema_decay) but this run is set up "
+            f"{'without' if ema is None else 'with'} one; resume with the run's own settings (its config.yaml)"
+        )
+    if ema is not None:
+        _load_model_state(path, ema.averaged, stored)
 
 
 _NO_METADATA = (
@@ -172,15 +188,18 @@ def read_resume_state(out: Path, *, task: str) -> dict[str, Any]:
 
 
 def apply_resume_state(
-    state: dict[str, Any], model: nn.Module, optimizer, scheduler, *, rank: int = 0, world: int = 1
-) -> ResumePoint:
-    """Load a :func:`read_resume_state` into the model, optimizer, scheduler and RNGs; returns where to go on.
+    state: dict[str, Any], model: nn.Module, optimizer, scheduler, *, rank: int = 0, world: int = 1,
+    ema: WeightAverage | None = None,
+) -> ResumePoint:  # fmt: skip
+    """Load a :func:`read_resume_state` into the model, optimizer, scheduler, weight average and RNGs;
+    returns where to go on.
 
     Rank ``rank`` of ``world`` takes its own loss sums when the state was saved by as many
     ranks; otherwise rank 0 takes the saved ones and the other ranks start from zero.
     """
     path = Path(state["path"])
     _load_model_state(path, _unwrap(model), state.get("model"))
+    _load_average(path, ema, state.get("ema"))
     try:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -1,4 +1,4 @@
-"""The training loop of both tasks: ``get_loaders``, ``build_model``, ``fit``.
+"""The training loop of both tasks: ``fit`` (its loaders and network come from :mod:`ldwseg.engine.build`).
 
 The task (``cfg.train.task``: segmentation or reconstruction, see :mod:`ldwseg.engine.task`)
 supplies the data, the loss and the validation score. Works in one process or under
@@ -44,10 +44,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..config import Config
-from ..errors import ConfigError
 from ..models import UNet
-from ..models.arch import build_network, input_multiple
-from ..models.smp_net import SMPSegmenter
+from .build import build_model, get_loaders
 from .checkpoints import ResumePoint, save_run_checkpoint
 from .distributed import (
     DistInfo,
@@ -58,6 +56,7 @@ from .distributed import (
     main_rank_logs,
     peer_lost,
 )  # fmt: skip
+from .ema import WeightAverage, build_weight_average
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
@@ -65,11 +64,11 @@ from .optim import build_optimizer, build_scheduler
 from .precision import Precision
 from .resume import resume_point, sync_batchnorm
 from .runlock import RunLock
-from .sampling import EpochShardSampler, SeededSamples, seed_everything, worker_init
+from .sampling import EpochShardSampler, seed_everything
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
 from .task import Task, TaskData
 
-__all__ = ["FitResult", "get_loaders", "build_model", "fit"]
+__all__ = ["FitResult", "fit"]
 
 log = logging.getLogger(__name__)
 
@@ -91,55 +90,6 @@ class FitResult:
     skipped: int = 0
 
 
-def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataLoader, DataLoader, EpochShardSampler]:
-    """Loaders whose batches depend only on ``(seed, epoch)``; validation is sharded, not padded.
-
-    The training set is wrapped in :class:`~ldwseg.engine.sampling.SeededSamples`: call
-    ``train_loader.dataset.set_epoch(epoch)`` with ``sampler.set_epoch(epoch)``.
-    """
-    t, train, val = cfg.train, data.train, data.val
-    if len(train) == 0:
-        raise ConfigError("the training split is empty; check --data-root and the split file")
-    sampler = EpochShardSampler(len(train), seed=t.seed, rank=dist_info.rank, world=dist_info.world_size)
-    workers = cfg.data.num_workers
-    common = {"num_workers": workers, "worker_init_fn": worker_init, "persistent_workers": False}
-    train_loader = DataLoader(
-        SeededSamples(train, t.seed), batch_size=t.batch_size, sampler=sampler,
-        drop_last=len(sampler) >= 2 * t.batch_size, **common,
-    )  # fmt: skip
-    val_sampler = EpochShardSampler(
-        len(val), shuffle=False, rank=dist_info.rank, world=dist_info.world_size, pad=False
-    )
-    val_loader = DataLoader(val, batch_size=t.val_batch_size, sampler=val_sampler, collate_fn=data.collate, **common)
-    return train_loader, val_loader, sampler
-
-
-def build_model(cfg: Config, out_channels: int) -> nn.Module:
-    """The network of ``cfg.model`` with ``out_channels`` outputs: the UNet or an smp arch
-    (:func:`~ldwseg.models.arch.build_network`, which checkpoints are rebuilt with too).
-
-    Most smp networks pad their input to a multiple of the encoder's output stride; a
-    ``data.crop_size`` that is not one then trains on padded crops, which a warning says.
-    DeepLabV3+ is refused with batches of one image: the BatchNorm of its image-pooling
-    branch would see one value per channel.
-    """
-    if cfg.model.arch == "smp-deeplabv3plus" and cfg.train.batch_size < 2:
-        raise ConfigError(
-            "model.arch=smp-deeplabv3plus needs train.batch_size >= 2 (the BatchNorm of its image-pooling branch "
-            f"sees one value per image), got {cfg.train.batch_size}; use --batch-size 2 or more"
-        )
-    model = build_network(cfg.model, 3, out_channels)
-    multiple = input_multiple(model)
-    if isinstance(model, SMPSegmenter) and model.pads and cfg.data.crop_size % multiple:
-        padded = -(-cfg.data.crop_size // multiple) * multiple
-        log.warning(
-            "data.crop_size=%d is not a multiple of %d (the output stride of model.encoder=%s): %s pads every crop "
-            "to %d; --set data.crop_size=%d trains on what it computes", cfg.data.crop_size, multiple,
-            cfg.model.encoder, cfg.model.arch, padded, padded,
-        )
-    return model
-
-
 def _scaler(precision: Precision) -> torch.amp.GradScaler | None:
     """The loss scaler fp16 needs against gradient underflow (refused off CUDA, see ``check_precision``)."""
     check_precision(precision.device, precision.amp)
@@ -150,8 +100,10 @@ def _scaler(precision: Precision) -> torch.amp.GradScaler | None:
 class _Run:
     """Everything one training run holds, from :func:`_prepare` to :func:`_finish`.
 
-    ``model`` is the bare UNet (what checkpoints store); ``net`` is what trains, the model
-    itself or its DDP wrapper. ``best`` and ``last_score`` are updated by :func:`_validate`.
+    ``model`` is the bare UNet; ``net`` is what trains, the model itself or its DDP wrapper;
+    ``ema`` the moving average of ``model``'s weights (``train.ema_decay``, else ``None``).
+    ``scored`` is what validation scores and checkpoints store: the average when there is
+    one, else ``model``. ``best`` and ``last_score`` are updated by :func:`_validate`.
     """
 
     task: Task
@@ -174,7 +126,12 @@ class _Run:
     metric_log: MetricLog
     start: ResumePoint
     best: dict[str, Any]
+    ema: WeightAverage | None = None
     last_score: float | None = None
+
+    @property
+    def scored(self) -> nn.Module:
+        return self.model if self.ema is None else self.ema.module
 
 
 def fit(
@@ -239,14 +196,15 @@ def _prepare(
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, t.epochs)
-    start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume)
+    ema = build_weight_average(model, t.ema_decay)
+    start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume, ema=ema)
     net: nn.Module = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     criterion = task.criterion(cfg)
     scaler = _scaler(precision)
     saver = RunSaver(
-        out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id
+        out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id, ema=ema
     )
     metric_log = MetricLog(out, enabled=dist_info.is_main, start_epoch=start.epoch)
     if dist_info.is_main:
@@ -255,7 +213,7 @@ def _prepare(
         task=task, cfg=cfg, out=out, dist_info=dist_info, precision=precision, stop=stop, data=data,
         train_loader=train_loader, val_loader=val_loader, sampler=sampler, model=model, net=net, optimizer=optimizer,
         scheduler=scheduler, criterion=criterion, scaler=scaler, saver=saver, metric_log=metric_log,
-        start=start, best=start.best,
+        start=start, best=start.best, ema=ema,
     )  # fmt: skip
 
 
@@ -290,11 +248,16 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
     def labelled(batches: Iterable) -> Iterable:
         return progress(batches, f"epoch {epoch + 1}/{t.epochs}")
 
+    def after_step(done: EpochProgress) -> None:
+        if run.ema is not None:
+            run.ema.update()  # before the watch, which may checkpoint this step
+        watch(done)
+
     try:
         stats = train_one_epoch(
             run.net, run.train_loader, run.optimizer, run.criterion, precision=run.precision,
             wavelet_weight=t.wavelet_weight, scaler=run.scaler, max_steps=t.max_steps_per_epoch,
-            progress=labelled if progress else None, start=begin, after_step=watch,
+            progress=labelled if progress else None, start=begin, after_step=after_step,
         )  # fmt: skip
     except RuntimeError as err:
         if run.stop.signal is None or peer_lost(err, run.dist_info) is not None:
@@ -310,13 +273,15 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
 
 def _validate(run: _Run, epoch: int) -> dict[str, float]:
     """Score the model; a new best is saved as ``best.safetensors``. Returns the ``val_*`` entries of the row."""
-    result = run.task.evaluate(run.net, run.val_loader, precision=run.precision, data=run.data)
+    result = run.task.evaluate(
+        run.net if run.ema is None else run.ema.module, run.val_loader, precision=run.precision, data=run.data
+    )
     run.last_score = float(result[run.task.score])
     if run.last_score > run.best["score"]:
         run.best = {"score": run.last_score, "epoch": epoch}
         if run.dist_info.is_main:
             path = run.out / "best.safetensors"
-            save_run_checkpoint(path, run.model, run.cfg, run.data.record, epoch=epoch, metrics=result)
+            save_run_checkpoint(path, run.scored, run.cfg, run.data.record, epoch=epoch, metrics=result)
     return {f"val_{k}": v for k, v in result.items() if isinstance(v, float)}
 
 

@@ -18,6 +18,7 @@ from ..config import Config
 from ..models import UNet
 from .checkpoints import ResumePoint, apply_resume_state, read_resume_state
 from .distributed import DistInfo, from_main
+from .ema import WeightAverage
 from .run_folder import check_new_run
 from .sync_bn import convert_sync_batchnorm
 
@@ -39,9 +40,11 @@ def sync_batchnorm(model: UNet, dist_info: DistInfo, device: torch.device) -> UN
 
 
 def resume_point(
-    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, dist_info: DistInfo, *, resume: bool
-) -> ResumePoint:
-    """Where the run starts: the beginning, or the state saved in ``out``, loaded into the objects.
+    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, dist_info: DistInfo, *, resume: bool,
+    ema: WeightAverage | None = None,
+) -> ResumePoint:  # fmt: skip
+    """Where the run starts: the beginning, or the state saved in ``out``, loaded into the objects
+    (``ema``: the run's weight average, if it keeps one).
 
     The run resumes with ``resume``, or when ``torchrun`` restarted it and ``out`` holds a
     checkpoint of this torchrun run. Rank 0 reads the file and sends it to every rank.
@@ -49,7 +52,9 @@ def resume_point(
     state = from_main(lambda: saved_state(cfg, out, dist_info, resume=resume), dist_info)
     if state is None:
         return ResumePoint()
-    start = apply_resume_state(state, model, optimizer, scheduler, rank=dist_info.rank, world=dist_info.world_size)
+    start = apply_resume_state(
+        state, model, optimizer, scheduler, rank=dist_info.rank, world=dist_info.world_size, ema=ema
+    )
     best = "" if start.best["epoch"] < 0 else f" (best {score} so far {start.best['score']:.4f})"
     restart = "" if resume else f"torchrun restart {dist_info.restart}: "
     if start.epoch >= cfg.train.epochs:

@@ -2,7 +2,8 @@
 
 A folder that holds a run's checkpoints is refused to a new run (:func:`check_new_run`):
 continue it (``--resume``), replace it (``--overwrite``: :func:`clear_run` first) or train
-elsewhere. ``ldwseg compare``, ``sweep`` and ``ablate`` resume their own runs instead.
+elsewhere. ``ldwseg compare``, ``sweep`` and ``ablate`` resume their own runs instead, when
+the run there has their settings (:func:`check_same_settings`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import yaml
+
+from ..config import Config
 from ..errors import ConfigError
 from .runlock import RunLock
 
-__all__ = ["CHECKPOINT_FILES", "RUN_FILES", "check_new_run", "clear_run", "written_files"]
+__all__ = ["CHECKPOINT_FILES", "RUN_FILES", "check_new_run", "check_same_settings", "clear_run", "written_files"]
 
 CHECKPOINT_FILES = ("best.safetensors", "last.safetensors", "last.state.pt")
 """The files whose presence means that a folder holds a run (what a new run would replace)."""
@@ -42,6 +46,27 @@ def check_new_run(out: str | Path) -> None:
     raise ConfigError(
         f"{out} holds an earlier run ({', '.join(found)}); {resume}--overwrite to replace it, or choose another --out"
     )
+
+
+def check_same_settings(out: str | Path, cfg: Config, *, whose: str) -> None:
+    """Refuse to go on with the run in ``out`` unless its ``config.yaml`` holds ``cfg`` (no file: nothing to check).
+
+    The stored file is read as a config on top of today's defaults, so a field that a later
+    ldwseg added (absent from the file) counts as its default, which is what that run trained with.
+
+    Raises:
+        ConfigError: the settings differ (``whose``: whose settings they should be, for the message).
+    """
+    stored = Path(out) / "config.yaml"
+    if not stored.is_file():
+        return
+    raw = yaml.safe_load(stored.read_text())
+    try:
+        same = Config.from_dict(raw, source=str(stored), validate=False).to_dict() == cfg.to_dict()
+    except ConfigError:
+        same = False
+    if not same:
+        raise ConfigError(f"{out} holds a run with other settings than {whose}; give another --out, or remove {out}")
 
 
 def clear_run(out: str | Path) -> list[str]:

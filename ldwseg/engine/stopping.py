@@ -22,6 +22,7 @@ from ..config import Config
 from ..errors import Interrupted
 from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo
+from .ema import WeightAverage
 from .epoch import EpochProgress, NonFiniteLossError
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
 
@@ -61,13 +62,17 @@ def non_finite_loss(err: NonFiniteLossError, out: Path) -> NonFiniteLossError:
 
 class RunSaver:
     """Writes ``last.state.pt`` + ``last.safetensors`` (rank 0 only) every ``train.checkpoint_every``
-    steps, every ``train.checkpoint_minutes`` and whenever :meth:`save` is called."""
+    steps, every ``train.checkpoint_minutes`` and whenever :meth:`save` is called.
+
+    With a weight average (``ema``), ``last.safetensors`` holds the averaged weights, the ones
+    the run validates; ``last.state.pt`` holds both.
+    """
 
     def __init__(
         self, out: Path, model: nn.Module, optimizer, scheduler, cfg: Config, record: dict, *, is_main: bool,
-        run_id: str | None = None,
+        run_id: str | None = None, ema: WeightAverage | None = None,
     ) -> None:  # fmt: skip
-        self.out, self.model, self.optimizer, self.scheduler = out, model, optimizer, scheduler
+        self.out, self.model, self.optimizer, self.scheduler, self.ema = out, model, optimizer, scheduler, ema
         self.cfg, self.record, self.is_main, self.run_id = cfg, record, is_main, run_id
         self.every = cfg.train.checkpoint_every
         self.seconds = cfg.train.checkpoint_minutes * 60.0
@@ -84,11 +89,13 @@ class RunSaver:
             return
         state = self.out / "last.state.pt"  # first: resuming reads only this file
         save_resume_state(
-            state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task, run_id=self.run_id
+            state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task, run_id=self.run_id,
+            ema=self.ema,
         )
         epoch = point.epoch if point.step else point.epoch - 1
         weights = self.out / "last.safetensors"
-        save_run_checkpoint(weights, self.model, self.cfg, self.record, epoch=epoch, metrics=metrics)
+        delivered = self.model if self.ema is None else self.ema.module
+        save_run_checkpoint(weights, delivered, self.cfg, self.record, epoch=epoch, metrics=metrics)
 
 
 class StepWatch:

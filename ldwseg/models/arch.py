@@ -1,7 +1,7 @@
 """The network of a run by ``model.arch``: the paper's UNet, or an smp architecture.
 
 :func:`build_network` is the one place that turns a spec (a config's ``model`` section)
-into a model: training (:func:`ldwseg.engine.fit.build_model`) and every command that
+into a model: training (:func:`ldwseg.engine.build.build_model`) and every command that
 rebuilds a checkpoint (:func:`ldwseg.engine.checkpoints.load_run_model`) go through it,
 so a checkpoint's stored config is all it takes to rebuild its network.
 

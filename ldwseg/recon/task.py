@@ -54,6 +54,8 @@ class ReconstructionTask:
         "train.epochs": 24,
         "train.batch_size": 4,
         "optim.schedule": "cosine",
+        # the average of the last ~200 steps: +0.84 dB val in every seed (docs/results.md)
+        "train.ema_decay": 0.995,
     }
 
     def data(self, cfg: Config) -> TaskData:

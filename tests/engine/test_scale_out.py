@@ -24,7 +24,7 @@ from ldwseg.cli import app
 from ldwseg.config import apply_overrides
 from ldwseg.engine.checkpoints import save_run_checkpoint
 from ldwseg.engine.distributed import DistInfo
-from ldwseg.engine.fit import build_model, get_loaders
+from ldwseg.engine.build import build_model, get_loaders
 from ldwseg.engine.sync_bn import SyncBatchNorm2d, convert_sync_batchnorm
 from ldwseg.tasks import get_task, load_config
 

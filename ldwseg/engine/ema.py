@@ -1,0 +1,50 @@
+"""An exponential moving average of the weights, the model a run validates and delivers.
+
+After every optimizer step, ``ema = decay * ema + (1 - decay) * w`` for every parameter and
+buffer (BatchNorm's running statistics included, so the averaged network carries statistics
+that match its averaged weights). Averaging the last ~``1 / (1 - decay)`` steps smooths the
+step-to-step noise of a small batch: a single checkpoint of a short reconstruction run can
+swing by several dB between epochs, the average of its recent weights much less (Polyak and
+Juditsky's averaging; the ``ModelEma`` of timm and mmengine). The arithmetic is torch's
+:class:`~torch.optim.swa_utils.AveragedModel` with its EMA update; the first update copies
+the weights, so the average never holds the untrained initialisation.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+__all__ = ["WeightAverage", "build_weight_average"]
+
+
+class WeightAverage:
+    """The moving average of ``model``'s weights with ``decay`` in (0, 1).
+
+    ``model`` is the bare network (not a DDP wrapper); :attr:`module` is the averaged copy,
+    of the same class, which is what validation scores and checkpoints store.
+    """
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.source = model
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+        self.averaged.requires_grad_(False)
+
+    @property
+    def module(self) -> nn.Module:
+        return self.averaged.module
+
+    def update(self) -> None:
+        """Fold the source's current weights into the average (after an optimizer step)."""
+        self.averaged.update_parameters(self.source)
+
+    def state_dict(self) -> dict:
+        return self.averaged.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.averaged.load_state_dict(state)
+
+
+def build_weight_average(model: nn.Module, decay: float) -> WeightAverage | None:
+    """The average of ``model`` for ``train.ema_decay = decay``; ``None`` when 0 (off)."""
+    return WeightAverage(model, decay) if decay > 0 else None
