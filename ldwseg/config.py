@@ -44,9 +44,10 @@ class ModelConfig:
     :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
     initial wavelet (a fixed DWT), the control for learned filters.
 
-    The defaults are the design that led the like-for-like CamVid comparison at the
-    max-pool UNet's parameters (``docs/results.md``): ``ldw-grouped`` with the paired reverse
-    pool, db2 on the lattice (learnable, always orthogonal), no energy attention. The
+    The defaults are the design that led a first like-for-like CamVid campaign at the
+    max-pool UNet's parameters: ``ldw-grouped`` with the paired reverse pool, db2 on the
+    lattice (learnable, always orthogonal), no energy attention. In the full campaign
+    (``docs/results.md``) the efficient form (``down=ldw, efficient=true``) led; no design won. The
     paper-literal LDW-UNet is ``down=ldw, wavelet=haar, constraint=paper, attention=true``.
 
     ``arch="smp-*"`` is a segmentation_models_pytorch network on ``encoder`` with
