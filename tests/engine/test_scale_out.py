@@ -190,18 +190,20 @@ def test_sync_bn_on_two_gloo_ranks_trains_like_one_process_of_twice_the_batch(tm
     assert one.returncode == 0, one.stderr[-3000:]
     (weights, rows), (ref_weights, ref_rows) = final_state(synced), final_state(alone)
     # Equal to float32 rounding only: the ranks add the same numbers in another order (BatchNorm
-    # sums of two half batches, DDP's average of two gradients). Measured after 18 Adam steps
-    # (lr 2e-3): 2.2e-6 at most on the weights, 5e-7 on the running statistics, 2e-8 on the losses,
-    # the val metrics equal. Without the global cross-entropy normalisation the gaps were 2.2e-2,
-    # 4e-2 and 5e-3, and 1.2e-4 on mIoU. A val pixel whose two largest logits lie within rounding
-    # may change class: one pixel of the 16 val images of 128 x 128 is 3.8e-6 of pixel accuracy and
-    # about as much of mIoU, so 1e-5 lets two such pixels through.
+    # sums of two half batches, DDP's average of two gradients), and Adam amplifies it: where a
+    # gradient is within rounding of zero, m / sqrt(v) is still of order 1, so that weight may move
+    # by up to lr = 2e-3 per step in one run and not the other. After 18 steps the largest weight
+    # gap was 2.2e-6 on one machine and 2.9e-3 on another (the losses 2e-8 and 6e-6 apart, the val
+    # metrics equal on both). Without the global cross-entropy normalisation the gaps were 2.2e-2 on
+    # the weights and 5e-3 on the losses, which these bounds still catch. A val pixel whose two
+    # largest logits lie within rounding may change class: one pixel of the 16 val images of
+    # 128 x 128 is 3.8e-6 of pixel accuracy and about as much of mIoU, so 1e-5 lets two through.
     assert weights.keys() == ref_weights.keys()
     for name in weights:
-        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=2e-5, msg=name)
+        torch.testing.assert_close(weights[name], ref_weights[name], rtol=0, atol=1e-2, msg=name)
     assert [(r["epoch"], r["lr"]) for r in rows] == [(r["epoch"], r["lr"]) for r in ref_rows]
     for row, ref in zip(rows, ref_rows):
-        for key, tolerance in [("train_loss", 1e-6), ("task_loss", 1e-6), ("wavelet_loss", 1e-6),
+        for key, tolerance in [("train_loss", 1e-4), ("task_loss", 1e-4), ("wavelet_loss", 1e-4),
                                ("val_miou", 1e-5), ("val_pixel_acc", 1e-5)]:  # fmt: skip
             assert abs(float(row[key]) - float(ref[key])) <= tolerance, (row["epoch"], key, row[key], ref[key])
 
