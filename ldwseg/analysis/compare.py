@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 from ..config import Config, apply_overrides
 from ..engine.logs import log_label
 from ..engine.run_folder import check_same_settings

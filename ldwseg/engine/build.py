@@ -66,12 +66,7 @@ def build_model(cfg: Config, out_channels: int) -> nn.Module:
         padded = -(-cfg.data.crop_size // multiple) * multiple
         log.warning(
             "data.crop_size=%d is not a multiple of %d (the output stride of model.encoder=%s): %s pads every crop "
-            "to %d; --set data.crop_size=%d trains on what it computes",
-            cfg.data.crop_size,
-            multiple,
-            cfg.model.encoder,
-            cfg.model.arch,
-            padded,
-            padded,
-        )
+            "to %d; --set data.crop_size=%d trains on what it computes", cfg.data.crop_size, multiple,
+            cfg.model.encoder, cfg.model.arch, padded, padded,
+        )  # fmt: skip
     return model

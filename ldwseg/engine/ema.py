@@ -15,7 +15,7 @@ from __future__ import annotations
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-__all__ = ["WeightAverage", "build_weight_average"]
+__all__ = ["WeightAverage", "build_weight_average", "delivered"]
 
 
 class WeightAverage:
@@ -41,10 +41,12 @@ class WeightAverage:
     def state_dict(self) -> dict:
         return self.averaged.state_dict()
 
-    def load_state_dict(self, state: dict) -> None:
-        self.averaged.load_state_dict(state)
-
 
 def build_weight_average(model: nn.Module, decay: float) -> WeightAverage | None:
     """The average of ``model`` for ``train.ema_decay = decay``; ``None`` when 0 (off)."""
     return WeightAverage(model, decay) if decay > 0 else None
+
+
+def delivered(model: nn.Module, ema: WeightAverage | None) -> nn.Module:
+    """The network a run validates and stores in its checkpoints: the average when it keeps one."""
+    return model if ema is None else ema.module

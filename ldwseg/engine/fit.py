@@ -56,7 +56,7 @@ from .distributed import (
     main_rank_logs,
     peer_lost,
 )  # fmt: skip
-from .ema import WeightAverage, build_weight_average
+from .ema import WeightAverage, build_weight_average, delivered
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
@@ -131,7 +131,7 @@ class _Run:
 
     @property
     def scored(self) -> nn.Module:
-        return self.model if self.ema is None else self.ema.module
+        return delivered(self.model, self.ema)
 
 
 def fit(

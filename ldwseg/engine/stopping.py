@@ -22,7 +22,7 @@ from ..config import Config
 from ..errors import Interrupted
 from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo
-from .ema import WeightAverage
+from .ema import WeightAverage, delivered
 from .epoch import EpochProgress, NonFiniteLossError
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
 
@@ -94,8 +94,9 @@ class RunSaver:
         )
         epoch = point.epoch if point.step else point.epoch - 1
         weights = self.out / "last.safetensors"
-        delivered = self.model if self.ema is None else self.ema.module
-        save_run_checkpoint(weights, delivered, self.cfg, self.record, epoch=epoch, metrics=metrics)
+        save_run_checkpoint(
+            weights, delivered(self.model, self.ema), self.cfg, self.record, epoch=epoch, metrics=metrics
+        )
 
 
 class StepWatch:
