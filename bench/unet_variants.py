@@ -31,6 +31,8 @@ VARIANTS = [
     ("spd-hwd", "shuffle", False),
     ("ldw-grouped", "ldw", False),
     ("spd-grouped", "shuffle", False),
+    ("ldw-efficient", "ldw", False),
+    ("spd-efficient", "shuffle", False),
     ("ldw-shortcut", "ldw", False),
     ("spd-shortcut", "shuffle", False),
     ("maxpool-detail", "unpool-detail", False),

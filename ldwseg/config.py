@@ -42,12 +42,14 @@ class ModelConfig:
     builds the model. ``arch="unet"`` is the paper's UNet (:func:`~ldwseg.models.build_unet`):
     ``down`` and ``up`` name blocks of :data:`~ldwseg.models.DOWNSAMPLERS` and
     :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
-    initial wavelet (a fixed DWT), the control for learned filters.
+    initial wavelet (a fixed DWT), the control for learned filters. ``norm="affine"``
+    replaces the UNet's BatchNorm by a learned per-channel scale and shift
+    (:mod:`ldwseg.models.norm`; the autoencoder's default).
 
-    The defaults are the design that led a first like-for-like CamVid campaign at the
-    max-pool UNet's parameters: ``ldw-grouped`` with the paired reverse pool, db2 on the
-    lattice (learnable, always orthogonal), no energy attention. In the full campaign
-    (``docs/results.md``) the efficient form (``down=ldw, efficient=true``) led; no design won. The
+    The defaults are the design that led the like-for-like CamVid and DRIVE studies at the
+    max-pool UNet's parameters (``docs/results.md``; no design won by its rule):
+    ``ldw-efficient`` (a 1x1 conv ``C -> C/4``, then the pool) with the paired reverse pool,
+    db2 on the lattice (learnable, always orthogonal), no energy attention. The
     paper-literal LDW-UNet is ``down=ldw, wavelet=haar, constraint=paper, attention=true``.
 
     ``arch="smp-*"`` is a segmentation_models_pytorch network on ``encoder`` with
@@ -55,7 +57,7 @@ class ModelConfig:
     :mod:`ldwseg.models.smp_net` (``up``, ``base_width`` and ``depth`` are the UNet's alone).
     """
 
-    down: str = "ldw-grouped"
+    down: str = "ldw-efficient"
     up: str = "ldw"
     base_width: int = 16
     depth: int = 4
@@ -64,6 +66,7 @@ class ModelConfig:
     constraint: str = "lattice"
     attention: bool = False
     efficient: bool = False
+    norm: str = "batch"
     skip: bool = True
     learn_filters: bool = True
     arch: str = "unet"

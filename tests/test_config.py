@@ -1,5 +1,6 @@
 """Typed configs: YAML files, overrides, validation messages."""
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -31,7 +32,7 @@ def test_ldw_configs_are_the_default_design_and_differ_from_their_baseline_only_
     default = Config().model
     for ldw, baseline in (("voc12_unet_ldw.yaml", "voc12_unet_maxpool.yaml"), ("camvid_unet_ldw.yaml", "camvid_unet_maxpool.yaml")):
         a, b = (load_config(CONFIGS[0].parent / name) for name in (ldw, baseline))
-        fields = ("down", "up", "wavelet", "constraint", "attention")
+        fields = ("down", "up", "wavelet", "constraint", "attention", "efficient", "norm")
         assert [getattr(a.model, f) for f in fields] == [getattr(default, f) for f in fields]
         assert (b.model.down, b.model.up) == ("maxpool", "deconv")
         assert (a.data, a.optim, a.train.epochs, a.model.base_width) == (b.data, b.optim, b.train.epochs, b.model.base_width)
@@ -40,8 +41,10 @@ def test_ldw_configs_are_the_default_design_and_differ_from_their_baseline_only_
 def test_recon_long_is_the_recon_default_model_and_data_trained_longer():
     default = load_config(None, ["train.task=recon"])
     long = load_config(CONFIGS[0].parent / "recon_long.yaml")
-    assert (long.train.task, long.model, long.data) == ("recon", default.model, default.data)
+    assert (long.train.task, long.data, long.model.norm) == ("recon", default.data, "batch")
+    assert dataclasses.replace(long.model, norm=default.model.norm) == default.model
     assert (default.model.down, default.model.up, default.optim.schedule) == ("ldw-ll", "ldw-detail", "cosine")
+    assert (default.model.norm, Config().model.norm) == ("affine", "batch")
     # steps per epoch are proportional to 1 / batch size: over 5x the default's steps
     assert long.train.epochs / long.train.batch_size > 5 * default.train.epochs / default.train.batch_size
 
@@ -85,7 +88,11 @@ def test_ldw_up_needs_ldw_down():
 
 def test_model_checks_are_the_unet_checks_with_model_names():
     with pytest.raises(ConfigError, match="model.efficient needs model.base_width divisible by 4, got 6"):
-        load_config(None, ["model.efficient=true", "model.base_width=6"])
+        load_config(None, ["model.down=ldw", "model.efficient=true", "model.base_width=6"])
+    with pytest.raises(ConfigError, match="model.down='ldw-efficient' needs input channels divisible by 4, but the"):
+        load_config(None, ["model.base_width=6"])  # the default design pools base_width / 4 channels
+    with pytest.raises(ConfigError, match="model.down='ldw-efficient' reduces the channels before its split already"):
+        load_config(None, ["model.efficient=true"])
     with pytest.raises(ConfigError, match="with model.down=maxpool choose model.up from deconv, shuffle"):
         load_config(None, ["model.down=maxpool", "model.up=ldw-detail"])
     with pytest.raises(ConfigError, match="model.down='ldw-grouped' needs output channels divisible by 4, but the"):

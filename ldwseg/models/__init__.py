@@ -3,7 +3,8 @@
 ``splits`` holds the 2x2 splits (LDW pool, space-to-depth) and :class:`PoolOptions`,
 ``blocks`` the double conv, max pooling, LDW and the decoders, ``controls`` the
 downsamplers without a learnable wavelet, ``designs`` the equal-parameter LDW designs and
-their twins, ``blur`` Zhang's anti-aliasing blur; ``factory`` names the blocks
+their twins, ``blur`` Zhang's anti-aliasing blur, ``norm`` the UNet's normalisation (BatchNorm or a
+per-channel affine); ``factory`` names the blocks
 (:data:`DOWNSAMPLERS`, :data:`UPSAMPLERS`), ``unet`` builds and checks the UNet; ``convert`` puts LDW pooling into any CNN, with the
 blocks of ``ldw_downsample``.
 """

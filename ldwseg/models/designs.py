@@ -16,6 +16,11 @@ or fewer parameters with these designs:
   module for semantic segmentation", Pattern Recognition 2023). Twin: ``spd-hwd``.
 * ``ldw-grouped`` (:class:`LDWGroupedDown`): all subbands, the first conv grouped by
   subband, so it has exactly the max-pool conv's weights. Twin: ``spd-grouped``.
+* ``ldw-efficient`` (:class:`LDWEfficientDown`): all subbands of ``C/4`` channels, reduced
+  by a 1x1 conv before the pool, so the next conv sees ``C`` maps as after max pooling
+  (the paper's section 3.4; ``down=ldw, efficient=true``). The default of ``ldwseg
+  train``: the best equal-parameter design of the CamVid study (``docs/results.md``).
+  Twin: ``spd-efficient``.
 * ``ldw-shortcut`` (:class:`LDWShortcutDown`): the max-pool block with the LDW pool on a
   residual shortcut (the LDW authors' ``Bottleneck_LDW``, paper section 3.4 and Fig. 4).
   Twin: ``spd-shortcut``.
@@ -39,8 +44,8 @@ from .controls import SpaceToDepthTwin
 from .splits import make_attention, make_pool, make_split
 
 __all__ = [
-    "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWReducedDown", "LDWShortcutDown", "SPDGroupedDown",
-    "SPDReducedDown", "SPDShortcutDown",
+    "LDWEfficientDown", "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWReducedDown", "LDWShortcutDown", "SPDEfficientDown",
+    "SPDGroupedDown", "SPDReducedDown", "SPDShortcutDown",
 ]  # fmt: skip
 
 
@@ -125,6 +130,37 @@ class LDWGroupedDown(LDWDown):
 
 class SPDGroupedDown(SpaceToDepthTwin, LDWGroupedDown):
     """:class:`LDWGroupedDown` on the space-to-depth phases: ``spd-grouped``, the twin of ``ldw-grouped``."""
+
+
+class LDWEfficientDown(LDWDown):
+    """:class:`~ldwseg.models.blocks.LDWDown` with its reduction always on: a 1x1 conv
+    ``C -> C/4``, the pool (``C/4 -> C`` subbands), then the double conv on ``C`` maps.
+
+    ``down=ldw-efficient`` is ``down=ldw, efficient=true`` under its own name: the same
+    modules, so the same state dict. The conv after the pool has the max-pool conv's
+    weights; the 1x1 conv adds ``C^2 / 4`` per level (+0.3% at width 16, depth 4).
+
+    Args:
+        in_channels: input channels ``C``, divisible by 4.
+        out_channels: output channels.
+        pool: the options of the :class:`~ldwseg.LDWPool2d` and its attention.
+
+    Shape:
+        ``(N, C, H, W) -> (N, out_channels, ceil(H/2), ceil(W/2))``, and the subbands
+        ``(N, C, ceil(H/2), ceil(W/2))``.
+    """
+
+    options = ("pool",)
+    in_multiple = 4
+    reduces = True
+
+    def __init__(self, in_channels: int, out_channels: int, *, pool: PoolOptions = PoolOptions()) -> None:
+        super().__init__(in_channels, out_channels, pool=pool, efficient=True)
+
+
+class SPDEfficientDown(SpaceToDepthTwin, LDWEfficientDown):
+    """:class:`LDWEfficientDown` on the space-to-depth phases: ``spd-efficient``, the twin of ``ldw-efficient``
+    (``down=spd, efficient=true``)."""
 
 
 class LDWShortcutDown(DownBlock):

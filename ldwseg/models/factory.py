@@ -17,11 +17,13 @@ from .blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDow
 from .bypass import MaxPoolDetailDown, ResidualUp
 from .controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
 from .designs import (
+    LDWEfficientDown,
     LDWGroupedDown,
     LDWLowBandDown,
     LDWMaxBlurDown,
     LDWReducedDown,
     LDWShortcutDown,
+    SPDEfficientDown,
     SPDGroupedDown,
     SPDReducedDown,
     SPDShortcutDown,
@@ -45,6 +47,8 @@ DOWNSAMPLERS: dict[str, type[DownBlock]] = {
     "spd-hwd": SPDReducedDown,
     "ldw-grouped": LDWGroupedDown,
     "spd-grouped": SPDGroupedDown,
+    "ldw-efficient": LDWEfficientDown,
+    "spd-efficient": SPDEfficientDown,
     "ldw-shortcut": LDWShortcutDown,
     "spd-shortcut": SPDShortcutDown,
     "maxpool-detail": MaxPoolDetailDown,
@@ -122,6 +126,10 @@ def _lacks(down: type[DownBlock], up: type[UpBlock]) -> str:
 
 
 def _check_efficient(down: str, block: type[DownBlock], prefix: str) -> None:
+    if block.reduces:
+        raise ConfigError(
+            f"{prefix}down={down!r} reduces the channels before its split already; set {prefix}efficient=false"
+        )
     if "efficient" not in block.options:
         takes = [name for name, other in DOWNSAMPLERS.items() if "efficient" in other.options]
         raise ConfigError(
@@ -134,8 +142,8 @@ def check_down_options(down: str, *, efficient: bool, base_width: int, prefix: s
     """Raise a :class:`~ldwseg.errors.ConfigError` if ``down`` cannot take these options.
 
     ``efficient`` needs a block with a 1x1 reduction before its split and ``base_width``
-    divisible by 4; a block whose output channels must be a multiple of ``m`` needs
-    ``2 * base_width`` (the first level's) divisible by ``m``.
+    divisible by 4; a block whose input or output channels must be a multiple of ``m``
+    needs ``base_width`` or ``2 * base_width`` (the first level's) divisible by ``m``.
     """
     block = get_down(down, label=f"{prefix}down")
     if efficient:
@@ -143,6 +151,11 @@ def check_down_options(down: str, *, efficient: bool, base_width: int, prefix: s
         if base_width % 4:
             # level i pools base_width * 2^i / 4 channels
             raise ConfigError(f"{prefix}efficient needs {prefix}base_width divisible by 4, got {base_width}")
+    if base_width % block.in_multiple:
+        raise ConfigError(
+            f"{prefix}down={down!r} needs input channels divisible by {block.in_multiple}, but the first level "
+            f"has {prefix}base_width = {base_width}; use a {prefix}base_width divisible by {block.in_multiple}"
+        )
     if (2 * base_width) % block.out_multiple:
         raise ConfigError(
             f"{prefix}down={down!r} needs output channels divisible by {block.out_multiple}, but the first level "

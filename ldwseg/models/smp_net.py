@@ -6,7 +6,7 @@
 
 ``model.down`` chooses the encoder's downsampling (:data:`SMP_DOWN`): ``"maxpool"`` keeps
 the encoder as smp builds it; ``"ldw"`` (or any LDW design of the UNet, such as the default
-``"ldw-grouped"``) converts it with :func:`~ldwseg.models.convert.convert`:
+``"ldw-efficient"``) converts it with :func:`~ldwseg.models.convert.convert`:
 every stride-2 max or average pool and every stride-2 conv becomes an LDW block with the
 pool options of the spec (wavelet, kernel size, constraint, attention, learned filters).
 A layer that ``convert`` cannot replace is left as it is (with a warning); an encoder
@@ -24,13 +24,13 @@ from __future__ import annotations
 import difflib
 from typing import Any, Protocol
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, LDWSegError
 from ..pooling import CONSTRAINTS, initial_filters
 from .convert import convert, converted_layers
 from .factory import DOWNSAMPLERS, check_choice
+from .padding import run_padded
 from .unet import PoolSpec
 
 __all__ = [
@@ -58,7 +58,7 @@ DECODER_UPSAMPLING = {
 
 SMP_DOWN = ("ldw", "maxpool")
 """The ``model.down`` values of an smp arch: convert the encoder to LDW blocks, or keep it as smp builds it.
-The UNet's other LDW designs (``ldw-grouped``, the default, ``ldw-ll``, ...) convert it as ``ldw`` does."""
+The UNet's other LDW designs (``ldw-efficient``, the default, ``ldw-grouped``, ...) convert it as ``ldw`` does."""
 
 
 def converts(down: str) -> bool:
@@ -82,6 +82,7 @@ class SMPSpec(PoolSpec, Protocol):
     down: str
     skip: bool
     efficient: bool
+    norm: str
 
 
 class SMPSegmenter(nn.Module):
@@ -111,11 +112,7 @@ class SMPSegmenter(nn.Module):
         self.pads = bool(getattr(model, "requires_divisible_input_shape", True))
 
     def forward(self, x: Tensor) -> Tensor:
-        if not self.pads:
-            return self.net(x)
-        height, width, m = x.shape[-2], x.shape[-1], self.multiple
-        padded = F.pad(x, (0, (m - width % m) % m, 0, (m - height % m) % m))
-        return self.net(padded)[..., :height, :width]
+        return run_padded(self.net, x, self.multiple) if self.pads else self.net(x)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -179,7 +176,8 @@ def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
     """Raise a :class:`~ldwseg.errors.ConfigError` if :func:`build_smp` cannot build ``spec``.
 
     Checks the arch, the encoder name and its weights, ``down`` (one of :data:`SMP_DOWN`),
-    the UNet options that an smp network cannot honour (``skip=False``, ``efficient=True``)
+    the UNet options that an smp network cannot honour (``skip=False``, ``efficient=True``,
+    ``norm`` other than ``"batch"``)
     and, for ``down="ldw"``, the pool options. Whether smp's architecture accepts the
     encoder (DeepLabV3+ needs one that can be dilated) is known only once it is built.
     """
@@ -199,6 +197,11 @@ def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
         raise ConfigError(
             f"{prefix}efficient=true reduces the channels before the UNet's 2x2 splits; {arch} has none, "
             f"set {prefix}efficient=false"
+        )
+    if spec.norm != "batch":
+        raise ConfigError(
+            f"{prefix}norm={spec.norm!r} replaces the UNet's BatchNorm; {arch} keeps its encoder's and decoder's "
+            f"own, set {prefix}norm=batch"
         )
     _check_encoder(spec.encoder, prefix)
     _check_weights(spec.encoder, spec.encoder_weights, prefix)

@@ -10,6 +10,7 @@ from ..errors import ConfigError
 from ..pooling import CONSTRAINTS, initial_filters
 from .blocks import DoubleConv, PoolOptions
 from .factory import check_choice, check_down_options, check_pairing, create_down, create_up, get_down
+from .norm import NORMS, replace_batchnorm
 
 __all__ = ["MAX_PARAMETERS", "UNet", "UNetSpec", "build_unet", "check_unet", "check_unet_spec", "unet_parameters"]
 
@@ -40,6 +41,8 @@ class UNet(nn.Module):
             so that everything passes through the pools and their reverse pools).
         efficient: 1x1 conv C -> C/4 before each 2x2 split (paper section 3.4) of the
             blocks that have one (``ldw``, ``spd``, ...); needs ``base_width`` divisible by 4.
+        norm: ``"batch"`` (BatchNorm after every conv) or ``"affine"`` (a learned
+            per-channel scale and shift in its place, :mod:`~ldwseg.models.norm`).
         pool: the options of every LDW pool.
 
     Raises:
@@ -70,10 +73,11 @@ class UNet(nn.Module):
         up: str = "ldw",
         skip: bool = True,
         efficient: bool = False,
+        norm: str = "batch",
         pool: PoolOptions = PoolOptions(),
     ) -> None:
         super().__init__()
-        check_unet(base_width=base_width, depth=depth, down=down, up=up, efficient=efficient, pool=pool)
+        check_unet(base_width=base_width, depth=depth, down=down, up=up, efficient=efficient, pool=pool, norm=norm)
         widths = [base_width * 2**i for i in range(depth + 1)]
         self.stem = DoubleConv(in_channels, widths[0])
         self.downs = nn.ModuleList(
@@ -84,6 +88,8 @@ class UNet(nn.Module):
             for level in reversed(range(depth))
         )
         self.head = nn.Conv2d(widths[0], out_channels, 1)
+        if norm == "affine":
+            replace_batchnorm(self)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.stem(x)
@@ -109,7 +115,15 @@ def unet_parameters(base_width: int, depth: int) -> float:
 
 
 def check_unet(
-    *, base_width: int, depth: int, down: str, up: str, efficient: bool, pool: PoolOptions, prefix: str = ""
+    *,
+    base_width: int,
+    depth: int,
+    down: str,
+    up: str,
+    efficient: bool,
+    pool: PoolOptions,
+    norm: str = "batch",
+    prefix: str = "",
 ) -> None:
     """Raise a :class:`~ldwseg.errors.ConfigError` if :class:`UNet` cannot be built from these arguments.
 
@@ -121,6 +135,7 @@ def check_unet(
     down_block = get_down(down, label=f"{prefix}down")
     check_pairing(down, up, prefix=prefix)
     check_choice(f"{prefix}constraint", pool.constraint, CONSTRAINTS)
+    check_choice(f"{prefix}norm", norm, NORMS)
     for name, value in (("base_width", base_width), ("depth", depth)):
         if value < 1:
             raise ConfigError(f"{prefix}{name} must be >= 1, got {value}")
@@ -163,6 +178,7 @@ class UNetSpec(PoolSpec, Protocol):
     depth: int
     skip: bool
     efficient: bool
+    norm: str
 
 
 def _pool_options(spec: UNetSpec) -> PoolOptions:
@@ -176,7 +192,7 @@ def check_unet_spec(spec: UNetSpec, *, prefix: str = "") -> None:
     """:func:`check_unet` for the UNet that :func:`build_unet` makes of ``spec``."""
     check_unet(
         base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up, efficient=spec.efficient,
-        pool=_pool_options(spec), prefix=prefix,
+        pool=_pool_options(spec), norm=spec.norm, prefix=prefix,
     )
 
 
@@ -184,5 +200,5 @@ def build_unet(spec: UNetSpec, in_channels: int, out_channels: int) -> UNet:
     """The UNet that ``spec`` (for example a config's ``model`` section) describes."""
     return UNet(
         in_channels, out_channels, base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up,
-        skip=spec.skip, efficient=spec.efficient, pool=_pool_options(spec),
+        skip=spec.skip, efficient=spec.efficient, norm=spec.norm, pool=_pool_options(spec),
     )

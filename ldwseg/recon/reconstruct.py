@@ -26,6 +26,7 @@ from ..inference.tiling import TileOptions, apply_tiled
 from ..io import DEFAULT_MAX_PIXELS, load_image, output_format, quantize, save_image_stored
 from ..pooling.filters import WaveletSpec
 from ..pooling.multilevel import check_levels, is_perfect_reconstruction, wavelet_round_trip
+from .autoencode import autoencode
 from .quality import psnr, ssim
 
 __all__ = ["DEFAULT_LEVELS", "DEFAULT_WAVELET", "autoencoder_fn", "reconstruct_file", "reconstruct_image"]
@@ -177,13 +178,14 @@ def autoencoder_fn(model: nn.Module, device: torch.device) -> Callable[[Tensor],
 
     Gray images go through as three equal channels and come back as their mean; the
     alpha channel of RGBA images is passed through unchanged (the model sees RGB only).
+    The model runs on the image padded to its stride (:func:`~ldwseg.recon.autoencode.autoencode`).
     """
 
     @torch.no_grad()
     def run(x: Tensor) -> Tensor:
         channels = x.shape[1]
         rgb = x.repeat(1, 3, 1, 1) if channels == 1 else x[:, :3]
-        y = model(rgb.to(device)).float().clamp(0, 1).cpu()
+        y = autoencode(model, rgb.to(device)).float().clamp(0, 1).cpu()
         if channels == 1:
             return y.mean(1, keepdim=True)
         return torch.cat([y, x[:, 3:]], 1) if channels == 4 else y

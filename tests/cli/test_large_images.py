@@ -87,7 +87,7 @@ def huge_png(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def seg_checkpoint(tmp_path_factory) -> Path:
     # 2 channels, one level: about the cheapest LDW UNet (on CPU even 2-channel convolutions cost ~10 ns/px each)
-    return checkpoint(tmp_path_factory.mktemp("seg") / "seg.safetensors", "seg", base_width=2, depth=1, attention=False)
+    return checkpoint(tmp_path_factory.mktemp("seg") / "seg.safetensors", "seg", base_width=4, depth=1, attention=False)
 
 
 # --- tiling ----------------------------------------------------------------------------

@@ -127,6 +127,8 @@ def test_input_multiple(overrides, multiple):
          "model.down=ldw .* or model.down=maxpool"),
         (["model.arch=smp-unet", "model.skip=false"], "model.skip=false .* needs model.arch=unet"),
         (["model.arch=smp-unet", "model.efficient=true"], "set model.efficient=false"),
+        (["model.arch=smp-unet", "model.norm=affine"], "model.norm='affine' replaces the UNet's BatchNorm; .* set "
+         "model.norm=batch"),
         (["model.arch=smp-unet", "model.constraint=tight"], "model.constraint='tight' is not valid"),
         (["model.arch=smp-unet", "model.wavelet=db99"], "model.wavelet='db99' cannot be used"),
     ],

@@ -36,7 +36,8 @@ def test_every_down_block_halves_the_size_with_ceil(name, size):
     if block.stores_bands and block.band_kind == "residual":
         assert bands.shape == (2, 8, h, w)
     elif block.stores_bands:
-        assert bands.shape == (2, 32, (h + 1) // 2, (w + 1) // 2)
+        pooled = 8 // 4 if block.reduces else 8
+        assert bands.shape == (2, 4 * pooled, (h + 1) // 2, (w + 1) // 2)
     else:
         assert bands is None
 
@@ -53,7 +54,7 @@ def test_the_pairing_table():
     assert ups_for(DOWNSAMPLERS["spd"]) == ["deconv", "shuffle"]
     assert ups_for(DOWNSAMPLERS["ldw-ll"]) == ["deconv", "ldw", "ldw-detail", "shuffle"]
     assert downs_for(UPSAMPLERS["ldw-detail"]) == LDW_DOWNS
-    assert set(LDW_DOWNS) == {"ldw", "ldw-ll", "ldw-maxblur", "ldw-hwd", "ldw-grouped", "ldw-shortcut"}
+    assert set(LDW_DOWNS) == {"ldw", "ldw-ll", "ldw-maxblur", "ldw-hwd", "ldw-grouped", "ldw-efficient", "ldw-shortcut"}
 
 
 @pytest.mark.parametrize(("down", "up"), BAD_PAIRS)
@@ -72,6 +73,8 @@ def test_bad_pairs_are_refused_in_one_line_listing_the_valid_ones(down, up):
         ({"down": "spd-grouped", "base_width": 1}, "2 * base_width = 2; use a base_width divisible by 2"),
         ({"down": "blurpool", "efficient": True}, "efficient=true reduces the channels before the 2x2 split of down="),
         ({"down": "ldw-ll", "efficient": True}, "down='ldw-ll' has no such split, set efficient=false"),
+        ({"down": "ldw-efficient", "efficient": True}, "down='ldw-efficient' reduces the channels before its split already"),
+        ({"down": "spd-efficient", "base_width": 6}, "down='spd-efficient' needs input channels divisible by 4, but"),
         ({"down": "ldw-hwd", "pool": PoolOptions(wavelet="nosuch")}, "wavelet='nosuch' cannot be used"),
     ],
 )
@@ -156,7 +159,7 @@ def test_where_energy_attention_applies():
     assert channels == {
         "avgpool": [], "conv": [], "blurpool": [], "ldw-ll": [], "ldw-maxblur": [],
         "spd": [16], "ldw-hwd": [16], "spd-hwd": [16], "ldw-grouped": [16], "spd-grouped": [16],
-        "ldw-shortcut": [16], "spd-shortcut": [16], "maxpool-detail": [],
+        "ldw-efficient": [4], "spd-efficient": [4], "ldw-shortcut": [16], "spd-shortcut": [16], "maxpool-detail": [],
     }  # fmt: skip
 
 
@@ -184,6 +187,33 @@ def test_the_grouped_design_sees_one_subband_per_group():
     block.conv[0](bands)[:, :2].sum().backward()  # the first group of outputs
     per_band = bands.grad.abs().sum((0, 2, 3)).view(4, 4).sum(1)
     assert per_band[0] > 0 and torch.all(per_band[1:] == 0)
+
+
+@pytest.mark.parametrize(("name", "base"), [("ldw-efficient", "ldw"), ("spd-efficient", "spd")])
+def test_the_efficient_designs_are_their_base_block_with_efficient_on(name, base):
+    pool = PoolOptions(wavelet="db2", constraint="lattice", attention=False)
+    block = create_down(name, 8, 12, pool=pool).eval()
+    reference = create_down(base, 8, 12, pool=pool, efficient=True).eval()
+    reference.load_state_dict(block.state_dict())  # the same modules: the keys and shapes match
+    x = torch.randn(2, 8, 15, 12)
+    with torch.no_grad():
+        y, bands = block(x)
+        assert_close(y, reference(x)[0])
+        reduced = torch.einsum("oc,nchw->nohw", block.reduce.weight[:, :, 0, 0], x)  # the 1x1 conv C -> C/4
+        split = block.pool(reduced)
+        assert_close(y, block.conv(split))
+        if block.stores_bands:
+            assert_close(bands, split)
+    assert block.reduce.weight.shape == (2, 8, 1, 1)
+
+
+def test_the_efficient_design_adds_the_1x1_convs_to_the_max_pool_unet():
+    maxpool = UNet(3, 21, base_width=16, down="maxpool", up="deconv")
+    pool = PoolOptions(wavelet="db2", constraint="lattice", attention=False)
+    model = UNet(3, 21, base_width=16, down="ldw-efficient", up="deconv", pool=pool)
+    reductions = sum(c * c // 4 for c in (16, 32, 64, 128))  # a bias-free 1x1 conv C -> C/4 per level
+    assert count_parameters(model) == count_parameters(maxpool) + reductions + 4  # + one db2 angle per level
+    assert abs(count_parameters(model) / count_parameters(maxpool) - 1) < 0.005
 
 
 def test_the_shortcut_design_is_the_max_pool_block_plus_a_shortcut():

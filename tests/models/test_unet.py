@@ -118,14 +118,14 @@ def test_state_dict_keys_are_those_of_the_checkpoints():
 
 def test_build_unet_reads_any_flat_spec():
     spec = types.SimpleNamespace(
-        down="ldw", up="ldw-detail", base_width=4, depth=2, skip=False, efficient=True,
+        down="ldw", up="ldw-detail", base_width=4, depth=2, skip=False, efficient=True, norm="affine",
         wavelet="db2", kernel_size=4, constraint="lattice", attention=False, learn_filters=False,
     )
     torch.manual_seed(0)
     built = build_unet(spec, 3, 2)
     torch.manual_seed(0)
     direct = UNet(
-        3, 2, base_width=4, depth=2, down="ldw", up="ldw-detail", skip=False, efficient=True,
+        3, 2, base_width=4, depth=2, down="ldw", up="ldw-detail", skip=False, efficient=True, norm="affine",
         pool=PoolOptions(wavelet="db2", kernel_size=4, constraint="lattice", attention=False, learn_filters=False),
     )
     assert built.state_dict().keys() == direct.state_dict().keys()

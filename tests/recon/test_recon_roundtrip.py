@@ -278,3 +278,22 @@ def test_round_trip_on_shared_voc_and_camvid(shared_data, tmp_path):
     for source in voc + camvid:
         result = reconstruct_file(source, out=tmp_path / f"{source.stem}.png", levels=3, wavelet="db2")
         assert_written_equals_input(result, source, np.asarray(Image.open(source)))
+
+
+def test_an_autoencoder_runs_on_the_image_padded_to_its_stride():
+    """Every level of the UNet sees even sizes: the image is padded with its last row and column
+    to a multiple of 2**depth, and the reconstruction is cropped back."""
+    import torch.nn.functional as F
+
+    from ldwseg.models import UNet
+    from ldwseg.recon.autoencode import autoencode
+    from ldwseg.recon.reconstruct import autoencoder_fn
+
+    torch.manual_seed(0)
+    model = UNet(3, 3, base_width=4, depth=3, down="ldw-ll", up="ldw-detail", skip=False, norm="affine").eval()
+    x = torch.rand(1, 3, 21, 30)
+    with torch.no_grad():
+        reference = model(F.pad(x, (0, 2, 0, 3), mode="replicate"))[..., :21, :30]  # to 24 x 32
+        torch.testing.assert_close(autoencode(model, x), reference)
+        assert not torch.allclose(model(x), reference)  # unpadded, the pools pad the odd levels
+        torch.testing.assert_close(autoencoder_fn(model, torch.device("cpu"))(x), reference.clamp(0, 1))
