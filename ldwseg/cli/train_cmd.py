@@ -138,7 +138,8 @@ def train(
     down: Optional[str] = typer.Option(
         None, help="Downsampler: maxpool; ldw (the paper's, 63% more parameters); the controls avgpool, conv, "
         "blurpool, spd; the equal-parameter LDW designs ldw-efficient, ldw-grouped, ldw-ll, ldw-maxblur, ldw-hwd, "
-        "ldw-shortcut and their twins spd-efficient, spd-grouped, spd-hwd, spd-shortcut; maxpool-detail, max pooling with a detail bypass for up unpool-detail (see the README) "
+        "ldw-shortcut and their twins spd-efficient, spd-grouped, spd-hwd, spd-shortcut; maxpool-detail, max "
+        "pooling with a detail bypass for up unpool-detail (see the README) "
         "[default: {model.down}]."
     ),
     up: Optional[str] = typer.Option(

@@ -76,10 +76,9 @@ class DownBlock(nn.Module):
     pool's ``"residual"`` (for :class:`~ldwseg.models.bypass.ResidualUp`)."""
     out_multiple: ClassVar[int] = 1
     """What ``out_channels`` must be a multiple of."""
-    in_multiple: ClassVar[int] = 1
-    """What ``in_channels`` must be a multiple of."""
     reduces: ClassVar[bool] = False
-    """Whether the block always reduces ``C`` to ``C/4`` before its split (``efficient`` built in)."""
+    """Whether the block always reduces ``C`` to ``C/4`` before its split (``efficient`` built in),
+    so ``in_channels`` must be a multiple of 4."""
 
 
 def channel_reduction(in_channels: int, out_channels: int) -> nn.Sequential:

@@ -44,8 +44,8 @@ from .controls import SpaceToDepthTwin
 from .splits import make_attention, make_pool, make_split
 
 __all__ = [
-    "LDWEfficientDown", "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWReducedDown", "LDWShortcutDown", "SPDEfficientDown",
-    "SPDGroupedDown", "SPDReducedDown", "SPDShortcutDown",
+    "LDWEfficientDown", "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWReducedDown", "LDWShortcutDown",
+    "SPDEfficientDown", "SPDGroupedDown", "SPDReducedDown", "SPDShortcutDown",
 ]  # fmt: skip
 
 
@@ -151,7 +151,6 @@ class LDWEfficientDown(LDWDown):
     """
 
     options = ("pool",)
-    in_multiple = 4
     reduces = True
 
     def __init__(self, in_channels: int, out_channels: int, *, pool: PoolOptions = PoolOptions()) -> None:

@@ -142,8 +142,9 @@ def check_down_options(down: str, *, efficient: bool, base_width: int, prefix: s
     """Raise a :class:`~ldwseg.errors.ConfigError` if ``down`` cannot take these options.
 
     ``efficient`` needs a block with a 1x1 reduction before its split and ``base_width``
-    divisible by 4; a block whose input or output channels must be a multiple of ``m``
-    needs ``base_width`` or ``2 * base_width`` (the first level's) divisible by ``m``.
+    divisible by 4, as does a block that always reduces (``ldw-efficient``); a block whose
+    output channels must be a multiple of ``m`` needs ``2 * base_width`` (the first
+    level's) divisible by ``m``.
     """
     block = get_down(down, label=f"{prefix}down")
     if efficient:
@@ -151,10 +152,10 @@ def check_down_options(down: str, *, efficient: bool, base_width: int, prefix: s
         if base_width % 4:
             # level i pools base_width * 2^i / 4 channels
             raise ConfigError(f"{prefix}efficient needs {prefix}base_width divisible by 4, got {base_width}")
-    if base_width % block.in_multiple:
+    if block.reduces and base_width % 4:
         raise ConfigError(
-            f"{prefix}down={down!r} needs input channels divisible by {block.in_multiple}, but the first level "
-            f"has {prefix}base_width = {base_width}; use a {prefix}base_width divisible by {block.in_multiple}"
+            f"{prefix}down={down!r} needs input channels divisible by 4, but the first level "
+            f"has {prefix}base_width = {base_width}; use a {prefix}base_width divisible by 4"
         )
     if (2 * base_width) % block.out_multiple:
         raise ConfigError(

@@ -6,7 +6,7 @@ themselves at each level where a size is odd, a case the network never trained o
 last rows and columns came back wrong (a 513 x 513 photo at 27.2 dB whole, 38.2 dB
 without its last row and column). Padding the image once, at the bottom and right by
 repeating its last row and column, up to a multiple of ``2**depth``, and cropping the
-output back keeps every level even (45.8 dB for that photo, ``docs/results.md``).
+output back keeps every level even (47.3 dB for that photo, ``docs/results.md``).
 Validation, ``ldwseg reconstruct --checkpoint`` and ``bench/recon_photos.py`` all go
 through :func:`autoencode`; the network itself (and its ONNX export) takes any size
 unpadded.
