@@ -92,7 +92,7 @@ STUDIES = {
         ],
     },
     "recon": {
-        # the default's budget and settings (36 epochs of batch 4, no BatchNorm)
+        # the budget and settings of `ldwseg train --task recon`, unchanged
         "options": ["--task", "recon"],
         "variants": [AE_MAX, AE_LDW, AE_MAX_DETAIL, AE_LDW_DETAIL],
         "pairs": [(AE_MAX, AE_LDW), (AE_MAX_DETAIL, AE_LDW_DETAIL)],

@@ -25,6 +25,7 @@ from typing import Optional
 import typer
 
 from ldwseg.analysis.compare import format_summary, summarise
+from ldwseg.cli.app import user_errors
 from ldwseg.recon.reconstruct import reconstruct_image
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -97,6 +98,7 @@ def pair_tables(variants: list[dict], names: list[str], n_photos: int) -> str:
     return "\n\n".join(tables)
 
 
+@user_errors
 def main(
     checkpoints: Optional[list[Path]] = typer.Argument(None, help="Reconstruction checkpoints."),
     compare: Optional[Path] = typer.Option(None, help="An `ldwseg compare --task recon` output folder."),

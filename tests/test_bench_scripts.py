@@ -98,6 +98,20 @@ def test_recon_photos_scores_a_recon_compare_folder_with_paired_tables(tmp_path,
     assert len(rows) == 3 and f"{diff:+.4f}" in rows[1], table.stdout  # the variant table, then the pair's two
 
 
+@pytest.mark.parametrize(
+    "args", [["missing.safetensors"], ["--compare", "missing-folder"]], ids=["checkpoint", "compare"]
+)
+def test_recon_photos_reports_a_missing_path_in_one_line(tmp_path, args):
+    samples = tmp_path / "shared" / "voc2012_val_crops" / "samples"
+    samples.mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(samples / "0_image.png")
+    result = run_script(BENCH / "recon_photos.py", *args, "--shared", str(tmp_path / "shared"), cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "missing" in lines[0], result.stderr
+
+
 def test_evidence_only_runs_the_named_variants_and_their_pairs(tmp_path):
     result = run_script(BENCH / "evidence.py", "camvid", "--print", "--only", "max,spd,ldw-haar", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
