@@ -29,6 +29,8 @@ AMP_CHOICES = ("off", "bf16", "fp16")
 TASK_LOSSES = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}
 LOSS_CHOICES = tuple(loss for losses in TASK_LOSSES.values() for loss in losses)
 SCHEDULE_CHOICES = ("step", "poly", "cosine")
+CLASS_WEIGHT_METHODS = ("median", "enet")
+WEIGHTED_LOSSES = ("ce", "ce+dice")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 MAX_CROP = 8192
 MAX_BATCH_PIXELS = 2**30
@@ -80,7 +82,13 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    """Which data set, where, and how it is augmented."""
+    """Which data set, where, and how it is augmented and evaluated.
+
+    ``scale_min``/``scale_max``: the range of the training images' random resize;
+    ``eval_scale``: the resize of validation and evaluation images before the network (the
+    logits are resized back and scored at the labels' size, :mod:`ldwseg.inference.scale`);
+    ``repeat``: passes over the training set per epoch (:class:`~ldwseg.engine.sampling.SeededSamples`).
+    """
 
     dataset: str = "synthetic"
     root: str | None = None
@@ -90,6 +98,8 @@ class DataConfig:
     crop_size: int = 96
     scale_min: float = 0.5
     scale_max: float = 2.0
+    eval_scale: float = 1.0
+    repeat: int = 1
     num_workers: int = 0
     download: bool = False
     skip_bad: bool = False
@@ -102,15 +112,22 @@ class DataConfig:
             )
         if not 0 < self.scale_min <= self.scale_max:
             raise ConfigError(f"need 0 < data.scale_min <= data.scale_max, got {self.scale_min} and {self.scale_max}")
+        if not 0 < self.eval_scale <= 4:
+            raise ConfigError(
+                f"data.eval_scale must be in (0, 4] (the factor images are resized by before the network; 1 = as "
+                f"read), got {self.eval_scale}"
+            )
+        _positive("data.repeat", self.repeat)
         if self.num_workers < 0:
             raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
 
 
 @dataclass
 class OptimConfig:
-    """Adam with step, poly or cosine decay (:mod:`ldwseg.engine.optim`, which says what each field
-    does; the LDW filters get ``filter_lr`` and never weight decay). The paper's recipe is in
-    ``configs/voc12_unet_*.yaml``; the defaults are the quick run on the embedded data.
+    """Adam with step, poly or cosine decay and a linear warm-up (:mod:`ldwseg.engine.optim`, which
+    says what each field does; the LDW filters get ``filter_lr`` and never weight decay). The
+    paper's recipe is in ``configs/voc12_unet_*.yaml``; the defaults are the quick run on the
+    embedded data.
     """
 
     lr: float = 2e-3
@@ -120,6 +137,8 @@ class OptimConfig:
     step_size: int = 20
     gamma: float = 0.1
     power: float = 0.9
+    by_epoch: bool = True
+    warmup_steps: int = 0
 
     def validate(self) -> None:
         if self.lr <= 0:
@@ -132,6 +151,8 @@ class OptimConfig:
         if self.power <= 0:
             raise ConfigError(f"optim.power (the poly schedule's exponent) must be positive, got {self.power}")
         _positive("optim.step_size", self.step_size)
+        if self.warmup_steps < 0:
+            raise ConfigError(f"optim.warmup_steps must be >= 0 (0 = no warm-up), got {self.warmup_steps}")
         if not 0 < self.gamma <= 1:
             raise ConfigError(f"optim.gamma (the learning-rate decay factor) must be in (0, 1], got {self.gamma}")
 
@@ -144,6 +165,7 @@ class TrainConfig:
     epochs: int = 24
     batch_size: int = 8
     loss: str = "ce"
+    class_weights: str | list[float] | None = None
     wavelet_weight: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -187,6 +209,26 @@ class TrainConfig:
         if self.loss not in losses:
             raise ConfigError(
                 f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose one of {', '.join(losses)}"
+            )
+        self._validate_class_weights()
+
+    def _validate_class_weights(self) -> None:
+        weights = self.class_weights
+        if weights is None:
+            return
+        if self.loss not in WEIGHTED_LOSSES:
+            raise ConfigError(
+                f"train.class_weights weights the cross-entropy, but train.loss={self.loss!r}; use train.loss=ce or "
+                "ce+dice, or drop train.class_weights"
+            )
+        if isinstance(weights, str) and weights not in CLASS_WEIGHT_METHODS:
+            raise ConfigError(
+                f"train.class_weights={weights!r} is not valid; give one weight per class as a list "
+                f"([1.0, 2.5, ...]) or compute them from the training labels: {', '.join(CLASS_WEIGHT_METHODS)}"
+            )
+        if isinstance(weights, list) and (not weights or min(weights) < 0 or max(weights) <= 0):
+            raise ConfigError(
+                f"train.class_weights must be non-negative with at least one positive weight, got {weights}"
             )
 
 

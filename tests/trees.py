@@ -1,6 +1,11 @@
-"""Small data trees for tests, linked from the real samples in ../shared/data."""
+"""Small data trees for tests: linked from the real samples in ../shared/data, or generated."""
 
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ldwseg.datasets import render_scene
 
 VOC_TRAIN, VOC_VAL = "2007_000032", "2007_000033"  # the two raw VOC pairs in the shared folder
 
@@ -39,4 +44,19 @@ def make_folder(shared: Path, root: Path) -> Path:
     for i in (VOC_TRAIN, VOC_VAL):
         link(raw / "JPEGImages" / f"{i}.jpg", root / "images" / f"{i}.jpg")
         link(raw / "SegmentationClass" / f"{i}.png", root / "masks" / f"{i}.png")
+    return root
+
+
+MIXED_SIZES = [(40, 56), (48, 48), (40, 56), (36, 60), (48, 48), (52, 44), (40, 56)]
+
+
+def make_mixed_folder(root: Path, sizes=MIXED_SIZES, seed: int = 0) -> Path:
+    """A folder data set (6 classes) of synthetic scenes cropped to different sizes."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    for i, (h, w) in enumerate(sizes):
+        image, mask = render_scene(rng, max(h, w))
+        Image.fromarray(image[:h, :w]).save(root / "images" / f"{i:02d}.png")
+        Image.fromarray(mask[:h, :w]).save(root / "masks" / f"{i:02d}.png")
     return root

@@ -6,6 +6,12 @@ score here equals that of ``ldwseg train`` with the same settings and ``--seed``
 summary compares each variant with the first one seed by seed (a paired comparison: the
 seed fixes the initialisation, the data order and the augmentation of both runs).
 
+The statistics (:mod:`ldwseg.analysis.statistics`): for every pair, the paired
+difference, its 95% interval, the one-sided paired t test, the equivalence test within
+a margin and the decision; the first pair is the primary one, the others are secondary
+and Holm-corrected. Lower-is-better metrics (``l1``, ``mse``, losses, errors) count a
+lower score as the better one.
+
 Runs live in ``out/<variant>/seed<k>``. A finished run leaves ``result.json`` there and
 is not trained again; an unfinished one is resumed from its ``last.state.pt``, so a
 killed compare, started again with the same arguments, goes on where it stopped.
@@ -33,8 +39,11 @@ from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
 from ..tasks import get_task, train
 from .cost import training_cost
+from .statistics import decide, holm, paired_test
 
-__all__ = ["Variant", "parse_variant", "run_compare", "summarise", "format_summary"]
+__all__ = [
+    "Variant", "format_summary", "higher_is_better", "parse_pair", "parse_variant", "run_compare", "summarise",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +96,45 @@ def _last_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _scores(run: Path, metric: str) -> tuple[float, float]:
-    """The final-epoch and the best val ``metric`` of a finished run, from its ``metrics.csv``."""
+_LOWER_IS_BETTER = re.compile(r"^(l1|l2|mse|mae)$|loss|error")
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger ``metric`` is better: not for errors and losses (``l1``, ``mse``, ``*loss*``, ``*error*``).
+
+    >>> higher_is_better("miou"), higher_is_better("l1"), higher_is_better("task_loss")
+    (True, False, False)
+    """
+    return _LOWER_IS_BETTER.search(metric) is None
+
+
+def parse_pair(text: str, variants: Sequence[str]) -> tuple[str, str]:
+    """``"REF,CAND"`` as ``(reference, candidate)``, both names of ``variants``.
+
+    >>> parse_pair("max,ldw", ["max", "ldw"])
+    ('max', 'ldw')
+    """
+    names = [n.strip() for n in text.split(",")]
+    if len(names) != 2 or names[0] == names[1] or not all(names):
+        raise ConfigError(f"--pair {text!r} must name two different variants as REFERENCE,CANDIDATE, e.g. max,ldw")
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        raise ConfigError(
+            f"--pair {text!r} names {unknown[0]!r}, not a --variant; the variants are {', '.join(variants)}"
+        )
+    return names[0], names[1]
+
+
+def _scores(run: Path, metric: str) -> tuple[float, float, dict[str, float]]:
+    """The final-epoch and the best val ``metric`` of a finished run, and its final-epoch per-class IoU
+    (``val_iou_<class>`` columns, empty for a task without them), from its ``metrics.csv``."""
     rows = [r for r in _last_rows(run / "metrics.csv") if r.get(f"val_{metric}", "") != ""]
     if not rows:
         found = sorted(k[4:] for k in _last_rows(run / "metrics.csv")[0] if k.startswith("val_"))
         raise ConfigError(f"{run} has no val {metric!r}; this task reports {', '.join(found)} (--metric)")
     values = [float(r[f"val_{metric}"]) for r in rows]
-    return values[-1], max(values)
+    per_class = {k[len("val_iou_") :]: float(v) for k, v in rows[-1].items() if k.startswith("val_iou_") and v != ""}
+    return values[-1], (max(values) if higher_is_better(metric) else min(values)), per_class
 
 
 def _train_once(cfg: Config, run: Path, label: str, progress: Callable | None) -> None:
@@ -118,13 +158,17 @@ def run_compare(
     out: str | Path,
     *,
     metric: str | None = None,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    margin: float | None = None,
+    primary: bool = True,
     progress: Callable[[Iterable, str], Iterable] | None = None,
 ) -> dict[str, Any]:
     """Train every variant with every seed into ``out`` and return the summary (also written).
 
     Writes ``out/compare.csv`` (one row per run), ``out/summary.json`` (see
     :func:`summarise`) and ``out/compare.png`` (per-seed scores with mean ± std).
-    ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``).
+    ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``);
+    ``pairs``, ``margin`` and ``primary`` are :func:`summarise`'s.
     """
     if not variants:
         raise ConfigError("a compare needs at least one --variant")
@@ -146,10 +190,15 @@ def run_compare(
             _train_once(cfg, run, f"{variant.name} seed {seed}", progress)
             if cost is None:
                 cost = _cost(cfg, task, out / variant.name)
-            final, best = _scores(run, metric)
-            rows.append({"variant": variant.name, "seed": seed, "score": final, "best_score": best, **cost})
+            final, best, per_class = _scores(run, metric)
+            rows.append({
+                "variant": variant.name, "seed": seed, "score": final, "best_score": best, **cost,
+                **{f"iou_{k}": v for k, v in per_class.items()},
+            })  # fmt: skip
             _write_csv(rows, out / "compare.csv")
-    summary = summarise(rows, metric=metric, variants=names, seeds=list(seeds))
+    summary = summarise(
+        rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
+    )
     _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     from .plots import plot_compare
 
@@ -178,63 +227,121 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     write_csv(rows, path)
 
 
-def _finite(value: float) -> float | None:
-    """``value``, or ``None`` where it is not finite (strict JSON has no inf or NaN)."""
-    return value if math.isfinite(value) else None
+def summarise(
+    rows: Sequence[dict[str, Any]],
+    *,
+    metric: str,
+    variants: list[str],
+    seeds: list[int],
+    pairs: Sequence[tuple[str, str]] | None = None,
+    margin: float | None = None,
+    primary: bool = True,
+) -> dict[str, Any]:
+    """Per variant: cost, per-seed scores, mean ± std, per-class IoU means; per pair: the paired statistics.
 
+    ``scores`` are final-epoch val values in seed order, ``best_scores`` the best epoch's
+    (the lowest for a lower-is-better metric, see :func:`higher_is_better`); ``std`` is the
+    sample standard deviation (n - 1). Each variant also carries its difference to the
+    first variant (``diff_mean``, ``diff_std``, ``wins``, ``t``: ``null`` when undefined).
 
-def summarise(rows: Sequence[dict[str, Any]], *, metric: str, variants: list[str], seeds: list[int]) -> dict[str, Any]:
-    """Per variant: cost, per-seed scores, mean ± std, and the paired difference to the first variant.
-
-    ``scores`` are final-epoch val values in seed order, ``best_scores`` the best epoch's.
-    ``std`` and ``diff_std`` are sample standard deviations (n - 1); ``t`` is the paired
-    t statistic ``diff_mean / (diff_std / sqrt(n))``, ``null`` when it is undefined (one
-    seed, or every difference equal); ``wins`` counts the seeds where the variant scored
-    higher than the first.
+    ``pairs`` lists ``(reference, candidate)`` names, by default every variant against the
+    first. ``summary["pairs"]`` holds, per pair, :func:`~ldwseg.analysis.statistics.paired_test`
+    of candidate minus reference (with ``margin`` for the equivalence test) plus
+    ``primary`` (the first pair, unless ``primary=False``: then every pair is secondary),
+    ``p_holm`` (the secondary pairs' gain p-values adjusted together by Holm; the primary's
+    own p) and ``decision`` from it.
     """
     by = {(r["variant"], r["seed"]): r for r in rows}
-    first = [by[variants[0], s]["score"] for s in seeds]
+    higher = higher_is_better(metric)
+    scores = {name: [by[name, s]["score"] for s in seeds] for name in variants}
     out = []
     for name in variants:
         runs = [by[name, s] for s in seeds]
-        scores = [r["score"] for r in runs]
-        diffs = [a - b for a, b in zip(scores, first)]
-        n = len(scores)
-        diff_std = statistics.stdev(diffs) if n > 1 else 0.0
-        t = statistics.mean(diffs) / (diff_std / math.sqrt(n)) if n > 1 and diff_std > 0 else math.nan
+        vs_first = paired_test(scores[name], scores[variants[0]], higher_is_better=higher)
+        classes = list(dict.fromkeys(k[4:] for r in runs for k in r if k.startswith("iou_")))
+        per_class = {c: _mean_defined([r.get(f"iou_{c}") for r in runs]) for c in classes}
         out.append({
-            "name": name,
-            "params": runs[0]["params"],
-            "flops": runs[0]["flops"],
-            "step_ms": runs[0]["step_ms"],
-            "peak_mem_mb": runs[0]["peak_mem_mb"],
-            "scores": scores,
-            "best_scores": [r["best_score"] for r in runs],
-            "mean": statistics.mean(scores),
-            "std": statistics.stdev(scores) if n > 1 else 0.0,
-            "diff_mean": statistics.mean(diffs),
-            "diff_std": diff_std,
-            "wins": sum(d > 0 for d in diffs),
-            "t": _finite(t),
+            "name": name, "params": runs[0]["params"], "flops": runs[0]["flops"], "step_ms": runs[0]["step_ms"],
+            "peak_mem_mb": runs[0]["peak_mem_mb"], "scores": scores[name],
+            "best_scores": [r["best_score"] for r in runs], "mean": statistics.mean(scores[name]),
+            "std": statistics.stdev(scores[name]) if len(seeds) > 1 else 0.0, "diff_mean": vs_first["diff_mean"],
+            "diff_std": vs_first["diff_std"], "wins": vs_first["wins"], "t": vs_first["t"], "per_class": per_class,
         })  # fmt: skip
-    return {"metric": metric, "seeds": seeds, "variants": out}
+    pairs = list(pairs) if pairs else [(variants[0], name) for name in variants[1:]]
+    tests = [
+        {"reference": ref, "candidate": cand, **paired_test(scores[cand], scores[ref], higher_is_better=higher,
+                                                            margin=margin)}
+        for ref, cand in pairs
+    ]  # fmt: skip
+    first = 1 if primary else 0
+    adjusted = holm([t["p"] for t in tests[first:]])
+    for i, test in enumerate(tests):
+        test["primary"] = i < first
+        test["p_holm"] = test["p"] if i < first else adjusted[i - first]
+        if i >= first:
+            test["decision"] = _secondary_decision(test)
+    return {
+        "metric": metric, "higher_is_better": higher, "margin": margin, "seeds": seeds, "variants": out,
+        "pairs": tests,
+    }  # fmt: skip
 
 
-def format_summary(summary: dict[str, Any], *, split: str = "val") -> str:
-    """The summary as a Markdown table, one row per variant; ``split`` names where the scores come from."""
+def _secondary_decision(test: dict[str, Any]) -> str:
+    """A secondary pair's decision: a gain needs its Holm-adjusted p; the other outcomes are as tested."""
+    return decide(test["p_holm"], test["p_loss"], test["p_equivalence"])
+
+
+def _mean_defined(values: Sequence[float | None]) -> float | None:
+    """The mean of the finite ``values`` (``None`` when there is none: the class was never scored)."""
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.mean(finite) if finite else None
+
+
+def _num(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_summary(summary: dict[str, Any], *, split: str = "val", classes: Sequence[str] | None = None) -> str:
+    """The summary as Markdown: one row per variant, one per pair, and the per-class IoU means.
+
+    ``split`` names where the scores come from; ``classes`` picks the per-class columns
+    (``iou_<name>`` keys without ``iou_``; default: all, when the task reports them).
+    """
     from .complexity import format_count
 
     n = len(summary["seeds"])
-    first = summary["variants"][0]["name"]
+    metric = summary["metric"]
+    better = "higher" if summary.get("higher_is_better", True) else "lower"
     lines = [
-        f"| variant | params | FLOPs | step | {split} {summary['metric']} (mean ± std, {n} seed{'s' * (n != 1)}) | vs {first} "
-        "| wins | t |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| variant | params | FLOPs | step | {split} {metric} (mean ± std, {n} seed{'s' * (n != 1)}) | per seed |",
+        "|---|---|---|---|---|---|",
     ]
     for v in summary["variants"]:
-        t = "-" if v["t"] is None else f"{v['t']:.2f}"
+        seeds = ", ".join(f"{s:.4f}" for s in v["scores"])
         lines.append(
             f"| {v['name']} | {format_count(v['params'])} | {format_count(v['flops'])} | {v['step_ms']:.0f} ms | "
-            f"{v['mean']:.4f} ± {v['std']:.4f} | {v['diff_mean']:+.4f} ± {v['diff_std']:.4f} | {v['wins']}/{n} | {t} |"
+            f"{v['mean']:.4f} ± {v['std']:.4f} | {seeds} |"
         )
+    margin = summary.get("margin")
+    tost = f"TOST p (±{margin:g})" if margin is not None else "TOST p"
+    lines += [
+        "",
+        f"| pair (second - first; {better} is better) | difference (mean ± std) | 95% interval | wins | t "
+        f"| p (one-sided) | p (Holm) | {tost} | decision |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in summary.get("pairs", []):
+        interval = "-" if p["ci95"] is None else f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
+        role = "primary: " if p["primary"] else ""
+        lines.append(
+            f"| {role}{p['reference']} -> {p['candidate']} | {p['diff_mean']:+.4f} ± {p['diff_std']:.4f} | {interval} "
+            f"| {p['wins']}/{p['n']} | {_num(p['t'], '.2f')} | {_num(p['p'], '.4f')} | {_num(p['p_holm'], '.4f')} "
+            f"| {_num(p['p_equivalence'], '.4f')} | {p['decision']} |"
+        )
+    shown = list(classes or dict.fromkeys(c for v in summary["variants"] for c in v.get("per_class", {})))
+    if shown:
+        lines += ["", f"| variant | {' | '.join(shown)} |", "|---|" + "---|" * len(shown)]
+        for v in summary["variants"]:
+            cells = " | ".join(_num(v.get("per_class", {}).get(c), ".4f") for c in shown)
+            lines.append(f"| {v['name']} | {cells} |")
     return "\n".join(lines)

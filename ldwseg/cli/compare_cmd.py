@@ -51,32 +51,71 @@ def compare(
     metric: Optional[str] = typer.Option(
         None, help="Val metric to compare, a val_* column of metrics.csv (e.g. fg_iou) [default: {task.score}]."
     ),
+    pair: list[str] = typer.Option(
+        [],
+        "--pair",
+        help="REFERENCE,CANDIDATE (repeatable): the pairs to test, the first one primary, the others "
+        "secondary (Holm-corrected) [default: every variant against the first].",
+    ),
+    primary: bool = typer.Option(
+        True,
+        "--primary/--no-primary",
+        help="The first pair is the pre-registered primary one (not corrected); "
+        "--no-primary corrects every pair together (Holm).",
+    ),
+    margin: Optional[float] = typer.Option(
+        None,
+        min=0.0,
+        help="Equivalence margin of the pairs' TOST, in the metric's units (0.01 = 1 mIoU point) "
+        "[default: no equivalence test].",
+    ),
+    classes: Optional[str] = typer.Option(
+        None,
+        help="Comma-separated classes whose IoU the table shows (iou_<name> columns without iou_, e.g. "
+        "pole,signsymbol) [default: all].",
+    ),
     out: Path = typer.Option(Path("runs/compare"), help="Folder for the runs, compare.csv, summary.json, compare.png."),
     as_json: bool = typer.Option(
-        False, "--json", help="Print the summary as strict JSON (summary.json's content): an undefined number, "
-        "such as t for one seed, is null, never NaN or Infinity."
+        False,
+        "--json",
+        help="Print the summary as strict JSON (summary.json's content): an undefined number, "
+        "such as t for one seed, is null, never NaN or Infinity.",
     ),
 ) -> None:
     """Train variants x seeds at one budget and compare them seed by seed (paired).
 
-    Every other option is an option of `ldwseg train` (--epochs, --dataset, --config,
+    Each pair gets the paired difference, its 95% interval, the one-sided paired t test,
+    the equivalence test within --margin and a decision: gain, equivalent, loss or
+    inconclusive (the rule is in ldwseg.analysis.statistics). Every other option is an option of `ldwseg train` (--epochs, --dataset, --config,
     --set, ...; see `ldwseg train --help`) and applies to all variants; each variant's
     overrides come after them. Run again with the same arguments to go on after a stop:
     finished runs are kept, an unfinished one is resumed.
     """
-    from ..analysis.compare import format_summary, parse_variant, run_compare
+    from ..analysis.compare import format_summary, parse_pair, parse_variant, run_compare
     from ..pooling.allocator import keep_freed_memory
     from .train_cmd import check_start, config_of
 
     keep_freed_memory()
     variants = [parse_variant(v) for v in variant]
     seed_list = _seeds(seeds)
+    pairs = [parse_pair(p, [v.name for v in variants]) for p in pair]
     cfg = config_of(_train_params(ctx.args))
     check_start(cfg, out)
     with new_output(out):
-        summary = run_compare(cfg, variants, seed_list, out, metric=metric, progress=progress)
+        summary = run_compare(
+            cfg,
+            variants,
+            seed_list,
+            out,
+            metric=metric,
+            pairs=pairs,
+            margin=margin,
+            primary=primary,
+            progress=progress,
+        )
     if as_json:
         typer.echo(json.dumps(summary, allow_nan=False))
         return
-    typer.echo(format_summary(summary))
+    shown = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+    typer.echo(format_summary(summary, classes=shown))
     typer.echo(f"wrote {out / 'compare.csv'}, {out / 'summary.json'} and {out / 'compare.png'}")

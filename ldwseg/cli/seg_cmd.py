@@ -23,7 +23,13 @@ def evaluate(
         None, help="Split to evaluate [default: the run's validation split, its data.val_split]."
     ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
-    batch_size: int = typer.Option(1, min=1, help="Images per batch (padded with the ignore label)."),
+    batch_size: int = typer.Option(
+        1, min=1, help="Images per batch; only images of one size share a batch, so the scores do not depend on it."
+    ),
+    eval_scale: Optional[float] = typer.Option(
+        None, min=0.0, help="Resize each image by this factor before the network; the logits are resized back and "
+        "scored at the label's size [default: the run's data.eval_scale, as its validation ran]."
+    ),
     skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
     as_json: bool = typer.Option(
         False, "--json",
@@ -32,7 +38,7 @@ def evaluate(
         "and predictions) is null.",
     ),
 ) -> None:
-    """mIoU, per-class IoU and pixel accuracy of a checkpoint at full resolution.
+    """mIoU, per-class IoU and pixel accuracy of a checkpoint, counted on the labels at their own size.
 
     For 2-class data (class 1 = foreground) also the foreground IoU and Dice (F1); both are
     1.0 when neither the targets nor the predictions hold any foreground.
@@ -42,7 +48,7 @@ def evaluate(
 
     result = evaluate_checkpoint(
         checkpoint, dataset=dataset, root=data_root, split=split, device=device, batch_size=batch_size,
-        skip_bad=skip_bad, progress=lambda it: progress(it, "evaluating"),
+        skip_bad=skip_bad, eval_scale=eval_scale, progress=lambda it: progress(it, "evaluating"),
     )
     if as_json:
         typer.echo(json.dumps(json_report(result), allow_nan=False))
@@ -51,7 +57,8 @@ def evaluate(
     skipped = f", {result['skipped']} skipped" if result["skipped"] else ""
     foreground = f", foreground IoU {result['fg_iou']:.4f}, Dice {result['dice']:.4f}" if "dice" in result else ""
     typer.echo(
-        f"{result['dataset']} {result['split']} ({result['images']} images{skipped}): "
+        f"{result['dataset']} {result['split']} ({result['images']} images{skipped}, eval scale "
+        f"{result['eval_scale']:g}): "
         f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}{foreground}"
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Optional
 
@@ -38,7 +39,17 @@ def config_of(params: dict):
         flags[switch] = flags[switch] or None
     cfg = resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
     _check_arch_options(cfg, params)
+    if params.get("wavelet_weight") is not None and not has_constraint_loss(cfg):
+        logging.getLogger("ldwseg").warning(
+            "--wavelet-weight has no effect with model.constraint=lattice: the lattice keeps every filter bank "
+            "orthogonal by construction, so its constraint loss is 0; use --constraint orthogonal or paper to weigh one"
+        )
     return cfg
+
+
+def has_constraint_loss(cfg) -> bool:
+    """Whether ``train.wavelet_weight`` can change the run: not under ``model.constraint=lattice``, whose loss is 0."""
+    return cfg.model.constraint != "lattice"
 
 
 def _check_arch_options(cfg, params: dict) -> None:
@@ -65,7 +76,7 @@ _NAMED_FIELDS = (
     "model.wavelet", "model.attention", "train.wavelet_weight",
 )  # fmt: skip
 """The settings that name a default output folder when they differ from the task's defaults
-(the encoder's only for an smp arch, which uses it)."""
+(the encoder's only for an smp arch, which uses it; the constraint weight only where there is a constraint loss)."""
 
 
 def _tag(field: str, value) -> str:
@@ -83,6 +94,8 @@ def default_out(cfg) -> Path:
     parts = [cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}"]
     for key in _NAMED_FIELDS:
         if key.startswith("model.encoder") and cfg.model.arch == "unet":
+            continue
+        if key == "train.wavelet_weight" and not has_constraint_loss(cfg):
             continue
         section, field = key.split(".")
         value = getattr(getattr(cfg, section), field)

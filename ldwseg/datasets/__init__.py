@@ -17,6 +17,8 @@ from .transforms import (
     denormalize,
     eval_transform,
     pad_collate,
+    pairs_collate,
+    stack_by_size,
     train_transform,
 )
 
@@ -41,9 +43,11 @@ __all__ = [
     "generate_synthetic",
     "overlay",
     "pad_collate",
+    "pairs_collate",
     "read_image",
     "read_mask",
     "render_scene",
+    "stack_by_size",
     "train_transform",
     "validate",
     "voc_palette",

@@ -78,7 +78,7 @@ class DatasetInfo:
         if not 1 <= self.num_classes < IGNORE_INDEX:
             raise DataError(
                 f"{self.name}: expected 1 <= num_classes < {IGNORE_INDEX} (label {IGNORE_INDEX} means ignore), "
-                f"got {self.num_classes}; pass a smaller --num-classes"
+                f"got {self.num_classes}; pass a smaller --set data.num_classes=K"
             )
         if len(self.class_names) != self.num_classes:
             raise DataError(
@@ -121,7 +121,7 @@ def folder_info(num_classes: int | None) -> DatasetInfo:
     if num_classes is None:
         raise DataError(
             "the folder data set needs the number of classes, got none; pass num_classes=K "
-            "(--num-classes K), where the masks hold labels 0..K-1 and 255 = ignore"
+            "(--set data.num_classes=K), where the masks hold labels 0..K-1 and 255 = ignore"
         )
     names = [f"class{i}" for i in range(max(num_classes, 0))]
     return DatasetInfo("folder", num_classes, names, voc_palette()[: len(names)])

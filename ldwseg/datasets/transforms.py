@@ -25,6 +25,8 @@ __all__ = [
     "denormalize",
     "eval_transform",
     "pad_collate",
+    "pairs_collate",
+    "stack_by_size",
     "train_transform",
 ]
 
@@ -158,6 +160,29 @@ def pad_collate(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]
         images[k, :, : image.shape[1], : image.shape[2]] = image
         masks[k, : mask.shape[0], : mask.shape[1]] = mask
     return images, masks
+
+
+def pairs_collate(batch: Sequence[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """The batch as the list of its ``(image, mask)`` pairs, unpadded: evaluation batches them by size
+    (:func:`stack_by_size`), so no image is run with another's padding."""
+    return list(batch)
+
+
+def stack_by_size(pairs: Sequence[tuple[Tensor, Tensor]]) -> list[tuple[Tensor, Tensor]]:
+    """``(images, masks)`` batches of the pairs that share a size, in the order the sizes first occur.
+
+    Padding images of different sizes to one batch (:func:`pad_collate`) changes what a
+    network with a periodic border (the LDW pools) computes near the padding, so a score
+    would depend on the batch size; stacking only equal sizes keeps every image as it is.
+
+    Shape:
+        - Input: pairs ``(C, H_i, W_i)`` and ``(H'_i, W'_i)`` (a mask may differ in size from its image).
+        - Output: ``(n, C, H, W)`` and ``(n, H', W')`` per distinct ``(H, W, H', W')``.
+    """
+    groups: dict[tuple[int, ...], list[tuple[Tensor, Tensor]]] = {}
+    for image, mask in pairs:
+        groups.setdefault((*image.shape, *mask.shape), []).append((image, mask))
+    return [(torch.stack([i for i, _ in g]), torch.stack([m for _, m in g])) for g in groups.values()]
 
 
 def denormalize(

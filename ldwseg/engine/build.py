@@ -28,17 +28,19 @@ log = logging.getLogger(__name__)
 def get_loaders(data: TaskData, cfg: Config, dist_info: DistInfo) -> tuple[DataLoader, DataLoader, EpochShardSampler]:
     """Loaders whose batches depend only on ``(seed, epoch)``; validation is sharded, not padded.
 
-    The training set is wrapped in :class:`~ldwseg.engine.sampling.SeededSamples`: call
+    The training set is wrapped in :class:`~ldwseg.engine.sampling.SeededSamples` (``data.repeat``
+    passes per epoch): call
     ``train_loader.dataset.set_epoch(epoch)`` with ``sampler.set_epoch(epoch)``.
     """
     t, train, val = cfg.train, data.train, data.val
     if len(train) == 0:
         raise ConfigError("the training split is empty; check --data-root and the split file")
-    sampler = EpochShardSampler(len(train), seed=t.seed, rank=dist_info.rank, world=dist_info.world_size)
+    samples = SeededSamples(train, t.seed, repeat=cfg.data.repeat)
+    sampler = EpochShardSampler(len(samples), seed=t.seed, rank=dist_info.rank, world=dist_info.world_size)
     workers = cfg.data.num_workers
     common = {"num_workers": workers, "worker_init_fn": worker_init, "persistent_workers": False}
     train_loader = DataLoader(
-        SeededSamples(train, t.seed), batch_size=t.batch_size, sampler=sampler,
+        samples, batch_size=t.batch_size, sampler=sampler,
         drop_last=len(sampler) >= 2 * t.batch_size, **common,
     )  # fmt: skip
     val_sampler = EpochShardSampler(len(val), shuffle=False, rank=dist_info.rank, world=dist_info.world_size, pad=False)

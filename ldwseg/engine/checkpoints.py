@@ -43,7 +43,7 @@ __all__ = [
 ]  # fmt: skip
 
 TASK_NAMES = {"seg": "segmentation", "recon": "reconstruction"}
-_STATE_FORMAT = 2
+_STATE_FORMAT = 3
 
 
 def _unwrap(model: nn.Module) -> nn.Module:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ from .ema import WeightAverage, build_weight_average, delivered
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
-from .optim import build_optimizer, build_scheduler
+from .optim import build_optimizer, build_scheduler, steps_per_epoch
 from .precision import Precision
 from .resume import resume_point, sync_batchnorm
 from .runlock import RunLock
@@ -195,13 +196,13 @@ def _prepare(
     if t.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, t.epochs)
+    scheduler = build_scheduler(optimizer, cfg.optim, t.epochs, steps_per_epoch(train_loader, t.max_steps_per_epoch))
     ema = build_weight_average(model, t.ema_decay)
     start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume, ema=ema)
     net: nn.Module = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    criterion = task.criterion(cfg)
+    criterion = task.criterion(cfg, data)
     scaler = _scaler(precision)
     saver = RunSaver(
         out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id, ema=ema
@@ -232,9 +233,9 @@ def _log_start(run: _Run) -> None:
 
 
 def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, Any]:
-    """Train ``epoch`` (the rest of it when the run resumes inside it), then step the lr schedule.
+    """Train ``epoch`` (the rest of it when the run resumes inside it), stepping the lr schedule after every step.
 
-    Returns the epoch's log row so far: the lr it trained with and the mean losses.
+    Returns the epoch's log row so far: the lr it started with and the mean losses.
     """
     t = run.cfg.train
     begin = EpochProgress(epoch, run.start.step, run.start.sums) if epoch == run.start.epoch else EpochProgress(epoch)
@@ -249,9 +250,12 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
         return progress(batches, f"epoch {epoch + 1}/{t.epochs}")
 
     def after_step(done: EpochProgress) -> None:
+        run.scheduler.step()  # the schedule and the average move before the watch, which may checkpoint this step
         if run.ema is not None:
-            run.ema.update()  # before the watch, which may checkpoint this step
+            run.ema.update()
         watch(done)
+
+    lr = run.scheduler.get_last_lr()[0]
 
     try:
         stats = train_one_epoch(
@@ -266,9 +270,7 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
         raise watch.save_and_stop(run.stop.signal) from err
     except NonFiniteLossError as err:
         raise non_finite_loss(err, run.out) from None
-    row: dict[str, Any] = {"lr": run.scheduler.get_last_lr()[0], **stats}
-    run.scheduler.step()
-    return row
+    return {"lr": lr, **stats}
 
 
 def _validate(run: _Run, epoch: int) -> dict[str, float]:
@@ -281,7 +283,8 @@ def _validate(run: _Run, epoch: int) -> dict[str, float]:
         run.best = {"score": run.last_score, "epoch": epoch}
         if run.dist_info.is_main:
             path = run.out / "best.safetensors"
-            save_run_checkpoint(path, run.scored, run.cfg, run.data.record, epoch=epoch, metrics=result)
+            metrics = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
+            save_run_checkpoint(path, run.scored, run.cfg, run.data.record, epoch=epoch, metrics=metrics)
     return {f"val_{k}": v for k, v in result.items() if isinstance(v, float)}
 
 

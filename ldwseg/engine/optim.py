@@ -5,23 +5,33 @@ and the LDW pools' filters (``optim.filter_lr``, by default ``optim.lr``, and no
 decay). Adam's L2 term pulls every weight towards 0; on a filter bank that means towards
 sum(W_L) = 0, against the constraint that keeps sum(W_L) = sqrt(2), so filters are exempt.
 
-Schedules, stepped once per epoch:
+Schedules: the factor ``f`` of the learning rate after ``i`` optimizer steps, with ``E``
+epochs of ``S`` steps. With ``optim.by_epoch`` (the default) the decay moves once per
+epoch, ``t = floor(i / S) / E``; without it, at every step, ``t = i / (E S)``, as the
+torchvision segmentation references and mmsegmentation (``by_epoch=False``) do:
 
-* ``step``: ``lr * gamma ** (epoch // step_size)``;
-* ``poly``: ``lr * (1 - epoch / epochs) ** power``, the decay of the torchvision
-  segmentation references and mmsegmentation (power 0.9), stepped per epoch here;
-* ``cosine``: ``lr * (1 + cos(pi * epoch / epochs)) / 2`` (Loshchilov and Hutter's SGDR
-  without restarts), which spends more of a short run near the full rate than step decay.
+* ``step``: ``gamma ** (floor(i / S) // step_size)``, ``step_size`` in epochs either way;
+* ``poly``: ``(1 - t) ** power`` (power 0.9 in those references);
+* ``cosine``: ``(1 + cos(pi t)) / 2`` (Loshchilov and Hutter's SGDR without restarts),
+  which spends more of a short run near the full rate than step decay.
+
+``optim.warmup_steps = W > 0`` multiplies the first ``W`` steps by ``(i + 1) / W``, a
+linear warm-up to the full rate (as the torchvision references' ``LinearLR``): Adam's
+first steps, taken with poorly estimated moments and from BatchNorm statistics of a
+random network, are then small. The schedule is stepped after every optimizer step.
 """
 
 from __future__ import annotations
+
+import math
+from collections.abc import Sized
 
 import torch
 from torch import nn
 
 from ..pooling import LDWPool2d
 
-__all__ = ["build_optimizer", "build_scheduler", "filter_parameters"]
+__all__ = ["build_optimizer", "build_scheduler", "filter_parameters", "lr_factor", "steps_per_epoch"]
 
 
 def filter_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -47,10 +57,31 @@ def build_optimizer(model: nn.Module, optim) -> torch.optim.Adam:
     return torch.optim.Adam(groups, lr=optim.lr)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, optim, epochs: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """The per-epoch schedule ``optim.schedule`` (``step``, ``poly`` or ``cosine``) over ``epochs`` epochs."""
-    if optim.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-    if optim.schedule == "poly":
-        return torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters=epochs, power=optim.power)
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=optim.step_size, gamma=optim.gamma)
+def steps_per_epoch(loader: Sized, max_steps: int | None = None) -> int:
+    """The optimizer steps of one epoch over ``loader`` (its batches, at most ``max_steps``), at least 1."""
+    steps = len(loader)
+    return max(1, steps if max_steps is None else min(steps, max_steps))
+
+
+def lr_factor(optim, step: int, *, epochs: int, steps_per_epoch: int) -> float:
+    """The factor of the learning rate after ``step`` optimizer steps (see the module docstring)."""
+    epoch = step // steps_per_epoch
+    if optim.schedule == "step":
+        decay = optim.gamma ** (epoch // optim.step_size)
+    else:
+        t = epoch / epochs if optim.by_epoch else step / (epochs * steps_per_epoch)
+        t = min(t, 1.0)
+        decay = (1.0 - t) ** optim.power if optim.schedule == "poly" else (1.0 + math.cos(math.pi * t)) / 2.0
+    if step < optim.warmup_steps:
+        decay *= (step + 1) / optim.warmup_steps
+    return decay
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, optim, epochs: int, steps_per_epoch: int
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """The schedule ``optim.schedule`` (``step``, ``poly`` or ``cosine``, after ``optim.warmup_steps`` of
+    warm-up) over ``epochs`` epochs of ``steps_per_epoch`` steps; call its ``step()`` after every optimizer step."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: lr_factor(optim, step, epochs=epochs, steps_per_epoch=steps_per_epoch)
+    )

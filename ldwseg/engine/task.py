@@ -34,7 +34,9 @@ class Task(Protocol):
 
     def data(self, cfg: Config) -> TaskData: ...
 
-    def criterion(self, cfg: Config) -> Callable[[Tensor, Tensor], Tensor]: ...
+    def criterion(self, cfg: Config, data: TaskData | None = None) -> Callable[[Tensor, Tensor], Tensor]:
+        """The task loss of ``cfg``; ``data`` (``None`` where no data is at hand, e.g. a cost probe) may refine it."""
+        ...
 
     def evaluate(self, model: nn.Module, loader, *, precision: Precision, data: TaskData) -> dict:
         """Validation results over ``loader``, reduced over all ranks; :attr:`score` is one of its keys."""

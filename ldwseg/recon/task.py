@@ -78,7 +78,7 @@ class ReconstructionTask:
         record = {"name": d.dataset, "out_channels": 3, "val_images": [str(p) for p in val.files]}
         return TaskData(train, val, 3, record)
 
-    def criterion(self, cfg: Config):
+    def criterion(self, cfg: Config, data: TaskData | None = None):
         if cfg.train.loss == "l1":
             return nn.L1Loss()
         if cfg.train.loss == "mse":

@@ -1,4 +1,11 @@
-"""Evaluate a segmentation checkpoint at full resolution: mIoU, per-class IoU, pixel accuracy, foreground Dice."""
+"""Evaluate a segmentation model: mIoU, per-class IoU, pixel and mean accuracy, foreground Dice.
+
+The network runs on each image resized by the run's ``data.eval_scale`` and its logits are
+resized back to the label's size (:func:`~ldwseg.inference.scale.scaled_logits`), so the
+scores are counted on the original labels. Images are batched only with images of their
+own size (:func:`~ldwseg.datasets.stack_by_size`): no image is run beside another's
+padding, and the scores do not depend on the batch size.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +18,12 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..datasets import build_dataset, eval_transform, pad_collate
+from ..datasets import build_dataset, eval_transform, pairs_collate, stack_by_size
 from ..engine.checkpoints import load_run_model
 from ..engine.distributed import resolve_device
 from ..engine.precision import Precision
 from ..errors import CheckpointError
+from ..inference.scale import scaled_logits
 from .metrics import FOREGROUND_KEYS, SegmentationMetrics
 
 __all__ = ["evaluate", "evaluate_checkpoint", "json_report"]
@@ -31,9 +39,14 @@ def evaluate_checkpoint(
     batch_size: int = 1,
     num_workers: int = 0,
     skip_bad: bool = False,
+    eval_scale: float | None = None,
     progress=None,
 ) -> dict[str, Any]:
     """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's.
+
+    ``eval_scale`` resizes each image before the network (see the module docstring);
+    ``None`` takes the run's own ``data.eval_scale``, so the result reproduces the
+    validation score that training logged for this checkpoint.
 
     Returns mIoU, per-class IoU (a list in class order, ``None`` for a class absent from
     targets and predictions), pixel accuracy, ``class_names`` and, for two classes,
@@ -60,14 +73,18 @@ def evaluate_checkpoint(
             f"{checkpoint} predicts {classes} classes but data set {name!r} has {data.info.num_classes}; "
             "evaluate it on a data set with the same classes"
         )
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=pad_collate, num_workers=num_workers)
+    scale = cfg.data.eval_scale if eval_scale is None else eval_scale
+    if not 0 < scale <= 4:
+        raise CheckpointError(f"--eval-scale must be in (0, 4], got {scale}; 1 runs the images as they are read")
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, collate_fn=pairs_collate, num_workers=num_workers)
     amp = cfg.train.amp if (cfg.train.amp != "fp16" or dev.type == "cuda") else "off"  # fp16 autocast is CUDA-only
     metrics = SegmentationMetrics(classes).to(dev)
-    result = evaluate(model, loader, metrics, precision=Precision(dev, amp), progress=progress)
+    result = evaluate(model, loader, metrics, precision=Precision(dev, amp), eval_scale=scale, progress=progress)
     return {
         "checkpoint": str(checkpoint),
         "dataset": name,
         "split": split,
+        "eval_scale": scale,
         "images": len(data),
         "skipped": len(data.skipped),
         "miou": result["miou"],
@@ -110,23 +127,30 @@ def json_report(result: dict[str, Any]) -> dict[str, Any]:
         "pixel_acc": _finite(result["pixel_acc"]),
         **{k: _finite(result[k]) for k in FOREGROUND_KEYS if k in result},
     }
-    return {**report, **{k: result[k] for k in ("class_names", "dataset", "split", "images", "skipped")}}
+    return {**report, **{k: result[k] for k in ("class_names", "dataset", "split", "eval_scale", "images", "skipped")}}
 
 
 @torch.no_grad()
 def evaluate(
     model: nn.Module,
-    loader: Iterable[tuple[Tensor, Tensor]],
+    loader: Iterable[Sequence[tuple[Tensor, Tensor]] | tuple[Tensor, Tensor]],
     metrics: SegmentationMetrics,
     *,
     precision: Precision,
+    eval_scale: float = 1.0,
     progress: Callable[[Iterable], Iterable] | None = None,
 ) -> dict:
-    """mIoU, per-class IoU and pixel accuracy over ``loader`` at the images' own size."""
+    """The scores of :meth:`SegmentationMetrics.compute` over ``loader``, counted at the labels' size.
+
+    ``loader`` yields lists of ``(image, mask)`` pairs (:func:`~ldwseg.datasets.pairs_collate`),
+    run in batches of equal size, or ``(images, masks)`` tensors, run as one batch. Each
+    batch runs at ``eval_scale`` (see the module docstring).
+    """
     model.eval()
     metrics.reset()
-    for images, masks in progress(loader) if progress is not None else loader:
-        with precision.autocast():
-            logits = model(precision.inputs(images))
-        metrics.update(logits.float(), masks.to(precision.device))
+    for batch in progress(loader) if progress is not None else loader:
+        for images, masks in [batch] if isinstance(batch[0], Tensor) else stack_by_size(batch):
+            with precision.autocast():
+                logits = scaled_logits(model, precision.inputs(images), scale=eval_scale, size=masks.shape[-2:])
+            metrics.update(logits.float(), masks.to(precision.device))
     return metrics.compute()

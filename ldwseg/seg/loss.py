@@ -3,8 +3,9 @@ or smp's focal, Lovász-softmax or Jaccard loss; every one leaves out the ignore
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor
@@ -21,13 +22,15 @@ def _labelled_share(labelled: Tensor) -> Tensor:
     """What one rank divides its summed cross-entropy by: its share ``N / W`` of the labelled pixels.
 
     ``N`` is the count over all ``W`` ranks of the process group (one all-reduce; a count
-    carries no gradient), or this batch's count outside a group, at least 1.
+    carries no gradient), or this batch's count outside a group. ``labelled`` may hold
+    per-pixel weights instead of a mask: ``N`` is then their sum. An ``N`` of 0 (every pixel
+    ignored, where the summed loss is 0 too) is replaced by 1, so the loss is 0, not NaN.
     """
-    count = labelled.sum()
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return count.clamp_min(1)
-    dist.all_reduce(count)
-    return count.clamp_min(1) / dist.get_world_size()
+    count = labelled.sum().to(torch.float64)
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(count)
+        return count.where(count > 0, 1.0) / dist.get_world_size()
+    return count.where(count > 0, 1.0)
 
 
 def jaccard_loss(logits: Tensor, target: Tensor, *, ignore_index: int = IGNORE_INDEX) -> Tensor:
@@ -51,11 +54,16 @@ def jaccard_loss(logits: Tensor, target: Tensor, *, ignore_index: int = IGNORE_I
     return JaccardLoss(mode="multilabel", from_logits=False)(probs, onehot)
 
 
-def segmentation_criterion(name: str, *, ignore_index: int = IGNORE_INDEX) -> Callable[[Tensor, Tensor], Tensor]:
+def segmentation_criterion(
+    name: str, *, ignore_index: int = IGNORE_INDEX, class_weights: Sequence[float] | None = None
+) -> Callable[[Tensor, Tensor], Tensor]:
     """The loss ``name`` (one of :data:`SEGMENTATION_LOSSES`) of logits and labels, ignoring ``ignore_index``.
 
     * ``"ce"``: cross-entropy, the mean over the labelled pixels, and 0 (not NaN) for a
       batch whose pixels are all ignored, e.g. crops that fall entirely on VOC's void borders.
+      With ``class_weights`` ``w`` (:mod:`ldwseg.seg.class_weights`), the weighted mean
+      ``sum_i w[y_i] CE_i / sum_i w[y_i]`` over the labelled pixels ``i``, as
+      ``F.cross_entropy(weight=w)`` computes it.
     * ``"ce+dice"``: that plus smp's multiclass Dice loss.
     * ``"focal"``: smp's multiclass focal loss (``gamma = 2``): per class the binary focal
       loss of the class's logit (sigmoid, one class against the rest), the mean over the
@@ -76,9 +84,17 @@ def segmentation_criterion(name: str, *, ignore_index: int = IGNORE_INDEX) -> Ca
     W ranks of batch B train a little differently from one process of batch W * B.
     """
 
+    if class_weights is not None and name not in ("ce", "ce+dice"):
+        raise ValueError(f"class weights apply to the cross-entropy losses ce and ce+dice, not {name!r}")
+
     def ce(logits: Tensor, target: Tensor) -> Tensor:
-        total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
-        return total / _labelled_share(target != ignore_index)
+        if class_weights is None:
+            total = F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="sum")
+            return total / _labelled_share(target != ignore_index).to(total.dtype)
+        weight = torch.as_tensor(class_weights, dtype=logits.dtype, device=logits.device)
+        total = F.cross_entropy(logits, target, weight=weight, ignore_index=ignore_index, reduction="sum")
+        labelled = target != ignore_index
+        return total / _labelled_share(weight[target.where(labelled, 0)] * labelled).to(total.dtype)
 
     if name == "ce":
         return ce
@@ -92,7 +108,7 @@ def segmentation_criterion(name: str, *, ignore_index: int = IGNORE_INDEX) -> Ca
 
         # summed over the labelled pixels (0 when there are none), then divided by their count
         focal = FocalLoss(mode="multiclass", ignore_index=ignore_index, reduction="sum")
-        return lambda logits, target: focal(logits, target) / _labelled_share(target != ignore_index)
+        return lambda logits, target: focal(logits, target) / _labelled_share(target != ignore_index).to(logits.dtype)
     if name == "lovasz":
         from segmentation_models_pytorch.losses import LovaszLoss
 

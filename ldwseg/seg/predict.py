@@ -27,6 +27,7 @@ from ..datasets.reading import IMAGE_SUFFIXES
 from ..engine.checkpoints import load_run_model, stored_palette
 from ..engine.distributed import resolve_device
 from ..errors import DataError
+from ..inference.scale import scaled_logits
 from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
 from ..io import DEFAULT_MAX_PIXELS, load_rgb8, write_pil_image
 from ..io.pixels import BLOCK_ROWS
@@ -41,14 +42,15 @@ LEGEND_PAPER = (255, 255, 255)
 """The legend's text and background colours."""
 
 
-def window_labels(model: nn.Module, device: torch.device) -> Callable[[Tensor], Tensor]:
-    """Map a ``(1, 3, h, w)`` uint8 window to its ``(1, 1, h, w)`` uint8 class labels."""
+def window_labels(model: nn.Module, device: torch.device, *, scale: float = 1.0) -> Callable[[Tensor], Tensor]:
+    """Map a ``(1, 3, h, w)`` uint8 window to its ``(1, 1, h, w)`` uint8 class labels, the network run on the
+    window resized by ``scale`` and its logits resized back (:func:`~ldwseg.inference.scale.scaled_logits`)."""
     transform = eval_transform()
 
     def run(window: Tensor) -> Tensor:
         rgb = np.ascontiguousarray(window[0].permute(1, 2, 0).numpy())
         image, _ = transform(rgb, np.zeros(rgb.shape[:2], dtype=np.int64))
-        logits = model(image.unsqueeze(0).to(device))
+        logits = scaled_logits(model, image.unsqueeze(0).to(device), scale=scale)
         # argmax over a contiguous last dimension: several times faster on CPU than over dim 1
         labels = logits.permute(0, 2, 3, 1).contiguous().argmax(-1)
         return labels.unsqueeze(1).to(device="cpu", dtype=torch.uint8)
@@ -221,6 +223,10 @@ def predict_images(
             (:data:`~ldwseg.io.DEFAULT_MAX_PIXELS`).
         progress: shows the model runs of a tiled image (see :func:`~ldwseg.inference.tiling.apply_tiled`).
 
+    The network runs at the checkpoint's ``data.eval_scale``, as its validation did (each
+    window resized by it, the logits resized back): a tiled image then equals the whole
+    image's prediction up to the resizing at the window borders.
+
     Returns:
         The files written.
 
@@ -231,7 +237,7 @@ def predict_images(
         CheckpointError: the checkpoint is unusable or not a segmentation checkpoint.
     """
     dev = resolve_device(device)
-    model, meta, _ = load_run_model(checkpoint, dev, task="seg")
+    model, meta, cfg = load_run_model(checkpoint, dev, task="seg")
     multiple = input_multiple(model)
     check_tiling(tile, margin, multiple)
     palette = stored_palette(checkpoint, meta)
@@ -243,7 +249,7 @@ def predict_images(
         load_rgb8(path, max_pixels=max_pixels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = window_labels(model, dev)
+    labels = window_labels(model, dev, scale=cfg.data.eval_scale)
     written: list[Path] = []
     for path in paths:
         rgb = load_rgb8(path, max_pixels=max_pixels)

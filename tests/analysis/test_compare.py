@@ -63,6 +63,71 @@ def test_summary_statistics_match_scipy():
     assert "| b |" in format_summary(summary) and "3/4" in format_summary(summary)
 
 
+def test_pairs_give_the_interval_tests_and_holm():
+    scores = {
+        "max": [0.50, 0.52, 0.49, 0.51, 0.50],
+        "ldw": [0.53, 0.55, 0.50, 0.54, 0.53],
+        "spd": [0.505, 0.52, 0.495, 0.51, 0.505],
+        "haar": [0.49, 0.50, 0.50, 0.52, 0.49],
+    }
+    seeds = list(range(5))
+    pairs = [("max", "ldw"), ("spd", "ldw"), ("max", "spd"), ("max", "haar")]
+    summary = summarise(_rows(scores), metric="miou", variants=list(scores), seeds=seeds, pairs=pairs, margin=0.01)
+    primary, *secondary = summary["pairs"]
+    assert primary["primary"] and not any(p["primary"] for p in secondary)
+    diffs = [a - b for a, b in zip(scores["ldw"], scores["max"])]
+    reference = stats.ttest_rel(scores["ldw"], scores["max"], alternative="greater")
+    assert primary["t"] == pytest.approx(reference.statistic) and primary["p"] == pytest.approx(reference.pvalue)
+    low, high = stats.ttest_rel(scores["ldw"], scores["max"]).confidence_interval(0.95)
+    assert primary["ci95"] == pytest.approx([low, high])
+    assert primary["diff_mean"] == pytest.approx(sum(diffs) / 5) and primary["decision"] == "gain"
+    # Holm over the three secondary p-values, against statsmodels' formula written out
+    raw = [p["p"] for p in secondary]
+    order = sorted(range(3), key=lambda i: raw[i])
+    expected, running = [0.0] * 3, 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * raw[i]))
+        expected[i] = running
+    assert [p["p_holm"] for p in secondary] == pytest.approx(expected)
+    # max -> spd: within +-0.01 by TOST (the 90% interval inside the margin)
+    spd = secondary[1]
+    tost = max(
+        stats.ttest_1samp([a - b for a, b in zip(scores["spd"], scores["max"])], -0.01, alternative="greater").pvalue,
+        stats.ttest_1samp([a - b for a, b in zip(scores["spd"], scores["max"])], 0.01, alternative="less").pvalue,
+    )
+    assert spd["p_equivalence"] == pytest.approx(tost) and spd["decision"] == "equivalent"
+    json.dumps(summary, allow_nan=False)
+    table = format_summary(summary, classes=[])
+    assert "primary: max -> ldw" in table and "gain" in table and "equivalent" in table
+
+
+def test_lower_is_better_metrics_count_a_drop_as_the_win():
+    scores = {"a": [0.20, 0.22, 0.21], "b": [0.15, 0.18, 0.16]}
+    summary = summarise(_rows(scores), metric="l1", variants=["a", "b"], seeds=[0, 1, 2])
+    assert summary["higher_is_better"] is False
+    b = summary["variants"][1]
+    assert b["wins"] == 3 and b["best_scores"] == pytest.approx([s + 0.01 for s in scores["b"]])
+    pair = summary["pairs"][0]
+    assert pair["decision"] == "gain" and pair["p"] < 0.05 and pair["diff_mean"] < 0
+
+
+def test_equal_differences_give_no_t():
+    """Every seed moved by the same amount: the spread is 0 up to rounding, and t is undefined, not 5e15."""
+    scores = {"a": [0.1, 0.2, 0.3], "b": [0.2, 0.3, 0.4]}
+    summary = summarise(_rows(scores), metric="miou", variants=["a", "b"], seeds=[0, 1, 2])
+    assert summary["variants"][1]["t"] is None and summary["pairs"][0]["t"] is None
+    assert summary["pairs"][0]["decision"] == "inconclusive" and summary["pairs"][0]["wins"] == 3
+
+
+def test_per_class_means_skip_undefined_classes():
+    rows = _rows({"a": [0.4, 0.5]})
+    rows[0].update(iou_pole=0.1, iou_sky=0.9)
+    rows[1].update(iou_pole=float("nan"), iou_sky=0.8)
+    summary = summarise(rows, metric="miou", variants=["a"], seeds=[0, 1])
+    assert summary["variants"][0]["per_class"] == pytest.approx({"pole": 0.1, "sky": 0.85})
+    assert "| a | 0.1000 |" in format_summary(summary, classes=["pole"])
+
+
 def test_summary_of_one_seed_has_no_t():
     summary = summarise(_rows({"a": [0.4], "b": [0.5]}), metric="miou", variants=["a", "b"], seeds=[0])
     assert summary["variants"][1]["std"] == 0 and summary["variants"][1]["t"] is None

@@ -165,6 +165,7 @@ def test_default_folders_name_what_differs(tmp_path, monkeypatch):
     assert out(**{"model.down": "maxpool", "model.up": "deconv"}) == Path("runs/synthetic-maxpool-deconv")
     assert out(**{"model.constraint": "paper", "train.wavelet_weight": 0.1}) == Path("runs/synthetic-paper-w0.1")
     assert out(**{"model.attention": True, "train.epochs": 3}) == Path("runs/synthetic-attention")
+    assert out(**{"train.wavelet_weight": 0.5}) == Path("runs/synthetic")  # lattice: the weight changes nothing
     assert out(**{"train.task": "recon"}) == Path("runs/recon-photos")  # the task's own defaults do not count
     # the README's quick start, then its max-pool baseline, both with the default --out
     monkeypatch.chdir(tmp_path)
@@ -173,6 +174,26 @@ def test_default_folders_name_what_differs(tmp_path, monkeypatch):
     assert "writing to runs/synthetic-maxpool-deconv" in baseline.stderr
     for folder in ("synthetic", "synthetic-maxpool-deconv"):
         assert (tmp_path / "runs" / folder / "best.safetensors").is_file()
+
+
+def test_a_constraint_weight_without_a_constraint_loss_is_said_once():
+    from ldwseg.cli.compare_cmd import _train_params
+    from ldwseg.cli.train_cmd import config_of
+
+    import logging
+
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("ldwseg").addHandler(handler)
+    try:
+        config_of(_train_params(["--wavelet-weight", "0.5"]))
+        config_of(_train_params(["--wavelet-weight", "0.5", "--constraint", "orthogonal"]))
+        config_of(_train_params([]))
+    finally:
+        logging.getLogger("ldwseg").removeHandler(handler)
+    lines = [r.getMessage() for r in records if "--wavelet-weight" in r.getMessage()]
+    assert len(lines) == 1 and "no effect with model.constraint=lattice" in lines[0]
 
 
 # --- several runs in one command: labelled, resumed, never mixed -----------------------------

@@ -264,7 +264,7 @@ def test_camvid_wrong_roots(shared_data, tmp_path):
 
 def test_folder_pairs_by_stem_and_needs_num_classes(shared_data, tmp_path):
     root = make_folder(shared_data, tmp_path / "mine")
-    with pytest.raises(DataError, match=r"needs the number of classes.*--num-classes"):
+    with pytest.raises(DataError, match=r"needs the number of classes.*--set data.num_classes=K"):
         build_dataset("folder", root, "train")
     ds = build_dataset("folder", root, "val", num_classes=21)
     assert [(i.stem, m.stem) for i, m in ds.files] == [(VOC_TRAIN, VOC_TRAIN), (VOC_VAL, VOC_VAL)]

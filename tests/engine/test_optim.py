@@ -51,11 +51,12 @@ def test_filter_lr_sets_the_filters_group():
     assert len(only.param_groups) == 1
 
 
-def _lrs(optim: OptimConfig, epochs: int) -> list[float]:
+def _lrs(optim: OptimConfig, epochs: int, steps: int = 1) -> list[float]:
+    """The lr of every optimizer step of ``epochs`` epochs of ``steps`` steps, stepping the schedule as training does."""
     optimizer = build_optimizer(torch.nn.Conv2d(1, 1, 1), optim)
-    scheduler = build_scheduler(optimizer, optim, epochs)
+    scheduler = build_scheduler(optimizer, optim, epochs, steps)
     lrs = []
-    for _ in range(epochs):
+    for _ in range(epochs * steps):
         lrs.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
@@ -79,9 +80,56 @@ def test_step_schedule_follows_its_formula():
     torch.testing.assert_close(torch.tensor(_lrs(optim, 5)), torch.tensor([0.1, 0.1, 0.05, 0.05, 0.025]))
 
 
+def test_by_epoch_schedules_hold_the_rate_through_each_epoch():
+    optim = OptimConfig(lr=0.1, schedule="poly", power=0.9)
+    expected = [0.1 * (1 - e / 4) ** 0.9 for e in range(4) for _ in range(3)]
+    torch.testing.assert_close(torch.tensor(_lrs(optim, 4, steps=3)), torch.tensor(expected))
+
+
+@pytest.mark.parametrize("schedule", ["poly", "cosine"])
+def test_per_step_schedules_follow_their_formula_at_every_step(schedule):
+    optim = OptimConfig(lr=0.1, schedule=schedule, power=0.9, by_epoch=False)
+    total = 4 * 3
+    if schedule == "poly":
+        expected = [0.1 * (1 - i / total) ** 0.9 for i in range(total)]
+    else:
+        expected = [0.05 * (1 + math.cos(math.pi * i / total)) for i in range(total)]
+    torch.testing.assert_close(torch.tensor(_lrs(optim, 4, steps=3)), torch.tensor(expected))
+
+
+def test_warmup_ramps_linearly_then_hands_over_to_the_schedule():
+    optim = OptimConfig(lr=0.1, schedule="poly", power=1.0, by_epoch=False, warmup_steps=4)
+    lrs = _lrs(optim, 2, steps=5)
+    decay = [1 - i / 10 for i in range(10)]
+    expected = [0.1 * decay[i] * min(1.0, (i + 1) / 4) for i in range(10)]
+    torch.testing.assert_close(torch.tensor(lrs), torch.tensor(expected))
+    assert lrs[0] == pytest.approx(0.1 * 0.25) and lrs[4] == pytest.approx(0.1 * decay[4])
+
+
+def test_the_schedule_resumes_from_its_state_dict():
+    """A run stopped mid-epoch goes on with the lr it would have had."""
+    optim = OptimConfig(lr=0.1, schedule="cosine", by_epoch=False, warmup_steps=3)
+    whole = _lrs(optim, 3, steps=4)
+    optimizer = build_optimizer(torch.nn.Conv2d(1, 1, 1), optim)
+    scheduler = build_scheduler(optimizer, optim, 3, 4)
+    for _ in range(5):
+        optimizer.step()
+        scheduler.step()
+    state = scheduler.state_dict()
+    optimizer2 = build_optimizer(torch.nn.Conv2d(1, 1, 1), optim)
+    scheduler2 = build_scheduler(optimizer2, optim, 3, 4)
+    scheduler2.load_state_dict(state)
+    assert scheduler2.get_last_lr()[0] == pytest.approx(whole[5])
+
+
 @pytest.mark.parametrize(
     "field, value, message",
-    [("schedule", "onecycle", "optim.schedule"), ("power", 0.0, "optim.power"), ("filter_lr", -1.0, "optim.filter_lr")],
+    [
+        ("schedule", "onecycle", "optim.schedule"),
+        ("power", 0.0, "optim.power"),
+        ("filter_lr", -1.0, "optim.filter_lr"),
+        ("warmup_steps", -1, "optim.warmup_steps"),
+    ],
 )
 def test_bad_optim_values_are_named(field, value, message):
     cfg = Config()

@@ -161,7 +161,11 @@ def test_task_evaluate_reports_dice_for_two_classes(k):
         assert_close(torch.tensor(result["fg_iou"], dtype=torch.float64), expected["fg_iou"])
     else:
         assert "dice" not in result and "fg_iou" not in result
-    assert set(result) - {"dice", "fg_iou"} == {"miou", "pixel_acc", "per_class_iou"}
+    per_class = {f"iou_class{c}" for c in range(k)}
+    assert set(result) - {"dice", "fg_iou"} == {"miou", "pixel_acc", "mean_acc", "per_class_iou", *per_class}
+    iou = [result[f"iou_class{c}"] for c in range(k)]
+    expected_iou = [math.nan if v is None else v for v in result["per_class_iou"]]
+    assert_close(torch.tensor(iou, dtype=torch.float64), torch.tensor(expected_iou, dtype=torch.float64), equal_nan=True)
 
 
 # --- the JSON of ldwseg evaluate -------------------------------------------------------
@@ -169,7 +173,8 @@ def test_task_evaluate_reports_dice_for_two_classes(k):
 
 def evaluation(**scores) -> dict:
     base = {
-        "checkpoint": "c.safetensors", "dataset": "folder", "split": "val", "images": 2, "skipped": 0,
+        "checkpoint": "c.safetensors", "dataset": "folder", "split": "val", "eval_scale": 1.0, "images": 2,
+        "skipped": 0,
         "miou": 0.5, "per_class_iou": [0.5, None], "pixel_acc": 0.75, "class_names": ["background", "vessel"],
     }  # fmt: skip
     return {**base, **scores}
