@@ -5,9 +5,12 @@ import subprocess
 import sys
 import sysconfig
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
+
+from ldwseg import __version__
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,7 +23,7 @@ def _setuptools_builds_wheels() -> bool:
     except ImportError:
         return False
     major, minor = (int(p) for p in setuptools.__version__.split(".")[:2])
-    return (major, minor) >= (70, 1)  # bdist_wheel is part of setuptools from 70.1 on
+    return (major, minor) >= (77, 0)  # pyproject.toml's build requirement (bdist_wheel is built in from 70.1)
 
 
 def _files(folder: Path) -> set[Path]:
@@ -36,14 +39,19 @@ def test_wheel_install_trains_from_another_folder(tmp_path):
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    (wheel,) = wheels.glob("ldwseg-*.whl")
+    (wheel,) = wheels.glob(f"ldwseg-{__version__}-*.whl")  # pyproject.toml reads the version from ldwseg
+    with zipfile.ZipFile(wheel) as built:
+        names = built.namelist()
+    assert f"ldwseg-{__version__}.dist-info/licenses/LICENSE" in names, names
+    assert not any(n.startswith(("configs/", "tests/", "bench/")) for n in names), names
 
     env_dir = tmp_path / "env"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"
     site = Path(
-        subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True)
-        .strip()
+        subprocess.check_output(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
     )
     # the dependencies (torch, ...) come from this test's environment; ldwseg only from the wheel
     (site / "_ldwseg_test_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -57,7 +65,9 @@ def test_wheel_install_trains_from_another_folder(tmp_path):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "LDWSEG_DATA")}
     env["OMP_NUM_THREADS"] = "1"
-    where = subprocess.check_output([str(python), "-c", "import ldwseg; print(ldwseg.__file__)"], cwd=work, env=env, text=True)
+    where = subprocess.check_output(
+        [str(python), "-c", "import ldwseg; print(ldwseg.__file__)"], cwd=work, env=env, text=True
+    )
     assert Path(where.strip()).is_relative_to(site), where
 
     before = _files(site)
