@@ -1,13 +1,18 @@
-"""LDW pooling (K=2) against MaxPool2d(2) in a plain script: no CLI, no set-up call.
+"""LDW pooling (K=2) against MaxPool2d(2), and its reverse against a UNet's ConvTranspose2d, in a plain script.
 
 This is what a library user sees who imports ldwseg and calls ``LDWPool2d`` in a loop:
-forward and backward (the gradients of the input and of the filters) on the CPU, the two
-layers interleaved so that load on the machine hits both alike, the median of
-``--repeats`` timed runs each after an untimed one. It prints the milliseconds and the
-ratio LDW / MaxPool per shape; a ratio at most 1 means LDW pooling is no slower.
+forward and backward (the gradients of the input and of the filters) on the CPU, with the
+process's memory allocator as it is (glibc's default; ldwseg never changes it by itself).
+The layers are interleaved so that load on the machine hits both alike; each figure is the
+median of ``--repeats`` timed runs, each after an untimed one. It prints the milliseconds
+and the ratio LDW / baseline per shape; a ratio at most 1 means LDW pooling is no slower.
+The last row times ``LDWUnpool2d`` from ``(8, 4C, 64, 64)`` subbands against the
+``ConvTranspose2d(2C, C, 2, stride=2)`` of the UNet decoder level that it replaces, both
+giving ``(8, C, 128, 128)`` with ``C = 64``.
 
-Usage: ``python bench/library_speed.py [--repeats 15] [--threads T]``
-(``LDWSEG_MALLOC=default`` shows it with glibc's default allocator, see ldwseg.pooling.allocator).
+Usage: ``python bench/library_speed.py [--repeats 15] [--threads T] [--keep-freed-memory]``
+(``--keep-freed-memory`` first opts in to :func:`ldwseg.pooling.keep_freed_memory`, as
+``ldwseg train`` does).
 """
 
 import argparse
@@ -17,9 +22,11 @@ import time
 import torch
 from torch import nn
 
-from ldwseg import LDWPool2d
+from ldwseg import LDWPool2d, LDWUnpool2d
+from ldwseg.pooling import keep_freed_memory
 
 SHAPES = ((8, 64, 128, 128), (8, 128, 64, 64), (8, 256, 32, 32), (8, 512, 16, 16))
+DECODER = (8, 64, 128, 128)  # the output of the reverse pool and of the transposed conv
 
 
 def fwd_bwd(module: nn.Module, x: torch.Tensor):
@@ -50,17 +57,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed runs per layer and shape (the median is shown)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument(
+        "--keep-freed-memory", action="store_true", help="opt in to ldwseg.pooling.keep_freed_memory() first"
+    )
     args = parser.parse_args()
+    kept = keep_freed_memory() if args.keep_freed_memory else False
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
-    print("| shape | LDW fwd+bwd ms | MaxPool fwd+bwd ms | LDW / MaxPool |")
-    print("|---|---|---|---|")
+    allocator = "freed memory kept (keep_freed_memory)" if kept else "as it is (glibc default)"
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}, allocator {allocator}"
+    )
+    print("| input | LDW fwd+bwd ms | baseline | baseline fwd+bwd ms | LDW / baseline |")
+    print("|---|---|---|---|---|")
     for shape in SHAPES:
         x = torch.randn(shape)
         ldw, maxpool = median_ms([fwd_bwd(LDWPool2d(shape[1]), x), fwd_bwd(nn.MaxPool2d(2), x)], args.repeats)
-        print(f"| {shape} | {ldw:.2f} | {maxpool:.2f} | {ldw / maxpool:.2f}x |", flush=True)
+        print(f"| {shape} | {ldw:.2f} | MaxPool2d(2) | {maxpool:.2f} | {ldw / maxpool:.2f}x |", flush=True)
+    n, c, h, w = DECODER
+    bands, decoder_in = torch.randn(n, 4 * c, h // 2, w // 2), torch.randn(n, 2 * c, h // 2, w // 2)
+    unpool, deconv = LDWUnpool2d(LDWPool2d(c)), nn.ConvTranspose2d(2 * c, c, 2, stride=2)
+    ldw, conv = median_ms([fwd_bwd(unpool, bands), fwd_bwd(deconv, decoder_in)], args.repeats)
+    print(
+        f"| {tuple(bands.shape)} | {ldw:.2f} | ConvTranspose2d({2 * c}, {c}, 2, 2) | {conv:.2f} | {ldw / conv:.2f}x |"
+    )
 
 
 if __name__ == "__main__":

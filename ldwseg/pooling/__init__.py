@@ -1,5 +1,6 @@
 """The LDW pooling core: functional analysis/synthesis, modules and constraints."""
 
+from .allocator import keep_freed_memory
 from .attention import EnergyAttention
 from .constraints import orthogonal_terms, paper_terms, pr_error
 from .filters import CONSTRAINTS, initial_filters, orthogonal_wavelets
@@ -12,6 +13,7 @@ __all__ = [
     "LDWPool2d",
     "LDWUnpool2d",
     "initial_filters",
+    "keep_freed_memory",
     "ldw_analysis",
     "ldw_synthesis",
     "orthogonal_terms",

@@ -4,35 +4,34 @@ Every training step, and every call in a user's timing loop, allocates and frees
 large tensors. glibc serves blocks of 32 MiB and more with a fresh ``mmap`` and gives them
 back with ``munmap`` when freed (smaller freed blocks at the top of the heap are trimmed
 back too), so each step pays the page faults of touching them anew: writing a fresh
-32 MiB tensor costs about 9.5 ms on the 2-core CPU machine, as much as the LDW pool's
-whole forward pass at (8, 64, 128, 128). :func:`keep_freed_memory` makes glibc serve
-every block from its heap and keep freed memory for the next step (``M_MMAP_MAX = 0``
-and a trim threshold of 2 GiB, the largest ``mallopt`` accepts), as
+32 MiB tensor costs 6-10 ms on the 2-core CPU machine. :func:`keep_freed_memory`
+makes glibc serve every block from its heap and keep freed memory for the next step
+(``M_MMAP_MAX = 0`` and a trim threshold of 2 GiB, the largest ``mallopt`` accepts), as
 ``GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...`` would; the
 PyTorch CPU tuning guides reach the same effect with jemalloc or tcmalloc. The price:
 the process keeps its peak memory until it ends.
 
-Where it is applied: ``ldwseg train``, ``sweep``, ``ablate`` and ``bench`` call
-:func:`keep_freed_memory` when they start. In any other process (a user's own script,
-``predict``, ``reconstruct``) the first LDW analysis or synthesis of a CPU tensor applies
-it, once per process (:func:`keep_freed_memory_once`), and logs that at DEBUG. Without it
-a plain loop over ``LDWPool2d`` forward and backward at (8, 64, 128, 128) takes 1.2-1.8x
-the time of ``MaxPool2d`` (with it 0.9x), since the pool's output and input gradient are
-each a fresh block of the input's size. ``LDWSEG_MALLOC=default`` in the environment turns
-both off (read at the first call), as :func:`keep_default_allocator` does from within the
-process (``ldwseg bench --no-keep-memory``). It does nothing where the C library is not
-glibc.
+This is a setting of the whole process, so the library never applies it by itself:
+importing ldwseg and calling its layers leaves the allocator as it is. The ``ldwseg``
+commands ``train``, ``sweep``, ``ablate``, ``compare`` and ``bench`` apply it to the
+process they own; a script of your own opts in with one call at its start::
+
+    from ldwseg.pooling import keep_freed_memory
+    keep_freed_memory()
+
+``LDWSEG_MALLOC=default`` in the environment turns :func:`keep_freed_memory` into a no-op,
+as :func:`keep_default_allocator` does from within the process (``ldwseg bench
+--no-keep-memory``). It does nothing where the C library is not glibc.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import functools
 import logging
 import os
 
-__all__ = ["ENV", "keep_default_allocator", "keep_freed_memory", "keep_freed_memory_once"]
+__all__ = ["ENV", "keep_default_allocator", "keep_freed_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ ENV = "LDWSEG_MALLOC"
 
 
 def keep_freed_memory() -> bool:
-    """Tune glibc's malloc as described above; returns whether it was done."""
+    """Tune glibc's malloc for the whole process as described above; returns whether it was done."""
     if os.environ.get(ENV, "").strip().lower() == "default":
         return False
     try:
@@ -60,21 +59,9 @@ def keep_freed_memory() -> bool:
     return done
 
 
-@functools.cache
-def keep_freed_memory_once() -> bool:
-    """:func:`keep_freed_memory` the first time it is called in the process; later calls
-    return that first result at the cost of a dictionary lookup (the LDW pools call it)."""
-    done = keep_freed_memory()
-    log.debug(
-        "ldwseg: first LDW pooling on the CPU: glibc now keeps freed memory in the process (%s; %s=default "
-        "turns this off)", "done" if done else "not done", ENV,
-    )  # fmt: skip
-    return done
-
-
 def keep_default_allocator() -> bool:
     """Leave glibc's allocator as it is for the rest of the process: sets ``LDWSEG_MALLOC=default``,
-    so that the LDW pools do not tune it either (unless they already have). Returns ``False``
-    (freed memory is not kept), like a refused :func:`keep_freed_memory`."""
+    so that later :func:`keep_freed_memory` calls do nothing. Returns ``False`` (freed memory is
+    not kept), like a refused :func:`keep_freed_memory`."""
     os.environ[ENV] = "default"
     return False

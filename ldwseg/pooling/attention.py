@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 __all__ = ["EnergyAttention"]
@@ -27,6 +28,12 @@ class EnergyAttention(nn.Module):
 
     Shape:
         - Input and output: ``(N, C, H, W)``.
+
+    Note:
+        The energy and the gates are computed in float32 (or in the input's dtype, if wider)
+        and the output has the input's dtype: in a half-precision model the energy of a
+        256x256 map, a sum of 65536 squares of values near 1, would overflow float16 (largest
+        value 65504) and make the gates NaN.
     """
 
     def __init__(self, channels: int, *, reduction: int = 16, energy: str = "mean") -> None:
@@ -46,19 +53,27 @@ class EnergyAttention(nn.Module):
         sets the whole image's gates here, see :func:`~ldwseg.inference.tiling.apply_tiled`)."""
 
     def energy_density(self, x: Tensor) -> Tensor:
-        """The summands of Eq. 16, ``X_c(x, y)^2`` after normalisation, shape ``(N, C, H, W)``."""
-        return self.norm(x).square()
+        """The summands of Eq. 16, ``X_c(x, y)^2`` after normalisation, shape ``(N, C, H, W)``, in float32 or wider."""
+        z = self.norm(x)
+        return z.float().square() if z.dtype in (torch.float16, torch.bfloat16) else z.square()
 
     def energy_of(self, total: Tensor, pixels: int) -> Tensor:
         """Eq. 16 from the density summed over ``pixels`` positions: the sum, or the mean (``energy``)."""
         return total if self.energy == "sum" else total / pixels
 
     def gates(self, energy: Tensor) -> Tensor:
-        """Eq. 17: the SE gates ``(N, C)`` in ``(0, 1)`` of per-channel energies ``(N, C)``."""
-        return self.excite(energy)
+        """Eq. 17: the SE gates ``(N, C)`` in ``(0, 1)`` of per-channel energies ``(N, C)``.
+
+        The MLP runs in the energy's dtype: a half-precision module's weights are upcast to it
+        for the call (differentiably), since its energy may not fit in half precision."""
+        weight = self.excite[0].weight
+        if weight.dtype == energy.dtype:
+            return self.excite(energy)
+        params = {name: p.to(energy.dtype) for name, p in self.excite.named_parameters()}
+        return torch.func.functional_call(self.excite, params, (energy,))
 
     def forward(self, x: Tensor) -> Tensor:
         if self.fixed_gates is not None:
-            return x * self.fixed_gates[:, :, None, None]
+            return x * self.fixed_gates[:, :, None, None].to(x.dtype)
         e = self.energy_of(self.energy_density(x).sum((-2, -1)), x.shape[-2] * x.shape[-1])  # Eq. 16
-        return x * self.gates(e)[:, :, None, None]
+        return x * self.gates(e)[:, :, None, None].to(x.dtype)

@@ -36,10 +36,22 @@ gradient of the mixing matrices is ``g @ roll(P)^T``; autograd carries it back t
 ``W^L`` and ``W^H``. The rolls are never made: for ``m > 1`` the planes get a periodic
 margin of ``m - 1`` rows and columns when they are split, so in the flattened planes the
 shift ``(a, c)`` is just the offset ``a * (w + m - 1) + c`` and every product reads a view
-(the adjoint adds the margin back). On the CPU the batch is processed in chunks of about
-8 MB so that temporaries stay in cache, and the first call in a process makes glibc keep
-freed memory from then on (:mod:`ldwseg.pooling.allocator`; ``LDWSEG_MALLOC=default``
-leaves it alone).
+(the adjoint adds the margin back). On the CPU a map is processed in pieces of about 2 MiB
+through scratch buffers allocated once per call, so the only input-sized allocations are
+the results; for the filter gradient analysis keeps its input (or, for ``K = 2``, its
+output), not a copy of its planes (:mod:`ldwseg.pooling.polyphase`). Nothing here changes
+the process's memory allocator (:mod:`ldwseg.pooling.allocator` is an explicit opt-in).
+
+Layouts: NCHW-contiguous and channels-last maps are read and written in place, and the
+result has the input's memory format, so a channels-last model stays channels-last; other
+strides are copied to NCHW first.
+
+Precision: under ``torch.autocast`` (bf16 or fp16, on any device) both functions turn
+autocast off, run in float32 (half-precision inputs are upcast) and return float32, as
+autocast does for normalisation layers. The 4x4 mixing, its accumulation and the filter
+gradient then keep float32 accuracy: a pool and its reverse pool reconstruct their input
+to float32 rounding, where running them in bf16 would lose all but ~50 dB. Outside
+autocast they run in the input's dtype.
 
 Export: that fast path writes into preallocated buffers (``out=``, ``copy_`` into views)
 and splits the batch with Python ints read from the shapes: a graph capture freezes those
@@ -75,9 +87,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .allocator import keep_freed_memory_once
 from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_sizes, _with_last
-from .polyphase import _Analysis, _analysis_planes, _mixing_matrices, _Synthesis, _synthesis_raw
+from .polyphase import _analysis, _Analysis, _mixing_matrices, _synthesis, _Synthesis
 
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]
 
@@ -114,9 +125,7 @@ def _as_filter(f: Tensor | Sequence[float], like: Tensor, name: str) -> Tensor:
     return f
 
 
-def _filter_pair(
-    low: Tensor | Sequence[float], high: Tensor | Sequence[float], like: Tensor
-) -> tuple[Tensor, Tensor]:
+def _filter_pair(low: Tensor | Sequence[float], high: Tensor | Sequence[float], like: Tensor) -> tuple[Tensor, Tensor]:
     low, high = _as_filter(low, like, "low"), _as_filter(high, like, "high")
     if low.shape != high.shape:
         raise ValueError(f"low and high must have the same length, got {low.shape[0]} and {high.shape[0]}")
@@ -135,8 +144,7 @@ def _check_input(x: Tensor, what: str, channels_multiple: int = 1) -> None:
         raise TypeError(f"{what} must be a floating-point tensor, got {x.dtype}; convert it with x.float()")
     if x.shape[1] % channels_multiple:
         raise ValueError(
-            f"{what} must have a multiple of {channels_multiple} channels ([LL|LH|HL|HH] blocks), "
-            f"got {x.shape[1]}"
+            f"{what} must have a multiple of {channels_multiple} channels ([LL|LH|HL|HH] blocks), got {x.shape[1]}"
         )
     if x.shape[-2] == 0 or x.shape[-1] == 0:
         raise ValueError(f"{what} has an empty spatial size {tuple(x.shape[-2:])}")
@@ -157,23 +165,34 @@ def _needs_autograd(*tensors: Tensor) -> bool:
     return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
-def _tune_cpu_allocator(x: Tensor) -> None:
-    """On the first CPU call, make glibc keep freed memory (:mod:`ldwseg.pooling.allocator`):
-    the fast path's output and gradient are fresh input-sized blocks, page-faulted anew otherwise."""
-    if x.is_cpu and not torch.compiler.is_compiling():
-        keep_freed_memory_once()
+def _autocast_on(t: Tensor) -> bool:
+    """Whether autocast is enabled for ``t``'s device (see "Precision" in the module docstring)."""
+    device = t.device.type
+    return torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)
+
+
+def _at_least_float32(t: Tensor) -> Tensor:
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def _dense(t: Tensor) -> Tensor:
+    """``t`` itself when NCHW- or channels-last-contiguous (the layouts the fast path reads), else an NCHW copy."""
+    if t.is_contiguous() or t.is_contiguous(memory_format=torch.channels_last):
+        return t
+    return t.contiguous()
 
 
 def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequence[float]) -> Tensor:
     """LDW pooling (Eqs. 3-8): split each channel into four half-size subbands.
 
     Args:
-        x: input of shape ``(N, C, H, W)``, any floating dtype.
+        x: input of shape ``(N, C, H, W)``, any floating dtype, NCHW or channels-last.
         low: low-pass filter ``W^L`` of length ``K``.
         high: high-pass filter ``W^H`` of length ``K``.
 
     Returns:
-        Tensor of shape ``(N, 4C, ceil(H/2), ceil(W/2))`` holding ``[LL | LH | HL | HH]``.
+        Tensor of shape ``(N, 4C, ceil(H/2), ceil(W/2))`` holding ``[LL | LH | HL | HH]``, in
+        ``x``'s dtype (float32 or wider under autocast) and memory format.
 
     Under ``torch.jit.trace`` and ``torch.export`` (both ONNX exporters) the same result is
     computed by ops that keep batch, height and width symbolic; see "Export" in the module
@@ -185,6 +204,9 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
         >>> ldw_analysis(torch.ones(1, 1, 4, 4), w.rec_lo, w.rec_hi)[0, :, 0, 0].round(decimals=6)
         tensor([2., 0., 0., 0.])
     """
+    if isinstance(x, Tensor) and _autocast_on(x):
+        with torch.autocast(x.device.type, enabled=False):
+            return ldw_analysis(_at_least_float32(x), low, high)
     if _capturing():
         with _static_sizes():
             _check_input(x, "x")
@@ -192,10 +214,9 @@ def ldw_analysis(x: Tensor, low: Tensor | Sequence[float], high: Tensor | Sequen
         return _capture_analysis(x, low, high)
     _check_input(x, "x")
     low, high = _filter_pair(low, high, x)
-    _tune_cpu_allocator(x)
-    x = pad_to_even(x).contiguous()
-    mix = _mixing_matrices(low, high).to(x.dtype)  # autocast may hand over filters and maps in different dtypes
-    return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis_planes(x, mix)[0]
+    x = _dense(pad_to_even(x))
+    mix = _mixing_matrices(low, high)
+    return _Analysis.apply(x, mix) if _needs_autograd(x, mix) else _analysis(x, mix)
 
 
 def ldw_synthesis(
@@ -215,12 +236,16 @@ def ldw_synthesis(
             default ``(2h, 2w)``.
 
     Returns:
-        Tensor of shape ``(N, C, H, W)``.
+        Tensor of shape ``(N, C, H, W)``, in ``y``'s dtype (float32 or wider under autocast) and
+        memory format (cropped to ``output_size`` by a view).
 
     Under ``torch.jit.trace`` and ``torch.export`` a symbolic ``output_size`` (e.g.
     ``x.shape[-2:]`` of the pooled input) stays symbolic in the graph, so the crop follows
     the runtime size; it is checked against the subbands only when its sizes are plain ints.
     """
+    if isinstance(y, Tensor) and _autocast_on(y):
+        with torch.autocast(y.device.type, enabled=False):
+            return ldw_synthesis(_at_least_float32(y), low, high, output_size=output_size)
     if _capturing():
         with _static_sizes():
             _check_input(y, "y", channels_multiple=4)
@@ -231,12 +256,11 @@ def ldw_synthesis(
         return _capture_synthesis(y, low, high, output_size)
     _check_input(y, "y", channels_multiple=4)
     low, high = _filter_pair(low, high, y)
-    _tune_cpu_allocator(y)
     h, w = y.shape[-2:]
     out_h, out_w = _check_output_size(h, w, output_size)
-    y = y.contiguous()
-    mix = _mixing_matrices(low, high).to(y.dtype)  # autocast may hand over filters and maps in different dtypes
-    x = _Synthesis.apply(y, mix) if _needs_autograd(y, mix) else _synthesis_raw(y, mix)
+    y = _dense(y)
+    mix = _mixing_matrices(low, high)
+    x = _Synthesis.apply(y, mix) if _needs_autograd(y, mix) else _synthesis(y, mix)
     if (out_h, out_w) != (2 * h, 2 * w):
         x = x[..., :out_h, :out_w]
     return x

@@ -38,12 +38,13 @@ class LDWPool2d(nn.Module):
         - Output: ``(N, 4C, ceil(H/2), ceil(W/2))``, blocks ``[LL | LH | HL | HH]``.
 
     Note:
-        The first forward pass on a CPU tensor changes the process's memory allocator, once:
-        glibc then keeps freed memory for reuse instead of returning it to the system, so
-        the pool's input-sized output and gradient do not pay fresh page faults at every
-        call (without this, forward and backward can take 1.2-1.8x the time of ``MaxPool2d``).
-        The process keeps its peak memory until it ends. ``LDWSEG_MALLOC=default`` in the
-        environment leaves the allocator alone; see :mod:`ldwseg.pooling.allocator`.
+        Under ``torch.autocast`` (bf16 or fp16) the pool runs in float32 and returns float32,
+        as normalisation layers do, so a pool and its reverse pool reconstruct their input to
+        float32 rounding. Channels-last input gives channels-last output. With ``K = 2`` and
+        trainable filters the pool keeps its output for the filter gradient, so the output
+        must not be modified in place before backward (autograd raises if it is). The pool
+        does not change the process's memory allocator; a training script may opt in to
+        :func:`~ldwseg.pooling.allocator.keep_freed_memory`.
 
     Example:
         >>> pool = LDWPool2d(wavelet="db2", constraint="orthogonal")
@@ -117,7 +118,11 @@ class LDWPool2d(nn.Module):
 
     def extra_repr(self) -> str:
         parts = [] if self.channels is None else [str(self.channels)]
-        parts += [f"wavelet={self.wavelet_name!r}", f"kernel_size={self.kernel_size}", f"constraint={self.constraint!r}"]
+        parts += [
+            f"wavelet={self.wavelet_name!r}",
+            f"kernel_size={self.kernel_size}",
+            f"constraint={self.constraint!r}",
+        ]
         if not any(p.requires_grad for p in self.parameters()):
             parts.append("trainable=False")
         return ", ".join(parts)

@@ -27,7 +27,9 @@ def naive_analysis(x: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarr
         for i in range(h // 2):
             for j in range(w // 2):
                 out[b, i, j] = sum(
-                    fh[p] * fw[q] * x[(2 * i + p) % h, (2 * j + q) % w] for p in range(len(low)) for q in range(len(low))
+                    fh[p] * fw[q] * x[(2 * i + p) % h, (2 * j + q) % w]
+                    for p in range(len(low))
+                    for q in range(len(low))
                 )
     return out
 
@@ -122,6 +124,63 @@ def test_gradcheck_odd_kernel_wraps_small_maps():
     assert torch.autograd.gradcheck(ldw_analysis, (x, low, high))
     y = torch.randn(1, 4, 1, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(ldw_synthesis, (y, low, high))
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+@pytest.mark.parametrize("name", ["haar", "db2"])
+def test_backward_keeps_no_input_sized_copy(name, trainable):
+    """For the filter gradient analysis keeps a tensor that a network holds anyway: its input,
+    or for K = 2 its output (whose bands are M @ planes); never a copy of its planes. With
+    fixed filters it keeps nothing input-sized. Synthesis keeps its input."""
+    low, high = (f.requires_grad_(trainable) for f in filters(name, torch.float32))
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    y = ldw_analysis(x, low, high)
+    large = [t for t in y.grad_fn.saved_tensors if t is not None and t.numel() >= x.numel()]
+    kept = (y if name == "haar" else x) if trainable else None
+    assert [t.data_ptr() for t in large] == ([] if kept is None else [kept.data_ptr()])
+    y = torch.randn(2, 12, 4, 4, requires_grad=True)
+    saved = [t for t in ldw_synthesis(y, low, high).grad_fn.saved_tensors if t is not None]
+    assert [t.data_ptr() for t in saved if t.numel() >= y.numel()] == ([y.data_ptr()] if trainable else [])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k2_filter_gradient_from_the_output_matches_the_planes(dtype):
+    """For K = 2 the filter gradient is computed from the output (g out^T M^-T); it equals the
+    gram of the planes (the path taken for ill-conditioned filters, here forced by a near-singular
+    high-pass) to the dtype's rounding."""
+    torch.manual_seed(0)
+    tol = {"rtol": 1e-5, "atol": 1e-4} if dtype == torch.float32 else {"rtol": 1e-10, "atol": 1e-10}
+    x = torch.randn(2, 3, 16, 12, dtype=dtype)
+    weight = torch.randn(2, 12, 8, 6, dtype=dtype)
+    for low, high in (([0.6, 0.8], [0.8, -0.6]), ([0.9, 0.5], [0.3, -0.2]), ([1.0, 0.5], [1.0, 0.5 + 1e-3])):
+        low, high = (torch.tensor(f, dtype=dtype, requires_grad=True) for f in (low, high))
+        got = torch.autograd.grad((ldw_analysis(x, low, high) * weight).sum(), [low, high])
+        expected = torch.autograd.grad((ldw_analysis_reference(x, low, high) * weight).sum(), [low, high])
+        for g, e in zip(got, expected):
+            assert_close(g, e, **tol)
+
+
+def test_k2_output_modified_in_place_before_backward_is_reported():
+    """A K = 2 pool keeps its output for the filter gradient; autograd reports an in-place change."""
+    low, high = (f.requires_grad_() for f in filters("haar", torch.float32))
+    y = ldw_analysis(torch.randn(1, 2, 4, 4, requires_grad=True), low, high)
+    y.mul_(2)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+@pytest.mark.parametrize("name", ["haar", "db2"])
+def test_filter_gradient_of_long_maps(name):
+    """Long rows of planes are reduced in blocks (one sample) or per sample; a remainder of the
+    blocks included, the filter gradient equals the reference's."""
+    low, high = (f.requires_grad_() for f in filters(name))
+    for shape in ((1, 3, 262, 202), (2, 3, 262, 202)):  # 3 * 131 * 101 values per plane: odd
+        x = torch.randn(shape, dtype=torch.float64)
+        weight = torch.randn(shape[0], 4 * shape[1], 131, 101, dtype=torch.float64)
+        got = torch.autograd.grad((ldw_analysis(x, low, high) * weight).sum(), [low, high])
+        expected = torch.autograd.grad((ldw_analysis_reference(x, low, high) * weight).sum(), [low, high])
+        for g, e in zip(got, expected):
+            assert_close(g, e)
 
 
 def test_bfloat16_runs_and_is_close():
