@@ -1,7 +1,5 @@
 """ldwseg: semantic segmentation and reconstruction with Learnable Discrete Wavelet Pooling."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .models.convert import convert, converted_layers
 from .pooling import (
     EnergyAttention,
@@ -12,10 +10,20 @@ from .pooling import (
     wavelet_loss,
 )
 
-try:
-    __version__ = version("ldwseg")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0.0.0+unknown"
+__version__ = "0.2.0"
+"""The release; pyproject.toml reads it from here (``[tool.setuptools.dynamic]``)."""
+
+_HUB = ("create_model", "from_pretrained", "list_models")
+"""Loaded on first use (:mod:`ldwseg.hub` reads the config and checkpoint code, which ``import ldwseg`` does not need)."""
+
+
+def __getattr__(name: str):
+    if name in _HUB:
+        from . import hub
+
+        return getattr(hub, name)
+    raise AttributeError(f"module 'ldwseg' has no attribute {name!r}")
+
 
 __all__ = [
     "EnergyAttention",
@@ -24,7 +32,10 @@ __all__ = [
     "__version__",
     "convert",
     "converted_layers",
+    "create_model",
+    "from_pretrained",
     "ldw_analysis",
     "ldw_synthesis",
+    "list_models",
     "wavelet_loss",
 ]

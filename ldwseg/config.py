@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .io.atomic import atomic_write
 from .io.yaml_file import coerce_value, read_yaml
 from .models.arch import check_network_spec
 
@@ -29,6 +30,7 @@ AMP_CHOICES = ("off", "bf16", "fp16")
 TASK_LOSSES = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}
 LOSS_CHOICES = tuple(loss for losses in TASK_LOSSES.values() for loss in losses)
 SCHEDULE_CHOICES = ("step", "poly", "cosine")
+OPTIMIZER_CHOICES = ("adam", "adamw", "sgd")
 CLASS_WEIGHT_METHODS = ("median", "enet")
 WEIGHTED_LOSSES = ("ce", "ce+dice")
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -61,6 +63,7 @@ class ModelConfig:
 
     down: str = "ldw-efficient"
     up: str = "ldw"
+    in_channels: int = 3
     base_width: int = 16
     depth: int = 4
     wavelet: str = "db2"
@@ -77,6 +80,10 @@ class ModelConfig:
 
     def validate(self) -> None:
         """The checks of the arch (:func:`ldwseg.models.arch.check_network_spec`), naming the fields ``model.*``."""
+        if not 1 <= self.in_channels <= 1024:
+            raise ConfigError(
+                f"model.in_channels must be in [1, 1024] (1 for gray images, 3 for RGB), got {self.in_channels}"
+            )
         check_network_spec(self, prefix="model.")
 
 
@@ -88,11 +95,22 @@ class DataConfig:
     ``eval_scale``: the resize of validation and evaluation images before the network (the
     logits are resized back and scored at the labels' size, :mod:`ldwseg.inference.scale`);
     ``repeat``: passes over the training set per epoch (:class:`~ldwseg.engine.sampling.SeededSamples`).
+    ``class_names`` and ``palette`` name a ``folder`` data set's classes (else its
+    ``classes.txt``, :mod:`ldwseg.datasets.folder`); ``mean`` and ``std`` normalise each
+    image channel (default: ImageNet's for RGB, 0.5 and 0.25 otherwise,
+    :func:`~ldwseg.datasets.normalization`). ``num_workers``: data-loading processes, ``None``
+    for the device's default (0 on the CPU, where workers would take cores from the training;
+    ``min(8, cores per process)`` on CUDA, :func:`~ldwseg.engine.build.data_workers`); the
+    batches do not depend on it.
     """
 
     dataset: str = "synthetic"
     root: str | None = None
     num_classes: int | None = None
+    class_names: list[str] | None = None
+    palette: list[list[int]] | None = None
+    mean: list[float] | None = None
+    std: list[float] | None = None
     train_split: str = "train"
     val_split: str = "val"
     crop_size: int = 96
@@ -100,7 +118,7 @@ class DataConfig:
     scale_max: float = 2.0
     eval_scale: float = 1.0
     repeat: int = 1
-    num_workers: int = 0
+    num_workers: int | None = None
     download: bool = False
     skip_bad: bool = False
 
@@ -118,20 +136,32 @@ class DataConfig:
                 f"read), got {self.eval_scale}"
             )
         _positive("data.repeat", self.repeat)
-        if self.num_workers < 0:
-            raise ConfigError(f"data.num_workers must be >= 0, got {self.num_workers}")
+        if (self.mean is None) != (self.std is None) or (self.mean is not None and len(self.mean) != len(self.std)):
+            raise ConfigError(
+                f"data.mean and data.std give one value per image channel, both or neither; got {self.mean} and "
+                f"{self.std}"
+            )
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError(f"data.std must be positive, got {self.std}")
+        if self.num_workers is not None and self.num_workers < 0:
+            raise ConfigError(f"data.num_workers must be >= 0 (or null: the device's default), got {self.num_workers}")
 
 
 @dataclass
 class OptimConfig:
-    """Adam with step, poly or cosine decay and a linear warm-up (:mod:`ldwseg.engine.optim`, which
-    says what each field does; the LDW filters get ``filter_lr`` and never weight decay). The
-    paper's recipe is in ``configs/voc12_unet_*.yaml``; the defaults are the quick run on the
-    embedded data.
+    """Adam, AdamW or SGD with step, poly or cosine decay and a linear warm-up
+    (:mod:`ldwseg.engine.optim`, which says what each field does; the LDW filters get
+    ``filter_lr`` and never weight decay, biases and norms none unless ``norm_bias_decay``).
+    The paper's recipe is in ``configs/voc12_unet_*.yaml``; the defaults are the quick run
+    on the embedded data.
     """
 
+    name: str = "adam"
     lr: float = 2e-3
     weight_decay: float = 1e-4
+    norm_bias_decay: bool = False
+    momentum: float = 0.9
+    nesterov: bool = False
     filter_lr: float | None = None
     schedule: str = "step"
     step_size: int = 20
@@ -141,8 +171,13 @@ class OptimConfig:
     warmup_steps: int = 0
 
     def validate(self) -> None:
+        _choice("optim.name", self.name, OPTIMIZER_CHOICES)
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError(f"optim.momentum (SGD's) must be in [0, 1), got {self.momentum}")
+        if self.nesterov and (self.name != "sgd" or self.momentum == 0):
+            raise ConfigError("optim.nesterov needs optim.name=sgd with optim.momentum > 0")
         if self.weight_decay < 0:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if self.filter_lr is not None and self.filter_lr < 0:
@@ -159,7 +194,12 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """The loop: task, length, batch, loss weights, devices and precision."""
+    """The loop: task, length, batch, loss weights, devices and precision.
+
+    ``compile``: train through ``torch.compile`` of the network (inductor; meant for GPUs: on a
+    2-core CPU it made a step 1.7x slower). Checkpoints keep the plain network's keys; a network
+    that inductor cannot compile fails the run at its first step with one line naming this field.
+    """
 
     task: str = "seg"
     epochs: int = 24
@@ -178,6 +218,8 @@ class TrainConfig:
     checkpoint_minutes: float = 10.0
     sync_bn: bool = False
     ema_decay: float = 0.0
+    init_from: str | None = None
+    compile: bool = False
 
     def validate(self) -> None:
         _choice("train.task", self.task, TASK_CHOICES)
@@ -242,6 +284,11 @@ class Config:
     def validate(self) -> Config:
         for section in (self.model, self.data, self.optim, self.train):
             section.validate()
+        if self.data.mean is not None and len(self.data.mean) != self.model.in_channels:
+            raise ConfigError(
+                f"data.mean and data.std give {len(self.data.mean)} channel(s) but model.in_channels is "
+                f"{self.model.in_channels}; give one value per image channel"
+            )
         pixels = self.train.batch_size * self.data.crop_size**2
         if pixels > MAX_BATCH_PIXELS:
             raise ConfigError(
@@ -284,7 +331,13 @@ class Config:
             raise ConfigError(f"{source}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        """Write the config as YAML, atomically: ``path`` holds the earlier file or this one, never a part of it.
+
+        Raises:
+            WriteFailed: the disk is full, read-only or failing (see :func:`~ldwseg.io.atomic_write`).
+        """
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

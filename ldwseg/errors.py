@@ -7,7 +7,9 @@ expected, what was found, and what to do. The CLI exits with the error's ``exit_
 
 from __future__ import annotations
 
-__all__ = ["LDWSegError", "ConfigError", "DataError", "CheckpointError", "Interrupted"]
+import os
+
+__all__ = ["LDWSegError", "ConfigError", "DataError", "CheckpointError", "Interrupted", "WriteFailed"]
 
 
 class LDWSegError(Exception):
@@ -41,3 +43,39 @@ class Interrupted(LDWSegError):
     def __init__(self, message: str = "interrupted", *, exit_code: int = 130) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class WriteFailed(LDWSegError):
+    """The operating system refused to write a file: no space left, a quota, a read-only file system, an I/O error.
+
+    Raised by the atomic writers (:mod:`ldwseg.io.atomic`), so nothing half-written is left under
+    the file's name. The message reads ``<reason> while writing <path>; <kept>; <advice>``, where
+    ``kept`` says what survived. The CLI exits with 1 (the machine's problem), or 2 for a
+    permission the user can fix.
+
+    Attributes:
+        errno: the operating system's error number.
+        path: the file (or folder) that was being written.
+        reason: the error in words ("no space left on the device").
+        kept: what survived ("the earlier last.state.pt is intact").
+        advice: how to go on.
+    """
+
+    exit_code = 1
+
+    def __init__(self, reason: str, path: str | os.PathLike, *, errno: int, kept: str, advice: str,
+                 exit_code: int = 1) -> None:  # fmt: skip
+        super().__init__(f"{reason} while writing {path}; {kept}; {advice}")
+        self.reason, self.path, self.errno, self.kept, self.advice = reason, os.fspath(path), errno, kept, advice
+        self.exit_code = exit_code
+
+    def instead(self, *, kept: str, advice: str) -> WriteFailed:
+        """The same failure, with what survived and how to go on as the caller knows them."""
+        return WriteFailed(self.reason, self.path, errno=self.errno, kept=kept, advice=advice, exit_code=self.exit_code)
+
+    def __reduce__(self) -> tuple:  # pickled whole (torch.distributed sends errors between ranks)
+        return _rebuild_write_failed, (self.reason, self.path, self.errno, self.kept, self.advice, self.exit_code)
+
+
+def _rebuild_write_failed(reason: str, path: str, errno: int, kept: str, advice: str, exit_code: int) -> WriteFailed:
+    return WriteFailed(reason, path, errno=errno, kept=kept, advice=advice, exit_code=exit_code)

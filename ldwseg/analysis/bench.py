@@ -13,12 +13,15 @@ uses at that level (the LDW decoder replaces it by a 1x1 conv plus the reverse p
 pytorch_wavelets' Haar DWT/IDWT, when installed, is timed with the K=2 LDW pool as its
 baseline, so there a ratio above 1 means LDW pooling is faster; :func:`skipped_peers`
 names the peers left out, and why.
+
+Every case runs on one ``device`` (the CPU by default). On CUDA each call is timed with the
+clock of :mod:`torch.utils.benchmark`, which waits for the kernels a call queued
+(:func:`~ldwseg.analysis.cost.step_clock`).
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,10 +29,16 @@ import torch
 from torch import Tensor, nn
 
 from ..pooling import LDWPool2d, LDWUnpool2d
+from .cost import device_label, step_clock
 
 __all__ = ["SHAPES", "BenchRow", "run_pool_benchmark", "format_table", "skipped_peers"]
 
-SHAPES: tuple[tuple[int, int, int, int], ...] = ((8, 64, 128, 128), (8, 128, 64, 64), (8, 256, 32, 32), (8, 512, 16, 16))
+SHAPES: tuple[tuple[int, int, int, int], ...] = (
+    (8, 64, 128, 128),
+    (8, 128, 64, 64),
+    (8, 256, 32, 32),
+    (8, 512, 16, 16),
+)
 
 
 @dataclass
@@ -65,13 +74,14 @@ def _tensors(out: Tensor | tuple | list) -> list[Tensor]:
     return [t for item in out for t in _tensors(item)]
 
 
-def _round_robin_ms(calls: list[Callable[[], None]], repeats: int, warm: bool) -> list[float]:
+def _round_robin_ms(calls: list[Callable[[], None]], repeats: int, warm: bool, device: torch.device) -> list[float]:
     """Median milliseconds of each call, the calls interleaved so drift hits all alike.
 
     ``warm``: each timed call directly follows an untimed call of the same case, so its
     inputs are in cache as in a plain repeat loop; otherwise the other cases run between
-    (inputs come from memory, as in a network).
+    (inputs come from memory, as in a network). Times are read off ``device``'s :func:`step_clock`.
     """
+    clock = step_clock(device)
     for call in calls:
         call()
     times: list[list[float]] = [[] for _ in calls]
@@ -79,9 +89,9 @@ def _round_robin_ms(calls: list[Callable[[], None]], repeats: int, warm: bool) -
         for i, call in enumerate(calls):
             if warm:
                 call()
-            start = time.perf_counter()
+            start = clock()
             call()
-            times[i].append(time.perf_counter() - start)
+            times[i].append(clock() - start)
     return [1e3 * statistics.median(t) for t in times]
 
 
@@ -135,9 +145,11 @@ def run_pool_benchmark(
     repeats: int = 15,
     quick: bool = False,
     warm: bool = True,
+    device: torch.device | str = "cpu",
     progress: Callable[[str], None] | None = None,
 ) -> list[BenchRow]:
-    """Time every case on every shape and return the rows with their ratios."""
+    """Time every case on every shape on ``device`` and return the rows with their ratios."""
+    device = torch.device(device)
     if quick:
         shapes = shapes[-1:]
     rows: list[BenchRow] = []
@@ -147,9 +159,9 @@ def run_pool_benchmark(
         n, c, h, w = shape
         if progress:
             progress(f"timing {shape} ...")
-        x = torch.randn(shape, generator=gen)
-        sub = torch.randn(n, 4 * c, h // 2, w // 2, generator=gen)
-        dec = torch.randn(n, 2 * c, h // 2, w // 2, generator=gen)
+        x = torch.randn(shape, generator=gen).to(device)
+        sub = torch.randn(n, 4 * c, h // 2, w // 2, generator=gen).to(device)
+        dec = torch.randn(n, 2 * c, h // 2, w // 2, generator=gen).to(device)
         cases: list[tuple[str, nn.Module, Tensor, str | None]] = [
             ("x.clone()", _Clone(), x, None),
             ("MaxPool2d(2)", nn.MaxPool2d(2), x, None),
@@ -162,9 +174,9 @@ def run_pool_benchmark(
         for peer, (dwt, idwt) in peers.items():
             cases.append((f"{peer} DWT", dwt, x, "LDWPool2d K=2"))
             cases.append((f"{peer} IDWT", idwt, sub, "LDWUnpool2d K=2"))
-        calls = [_cases(module, inp) for _, module, inp, _ in cases]
-        fwd = _round_robin_ms([f for f, _ in calls], repeats, warm)
-        fwdbwd = _round_robin_ms([fb for _, fb in calls], repeats, warm)
+        calls = [_cases(module.to(device), inp) for _, module, inp, _ in cases]
+        fwd = _round_robin_ms([f for f, _ in calls], repeats, warm, device)
+        fwdbwd = _round_robin_ms([fb for _, fb in calls], repeats, warm, device)
         shape_rows = {name: BenchRow(shape, name, f, fb, base) for (name, _, _, base), f, fb in zip(cases, fwd, fwdbwd)}
         for row in shape_rows.values():
             if row.baseline is not None:
@@ -174,10 +186,10 @@ def run_pool_benchmark(
     return rows
 
 
-def format_table(rows: list[BenchRow]) -> str:
-    """A plain-text table of the rows, one block per shape."""
+def format_table(rows: list[BenchRow], device: torch.device | str = "cpu") -> str:
+    """A plain-text table of the rows (timed on ``device``), one block per shape."""
     lines = [
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; medians in ms; "
+        f"torch {torch.__version__}, {device_label(torch.device(device))}; medians in ms; "
         "ratio = time / baseline time (below 1 is faster)",
     ]
     header = f"{'case':32s} {'fwd':>9s} {'fwd+bwd':>9s} {'ratio fwd':>10s} {'ratio f+b':>10s}  baseline"

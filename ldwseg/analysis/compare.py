@@ -33,10 +33,12 @@ from typing import Any
 from ..config import Config, apply_overrides
 from ..engine.logs import log_label
 from ..engine.run_folder import check_same_settings
+from ..engine.stopping import rerun_goes_on
 from ..engine.task import Task
-from ..errors import ConfigError
+from ..errors import ConfigError, WriteFailed
 from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
+from ..provenance import environment
 from ..tasks import get_task, train
 from .cost import training_cost
 from .statistics import decide, holm, paired_test
@@ -146,8 +148,11 @@ def _train_once(cfg: Config, run: Path, label: str, progress: Callable | None) -
     resume = (run / "last.state.pt").is_file()
     log.info("%s: %s %s", label, "resuming" if resume else "training", run)
     wrap = (lambda it, desc: progress(it, f"{label} {desc}")) if progress is not None else None
-    with log_label(label):
-        result = train(cfg, run, resume=resume, progress=wrap)
+    try:
+        with log_label(label):
+            result = train(cfg, run, resume=resume, progress=wrap)
+    except WriteFailed as err:
+        raise rerun_goes_on(err) from err
     _write_text(run / RESULT_FILE, json.dumps(asdict(result), indent=2) + "\n")
 
 
@@ -199,6 +204,7 @@ def run_compare(
     summary = summarise(
         rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
     )
+    summary["environment"] = environment()
     _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     from .plots import plot_compare
 
@@ -207,12 +213,21 @@ def run_compare(
 
 
 def _cost(cfg: Config, task: Task, folder: Path) -> dict[str, Any]:
-    """The variant's training cost, measured once and kept in ``folder/cost.json`` (reruns report it unchanged)."""
+    """The variant's training cost, measured once and kept in ``folder/cost.json`` (reruns report it unchanged).
+
+    Measured on the device and in the number format the runs trained with; the row names them
+    (``cost_device``, ``cost_precision``) and says whether ``peak_mem_mb`` was measured (CUDA)
+    or estimated (CPU) in ``peak_mem_source`` (see :func:`~ldwseg.analysis.cost.training_cost`).
+    """
     path = folder / COST_FILE
     if path.is_file():
         return json.loads(path.read_text())
     classes = int(read_metadata(folder / f"seed{cfg.train.seed}" / "best.safetensors")["dataset"]["out_channels"])
     cost = training_cost(cfg, task, classes)
+    log.info(
+        "%s: training step %.1f ms on %s (%s), peak memory %.1f MiB (%s)", folder.name, cost["step_ms"],
+        cost["cost_device"], cost["cost_precision"], cost["peak_mem_mb"], cost["peak_mem_source"],
+    )  # fmt: skip
     _write_text(path, json.dumps(cost, indent=2) + "\n")
     return cost
 

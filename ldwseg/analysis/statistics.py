@@ -60,7 +60,7 @@ def paired_test(
     candidate is better) and ``decision`` (one of :data:`DECISIONS`, from these unadjusted
     p-values). Undefined numbers are ``None``.
 
-    Example:
+    Examples:
         >>> r = paired_test([0.52, 0.55, 0.51, 0.56, 0.54], [0.50, 0.51, 0.50, 0.52, 0.50], margin=0.01)
         >>> r["decision"], round(r["t"], 2), r["wins"]
         ('gain', 4.74, 5)
@@ -115,7 +115,7 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     With the ``k`` defined p-values sorted ascending, ``p_(i)`` becomes
     ``max_{j <= i} min(1, (k - j + 1) p_(j))``; an adjusted p below ``alpha`` rejects.
 
-    Example:
+    Examples:
         >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
         [0.03, 0.06, 0.06]
     """

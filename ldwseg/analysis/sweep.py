@@ -36,7 +36,8 @@ from ..engine.checkpoints import load_run_model
 from ..engine.fit import FitResult
 from ..engine.logs import log_label
 from ..engine.run_folder import check_same_settings
-from ..errors import ConfigError
+from ..engine.stopping import rerun_goes_on
+from ..errors import ConfigError, WriteFailed
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from ..recon.quality import psnr_from_mse
 from ..tasks import get_task, train
@@ -111,13 +112,17 @@ def train_or_resume(cfg: Config, out: Path, *, label: str, progress: Callable | 
 
     Raises:
         ConfigError: ``out`` holds a run of other settings than ``cfg``.
+        WriteFailed: the disk refused a file of the run; running the same command again goes on.
     """
     check_same_settings(out, cfg, whose="this one's")
     resume = (out / "last.state.pt").is_file()
     log.info("%s: %s %s", label, "going on with" if resume else "training", out)
     wrap = (lambda batches, desc: progress(batches, f"{label} {desc}")) if progress is not None else None
-    with log_label(label):
-        return train(cfg, out, resume=resume, progress=wrap)
+    try:
+        with log_label(label):
+            return train(cfg, out, resume=resume, progress=wrap)
+    except WriteFailed as err:
+        raise rerun_goes_on(err) from err
 
 
 def _as_unit_image(x: torch.Tensor) -> torch.Tensor:

@@ -29,6 +29,7 @@ from .. import __version__
 from ..config import DEVICE_PATTERN
 from ..engine.runlock import LOCK_NAME, held_by_another_process
 from ..errors import ConfigError, LDWSegError
+from ..io.atomic import storage_errno
 from .help import DefaultsTyper, config_default
 
 __all__ = [
@@ -250,6 +251,10 @@ def _report(exc: BaseException) -> int:
         return MACHINE_EXIT  # stdout was closed (ldwseg ... | head): nothing to say, nowhere to say it
     elif isinstance(exc, OSError):
         message, code = _os_error(exc)
+    elif storage_errno(exc) is not None:  # a library's error around a full or failing disk (torch, safetensors)
+        number = storage_errno(exc)
+        message, code = _os_error(OSError(number, os.strerror(number)))
+        message = f"{message} ({type(exc).__name__}: {_one_line(str(exc))[:200]})"
     else:
         detail = _one_line(str(exc))
         message = (

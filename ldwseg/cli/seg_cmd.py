@@ -12,6 +12,11 @@ from ..inference.tiling import DEFAULT_TILE
 from ..io import DEFAULT_MAX_PIXELS
 from .app import app, check_device, check_output, new_output, progress, user_errors
 
+AMP_HELP = (
+    "Autocast of the network: off (float32), bf16 or fp16 (CUDA only) [default: the run's train.amp, as its "
+    "validation ran; a run's fp16 runs in float32 off CUDA]."
+)
+
 
 @app.command()
 @user_errors
@@ -30,12 +35,26 @@ def evaluate(
         None, min=0.0, help="Resize each image by this factor before the network; the logits are resized back and "
         "scored at the label's size [default: the run's data.eval_scale, as its validation ran]."
     ),
+    tta: Optional[str] = typer.Option(
+        None, help="Test-time augmentation: 'flip' and/or factors of the eval scale, e.g. flip or flip,0.75,1,1.25; "
+        "the class probabilities are averaged [default: none]."
+    ),
+    tile: int = typer.Option(
+        0, min=0, help="Run each image in overlapping windows of at most NxN pixels, as predict does [default: 0, "
+        "whole images]."
+    ),
     skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
+    amp: Optional[str] = typer.Option(None, help=AMP_HELP),
+    report: Optional[Path] = typer.Option(
+        None, help="Also write per_class.csv (IoU, accuracy, precision, pixels per class), confusion.csv and "
+        "confusion.png (row-normalised) into this folder [default: none]."
+    ),
     as_json: bool = typer.Option(
         False, "--json",
-        help="Print one strict JSON object: miou, per_class_iou {class name: IoU}, pixel_acc, fg_iou and dice "
-        "(2 classes), class_names, dataset, split, images, skipped. An undefined IoU (class absent from targets "
-        "and predictions) is null.",
+        help="Print one strict JSON object: miou, pixel_acc, mean_acc, per_class_iou / per_class_acc / "
+        "per_class_precision {class name: score}, confusion (pixels, [target][prediction]), fg_iou and dice "
+        "(2 classes), class_names, dataset, split, eval_scale, tta, tile, amp, images, skipped. An undefined score "
+        "(e.g. the IoU of a class absent from targets and predictions) is null.",
     ),
 ) -> None:
     """mIoU, per-class IoU and pixel accuracy of a checkpoint, counted on the labels at their own size.
@@ -43,13 +62,23 @@ def evaluate(
     For 2-class data (class 1 = foreground) also the foreground IoU and Dice (F1); both are
     1.0 when neither the targets nor the predictions hold any foreground.
     """
+    from ..inference.tta import parse_tta
     from ..seg.evaluate import evaluate_checkpoint, json_report
     from ..seg.metrics import format_iou_table
+    from ..seg.report import write_report
 
+    if report is not None:
+        check_output(report, folder=True, option="--report")
     result = evaluate_checkpoint(
         checkpoint, dataset=dataset, root=data_root, split=split, device=device, batch_size=batch_size,
-        skip_bad=skip_bad, eval_scale=eval_scale, progress=lambda it: progress(it, "evaluating"),
-    )
+        skip_bad=skip_bad, eval_scale=eval_scale, amp=amp, tta=parse_tta(tta), tile=tile,
+        progress=lambda it: progress(it, "evaluating"),
+    )  # fmt: skip
+    if report is not None:
+        with new_output(report):
+            written = write_report(result, report)
+        if not as_json:
+            typer.echo(f"wrote {', '.join(str(p) for p in written)}")
     if as_json:
         typer.echo(json.dumps(json_report(result), allow_nan=False))
         return
@@ -58,7 +87,7 @@ def evaluate(
     foreground = f", foreground IoU {result['fg_iou']:.4f}, Dice {result['dice']:.4f}" if "dice" in result else ""
     typer.echo(
         f"{result['dataset']} {result['split']} ({result['images']} images{skipped}, eval scale "
-        f"{result['eval_scale']:g}): "
+        f"{result['eval_scale']:g}{'' if result['tta'] == 'none' else ', tta ' + result['tta']}): "
         f"mIoU {result['miou']:.4f}, pixel accuracy {result['pixel_acc']:.4f}{foreground}"
     )
 
@@ -80,6 +109,7 @@ def predict(
     max_pixels: int = typer.Option(
         DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels, before decoding them (about 35 bytes each)."
     ),
+    amp: Optional[str] = typer.Option(None, help=AMP_HELP),
 ) -> None:
     """Colour-coded masks (dataset palette) and overlays with a legend for image files or folders.
 
@@ -91,7 +121,7 @@ def predict(
     check_output(out, folder=True)
     with new_output(out):
         written = predict_images(
-            checkpoint, images, out, device=device, with_overlay=overlay, tile=tile, max_pixels=max_pixels,
+            checkpoint, images, out, device=device, with_overlay=overlay, tile=tile, max_pixels=max_pixels, amp=amp,
             progress=lambda runs: progress(runs, "tiles"),
-        )
+        )  # fmt: skip
     typer.echo(f"wrote {len(written)} files to {out}")

@@ -26,6 +26,7 @@ _FLAG_KEYS = {
     "constraint": "model.constraint", "down": "model.down", "up": "model.up", "device": "train.device",
     "seed": "train.seed", "amp": "train.amp", "channels_last": "train.channels_last", "download": "data.download",
     "skip_bad": "data.skip_bad", "sync_bn": "train.sync_bn", "arch": "model.arch", "encoder": "model.encoder",
+    "init_from": "train.init_from",
 }  # fmt: skip
 """The config field each option of ``ldwseg train`` sets (``--set`` sets any)."""
 
@@ -33,8 +34,9 @@ _FLAG_KEYS = {
 def config_of(params: dict):
     """The config that ``ldwseg train`` runs for its parsed options ``params`` (also used by ``compare``)."""
     flags = {key: params.get(name) for name, key in _FLAG_KEYS.items()}
-    if flags["data.root"] is not None:
-        flags["data.root"] = str(flags["data.root"])
+    for key in ("data.root", "train.init_from"):
+        if flags[key] is not None:
+            flags[key] = str(flags[key])
     for switch in ("data.download", "data.skip_bad"):  # a switch left off keeps the config's value
         flags[switch] = flags[switch] or None
     cfg = resolve_config(params.get("config"), flags, list(params.get("overrides") or []))
@@ -182,6 +184,10 @@ def train(
     ),
     download: bool = typer.Option(False, help="Download the data set first (voc12)."),
     skip_bad: bool = typer.Option(False, help="Skip unreadable files instead of failing (they are listed)."),
+    init_from: Optional[Path] = typer.Option(
+        None, help="Start from the weights of this checkpoint (or save_pretrained folder) that fit: fine-tuning, e.g. "
+        "on another class count (the head starts anew); one line says what was not loaded [default: none]."
+    ),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last.state.pt."),
     overwrite: bool = typer.Option(
         False, help="Replace the run in --out: remove its checkpoints, metrics.csv, config.yaml and tensorboard/ "

@@ -7,7 +7,7 @@ or after a transform float32 ``(3, H, W)`` and int64 ``(H, W)`` tensors; 255 mar
 from .base import BadFile, PairTransform, SegmentationDataset, validate
 from .info import DatasetInfo
 from .palette import IGNORE_COLOR, IGNORE_INDEX, colorize, overlay, voc_palette
-from .reading import SampleError, read_image, read_mask
+from .reading import SampleError, read_channels, read_image, read_mask
 from .registry import DATASETS, build_dataset, dataset_info, default_data_dir
 from .synthetic import generate_synthetic, render_scene
 from .transforms import (
@@ -16,6 +16,7 @@ from .transforms import (
     SegTransform,
     denormalize,
     eval_transform,
+    normalization,
     pad_collate,
     pairs_collate,
     stack_by_size,
@@ -41,9 +42,11 @@ __all__ = [
     "denormalize",
     "eval_transform",
     "generate_synthetic",
+    "normalization",
     "overlay",
     "pad_collate",
     "pairs_collate",
+    "read_channels",
     "read_image",
     "read_mask",
     "render_scene",

@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from ..errors import DataError
 from .info import DatasetInfo
-from .reading import SampleError, read_image, read_mask
+from .reading import SampleError, read_channels, read_image, read_mask
 
 __all__ = ["MIN_SIDE", "BadFile", "list_paths", "map_threads", "PairTransform", "SegmentationDataset", "validate"]
 
@@ -57,7 +57,10 @@ def map_threads(fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
 class SegmentationDataset(Dataset):
     """A list of ``(image_path, mask_path)`` pairs read into ``(image, mask)`` items.
 
-    Without a transform an item is an RGB ``uint8`` ``(H, W, 3)`` array and an ``int64``
+    Without a transform an item is an RGB ``uint8`` ``(H, W, 3)`` array (``channels=3``, the
+    default) or a float32 ``(H, W, channels)`` array of the stored values over their maximum
+    (any other ``channels``: gray 8 and 16-bit images read exactly, ``.npy`` arrays of any
+    channel count, :func:`~ldwseg.datasets.reading.read_channels`), and an ``int64``
     ``(H, W)`` array with labels in ``[0, K)`` and 255 = ignore. With a transform (see
     :mod:`ldwseg.datasets.transforms`) it is whatever the transform returns, normally a float32
     ``(3, H, W)`` tensor and an int64 ``(H, W)`` tensor.
@@ -80,6 +83,7 @@ class SegmentationDataset(Dataset):
             instead of raising.
         check: read every pair now; ``False`` only checks that the files exist (faster for
             huge data sets, but a broken file then stops training when it is reached).
+        channels: the image channels the model takes (``model.in_channels``); see above.
     """
 
     def __init__(
@@ -92,8 +96,10 @@ class SegmentationDataset(Dataset):
         region: Callable[[Path], Path] | None = None,
         skip_bad: bool = False,
         check: bool = True,
+        channels: int = 3,
     ) -> None:
         self.info = info
+        self.channels = channels
         self.transform = transform
         self.label_map = dict(label_map or {})
         self.region = region
@@ -148,9 +154,12 @@ class SegmentationDataset(Dataset):
         return len(self.files)
 
     def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """The checked, untransformed pair: RGB uint8 ``(H, W, 3)`` and int64 ``(H, W)``."""
+        """The checked, untransformed pair: the image (see the class docstring) and int64 ``(H, W)`` labels."""
         image_path, mask_path = self.files[index]
-        image = read_image(image_path, min_size=MIN_SIDE)
+        if self.channels == 3:
+            image = read_image(image_path, min_size=MIN_SIDE)
+        else:
+            image = read_channels(image_path, self.channels, min_size=MIN_SIDE)
         mask = read_mask(mask_path)
         if mask.shape != image.shape[:2]:
             raise SampleError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -116,12 +117,38 @@ def synthetic_info() -> DatasetInfo:
     return DatasetInfo("synthetic", len(names), names, voc_palette(len(names)))
 
 
-def folder_info(num_classes: int | None) -> DatasetInfo:
-    """A user's folder of images and index masks: ``num_classes`` generic classes, VOC colours."""
-    if num_classes is None:
+def folder_info(
+    num_classes: int | None,
+    *,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+) -> DatasetInfo:
+    """A user's folder of images and index masks: its own class names and colours, else ``class<k>`` in VOC colours.
+
+    ``num_classes`` may be left out when ``class_names`` gives them; when both are given they
+    must agree. ``palette`` gives one RGB triple (0-255) per class.
+    """
+    if num_classes is None and class_names is None:
         raise DataError(
             "the folder data set needs the number of classes, got none; pass num_classes=K "
-            "(--set data.num_classes=K), where the masks hold labels 0..K-1 and 255 = ignore"
+            "(--set data.num_classes=K), where the masks hold labels 0..K-1 and 255 = ignore, or name the classes "
+            "(data.class_names, or a classes.txt at the data root)"
         )
-    names = [f"class{i}" for i in range(max(num_classes, 0))]
-    return DatasetInfo("folder", num_classes, names, voc_palette()[: len(names)])
+    if num_classes is not None and class_names is not None and len(class_names) != num_classes:
+        raise DataError(
+            f"folder: {len(class_names)} class names ({', '.join(class_names)}) for data.num_classes={num_classes}; "
+            "give one name per class"
+        )
+    k = num_classes if num_classes is not None else len(class_names or ())
+    names = list(class_names) if class_names is not None else [f"class{i}" for i in range(max(k, 0))]
+    if palette is None:
+        colours = voc_palette()[: len(names)]
+    else:
+        colours = np.asarray(palette)
+        if colours.shape != (len(names), 3) or colours.min(initial=0) < 0 or colours.max(initial=0) > 255:
+            raise DataError(
+                f"folder: data.palette must give one RGB triple in 0..255 per class ({len(names)}), got "
+                f"{np.asarray(palette).tolist()}"
+            )
+        colours = colours.astype(np.uint8)
+    return DatasetInfo("folder", k, names, colours)

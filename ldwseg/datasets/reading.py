@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..io import DEFAULT_MAX_PIXELS, load_rgb8, open_image
+from ..io import DEFAULT_MAX_PIXELS, load_image, load_rgb8, open_image
 
-__all__ = ["IMAGE_SUFFIXES", "SampleError", "read_image", "read_mask"]
+__all__ = ["IMAGE_SUFFIXES", "SampleError", "read_channels", "read_image", "read_mask"]
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp")
-"""File suffixes that the folder-based loaders treat as images."""
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".gif", ".webp", ".npy")
+"""File suffixes that the folder-based loaders treat as images (``.npy``: an array of any channel count)."""
 
 # Modes whose values are class indices: palette indices, 1/8/16-bit gray, 32-bit integers.
 _LABEL_MODES = ("P", "L", "1", "I;16", "I;16B", "I;16L", "I")
@@ -62,6 +62,57 @@ def read_image(path: str | Path, *, min_size: int = 1, max_pixels: int = DEFAULT
     path = Path(path)
     with _naming(path):
         return load_rgb8(path, min_size=min_size, max_pixels=max_pixels, limit_option=None)
+
+
+def _read_array(path: Path, max_pixels: int) -> np.ndarray:
+    """A ``.npy`` image: ``(H, W)`` or ``(H, W, C)``; integers scaled by their type's maximum, floats as stored."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise SampleError(path, f"image file {path} is not a readable .npy array ({err}); save it with numpy.save")
+    if array.ndim == 2:
+        array = array[..., None]
+    if array.ndim != 3 or array.shape[0] * array.shape[1] > max_pixels:
+        raise SampleError(
+            path, f"image file {path} holds an array of shape {array.shape}; expected (H, W) or (H, W, C)"
+        )
+    if np.issubdtype(array.dtype, np.integer):
+        return (array / np.iinfo(array.dtype).max).astype(np.float32)
+    if np.issubdtype(array.dtype, np.floating):
+        return array.astype(np.float32)
+    raise SampleError(path, f"image file {path} holds {array.dtype} values; expected integers or floats")
+
+
+def read_channels(
+    path: str | Path, channels: int, *, min_size: int = 1, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
+    """Read an image exactly as float32 ``(H, W, channels)``: its stored values over their maximum.
+
+    8-bit and 16-bit gray images give one channel (``v / 255``, ``v / 65535``: nothing is
+    rounded), RGB three, and an alpha channel is dropped when the rest has ``channels``.
+    ``.npy`` arrays hold any number of channels (multispectral rasters): integers are
+    scaled by their type's maximum, floats kept as stored.
+
+    Raises:
+        SampleError: the file cannot be used, or has another number of channels.
+    """
+    path = Path(path)
+    with _naming(path):
+        if path.suffix.lower() == ".npy":
+            array = _read_array(path, max_pixels)
+        else:
+            loaded = load_image(path, min_size=min_size, max_pixels=max_pixels)
+            array = (
+                loaded.array[..., :-1] if loaded.has_alpha and loaded.array.shape[-1] == channels + 1 else loaded.array
+            )
+        if array.shape[-1] != channels or min(array.shape[:2]) < min_size:
+            raise SampleError(
+                path,
+                f"image {path} has {array.shape[-1]} channel(s) of {array.shape[1]}x{array.shape[0]} pixels; expected "
+                f"{channels} (model.in_channels) and sides of at least {min_size}; convert the file or set "
+                f"model.in_channels={array.shape[-1]}",
+            )
+        return np.ascontiguousarray(array)
 
 
 def read_mask(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from ..errors import DataError
 from .base import PairTransform, SegmentationDataset
 from .camvid import CAMVID_VOID, camvid_files
 from .drive import DRIVE_VESSEL, drive_files, drive_fov
-from .folder import folder_files
+from .folder import folder_files, read_class_file
 from .info import DatasetInfo, camvid_info, drive_info, folder_info, synthetic_info, voc_info
 from .palette import IGNORE_INDEX
 from .synthetic import synthetic_root
@@ -85,12 +85,31 @@ def default_data_dir() -> Path:
     return Path(env).expanduser() if env else Path.cwd() / "data"
 
 
-def dataset_info(name: str, num_classes: int | None = None) -> DatasetInfo:
+def dataset_info(
+    name: str,
+    num_classes: int | None = None,
+    *,
+    root: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
+) -> DatasetInfo:
     """Class names, colours and ignore label of data set ``name``.
 
-    ``num_classes`` is required for ``folder`` and must match the fixed count of the others.
+    ``num_classes`` must match the fixed count of the data sets that have one. A ``folder``
+    data set takes its classes from ``class_names`` and ``palette``, else from a
+    ``classes.txt`` under ``root`` (:func:`~.folder.read_class_file`), else needs ``num_classes``.
     """
-    return _entry(name).info(num_classes)
+    if name != "folder":
+        if class_names is not None or palette is not None:
+            raise DataError(
+                f"data.class_names and data.palette name the classes of a folder data set; {name} has its own"
+            )
+        return _entry(name).info(num_classes)
+    if class_names is None and root is not None:
+        found = read_class_file(root)
+        if found is not None:
+            class_names, palette = found[0], palette if palette is not None else found[1]
+    return folder_info(num_classes, class_names=class_names, palette=palette)
 
 
 def build_dataset(
@@ -103,6 +122,9 @@ def build_dataset(
     download: bool = False,
     skip_bad: bool = False,
     check: bool = True,
+    channels: int = 3,
+    class_names: Sequence[str] | None = None,
+    palette: Sequence[Sequence[int]] | None = None,
 ) -> SegmentationDataset:
     """The ``split`` of data set ``name`` under ``root``.
 
@@ -122,6 +144,9 @@ def build_dataset(
         skip_bad: drop missing or unusable samples (see ``.skipped``) instead of raising.
         check: read every sample now, so bad files are reported before anything starts
             (see :class:`~.base.SegmentationDataset`).
+        channels: the image channels to read (``model.in_channels``; see
+            :class:`~.base.SegmentationDataset`).
+        class_names, palette: a ``folder`` data set's classes (see :func:`dataset_info`).
 
     Example:
         >>> ds = build_dataset("synthetic", None, "val")
@@ -130,7 +155,7 @@ def build_dataset(
         (dtype('uint8'), dtype('int64'), 6)
     """
     entry = _entry(name)
-    info = entry.info(num_classes)
+    info = dataset_info(name, num_classes, root=root, class_names=class_names, palette=palette)
     if download and not entry.downloads:
         raise DataError(f"{name} cannot be downloaded; expected its files under --data-root, get them by hand")
     if root is None:
@@ -146,4 +171,5 @@ def build_dataset(
         region=entry.region,
         skip_bad=skip_bad,
         check=check,
+        channels=channels,
     )

@@ -22,6 +22,7 @@ __all__ = [
     "IMAGENET_MEAN",
     "IMAGENET_STD",
     "SegTransform",
+    "normalization",
     "denormalize",
     "eval_transform",
     "pad_collate",
@@ -34,11 +35,37 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def normalization(
+    channels: int, mean: Sequence[float] | None = None, std: Sequence[float] | None = None
+) -> tuple[tuple[float, ...], tuple[float, ...], float]:
+    """``(mean, std, max_value)`` of images with ``channels`` channels: ``(image / max_value - mean) / std``.
+
+    RGB images are read as ``uint8`` (``max_value`` 255) and default to ImageNet's mean and
+    std; other channel counts are read as floats in ``[0, 1]`` (``max_value`` 1,
+    :func:`~ldwseg.datasets.reading.read_channels`) and default to 0.5 and 0.25 per channel.
+
+    >>> normalization(1)
+    ((0.5,), (0.25,), 1.0)
+    """
+    default_mean, default_std = (
+        (IMAGENET_MEAN, IMAGENET_STD) if channels == 3 else ((0.5,) * channels, (0.25,) * channels)
+    )
+    mean = tuple(float(m) for m in (default_mean if mean is None else mean))
+    std = tuple(float(s) for s in (default_std if std is None else std))
+    if len(mean) != channels or len(std) != channels or min(std) <= 0:
+        raise DataError(
+            f"expected {channels} means and {channels} positive stds (one per image channel, model.in_channels), got "
+            f"mean={mean}, std={std}; set data.mean and data.std"
+        )
+    return mean, std, 255.0 if channels == 3 else 1.0
+
+
 class SegTransform:
     """Runs an albumentations pipeline on an ``(image, mask)`` pair and returns tensors.
 
-    Input: RGB ``uint8`` ``(H, W, 3)`` and integer ``(H, W)`` labels (0..254, 255 = ignore).
-    Output: float32 ``(3, H', W')`` and int64 ``(H', W')``.
+    Input: an ``(H, W, C)`` image (RGB ``uint8``, or float32 for other channel counts) and
+    integer ``(H, W)`` labels (0..254, 255 = ignore).
+    Output: float32 ``(C, H', W')`` and int64 ``(H', W')``.
 
     The random draws are seeded from torch's generator (``seed=None``), so ``torch.manual_seed``
     makes them reproducible, and again in each ``DataLoader`` worker from the worker's seed:
@@ -80,10 +107,10 @@ class SegTransform:
         return f"SegTransform([{names}])"
 
 
-def _normalize(mean: Sequence[float], std: Sequence[float]) -> A.Normalize:
-    if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
-        raise DataError(f"expected 3 means and 3 positive stds (RGB), got mean={tuple(mean)}, std={tuple(std)}")
-    return A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0)
+def _normalize(mean: Sequence[float], std: Sequence[float], max_value: float) -> A.Normalize:
+    if len(mean) != len(std) or not mean or min(std) <= 0:
+        raise DataError(f"expected one mean and one positive std per channel, got mean={tuple(mean)}, std={tuple(std)}")
+    return A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=max_value)
 
 
 def train_transform(
@@ -92,8 +119,10 @@ def train_transform(
     scale: tuple[float, float] = (0.5, 2.0),
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
+    max_value: float = 255.0,
 ) -> SegTransform:
-    """Random scale in ``scale``, pad to ``crop_size`` (image 0, mask 255), random crop, horizontal flip, normalise.
+    """Random scale in ``scale``, pad to ``crop_size`` (image 0, mask 255), random crop, horizontal flip, normalise
+    (``(image / max_value - mean) / std``, see :func:`normalization`).
 
     Example:
         >>> image, mask = train_transform(64)(np.zeros((50, 70, 3), np.uint8), np.zeros((50, 70), np.int64))
@@ -123,14 +152,16 @@ def train_transform(
             ),
             A.RandomCrop(height=crop_size, width=crop_size),
             A.HorizontalFlip(p=0.5),
-            _normalize(mean, std),
+            _normalize(mean, std, max_value),
         ]
     )
 
 
-def eval_transform(*, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> SegTransform:
+def eval_transform(
+    *, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, max_value: float = 255.0
+) -> SegTransform:
     """Normalise only: the image keeps its original resolution, the mask its labels."""
-    return SegTransform([_normalize(mean, std)])
+    return SegTransform([_normalize(mean, std, max_value)])
 
 
 def pad_collate(batch: Sequence[tuple[Tensor, Tensor]]) -> tuple[Tensor, Tensor]:

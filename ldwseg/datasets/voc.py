@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
 import logging
+import os
 import shutil
-import tempfile
+import tarfile
+from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import DataError
+from ..errors import DataError, WriteFailed
+from ..io.atomic import atomic_folder
 from .listing import index_by_stem, read_id_list
 
 __all__ = ["VOC2012_MD5", "VOC2012_URLS", "download_voc2012", "find_voc2012", "voc12_files"]
@@ -20,6 +24,7 @@ VOC2012_URLS = (
 )
 VOC2012_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
 _ARCHIVE = "VOCtrainval_11-May-2012.tar"
+_EXTRACTED = ".extracted"  # inside the hidden folder that becomes VOC2012
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # VOC ships JPEG; the synthetic set may use PNG
 _HINT = "point --data-root at the folder that contains VOC2012 (VOCdevkit)"
 
@@ -65,32 +70,59 @@ def _voc_nearby(root: Path) -> bool:
     return any((p / "JPEGImages").is_dir() for p in near) or (root / "VOC2012").is_dir()
 
 
-def download_voc2012(root: Path) -> Path:
+def download_voc2012(root: Path, *, urls: Sequence[str] | None = None, md5: str | None = None) -> Path:
     """Download and extract the VOC 2012 trainval archive (2 GB) so that ``root/VOC2012`` exists.
 
-    Tries the official URLs in turn; the archive is checked against its MD5 sum.
-    """
-    from torchvision.datasets.utils import download_and_extract_archive
+    Tries ``urls`` (default :data:`VOC2012_URLS`) in turn; the archive is checked against
+    ``md5`` (default :data:`VOC2012_MD5`). The archive is downloaded and extracted inside a
+    hidden folder beside ``root/VOC2012``, which takes that name in one rename once complete
+    (:func:`~ldwseg.io.atomic_folder`): a dropped connection, a full disk or Ctrl-C leaves
+    no partial tree and no partial archive, and the next run downloads again.
 
-    root.mkdir(parents=True, exist_ok=True)
+    Raises:
+        DataError: no URL gave a complete archive (each one's failure is listed).
+        WriteFailed: the disk refused the archive or its files (no space, read-only, ...).
+    """
+    from torchvision.datasets.utils import download_url, extract_archive
+
+    urls = VOC2012_URLS if urls is None else urls
+    md5 = VOC2012_MD5 if md5 is None else md5
+    target = root / "VOC2012"
     errors = []
-    for url in VOC2012_URLS:
-        with tempfile.TemporaryDirectory(dir=root, prefix=".voc-download-") as scratch:
-            logger.info("downloading %s into %s", url, root)
-            try:
-                download_and_extract_archive(
-                    url, download_root=root, extract_root=scratch, filename=_ARCHIVE, md5=VOC2012_MD5
-                )
-            except (OSError, RuntimeError) as err:
-                errors.append(f"{url}: {err}")
-                logger.info("download from %s failed: %s", url, err)  # the final error lists every failure
-                continue
-            shutil.move(str(Path(scratch) / "VOCdevkit" / "VOC2012"), str(root / "VOC2012"))
-            return root / "VOC2012"
+    for url in urls:
+        logger.info("downloading %s into %s", url, root)
+        try:
+            with atomic_folder(target) as scratch:
+                download_url(url, scratch, filename=_ARCHIVE, md5=md5)
+                extract_archive(str(scratch / _ARCHIVE), str(scratch / _EXTRACTED))
+                _take_voc2012(scratch)
+        except WriteFailed:
+            raise  # another mirror needs the same disk
+        except (OSError, RuntimeError, http.client.HTTPException, tarfile.TarError) as err:
+            errors.append(f"{url}: {err}")
+            logger.info("download from %s failed: %s", url, err)  # the final error lists every failure
+            continue
+        return target
     raise DataError(
         f"could not download VOC 2012 ({'; '.join(errors)}); download {_ARCHIVE} by hand and extract its "
         f"VOCdevkit/VOC2012 folder into {root}"
     )
+
+
+def _take_voc2012(scratch: Path) -> None:
+    """Make the extracted ``VOCdevkit/VOC2012`` the content of ``scratch``, dropping the archive and the rest."""
+    extracted = scratch / _EXTRACTED / "VOCdevkit" / "VOC2012"
+    if not extracted.is_dir():
+        raise RuntimeError(f"the archive holds no VOCdevkit/VOC2012 folder (it has {_listing(scratch / _EXTRACTED)})")
+    (scratch / _ARCHIVE).unlink()
+    for item in extracted.iterdir():
+        os.replace(item, scratch / item.name)
+    shutil.rmtree(scratch / _EXTRACTED)
+
+
+def _listing(folder: Path) -> str:
+    names = sorted(p.name for p in folder.iterdir())
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "nothing"
 
 
 def voc12_files(root: Path, split: str, *, aug: bool = False, download: bool = False) -> list[tuple[Path, Path]]:

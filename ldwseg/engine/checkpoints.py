@@ -14,6 +14,7 @@ never pair new weights with an old optimizer state. It is loaded with
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,8 @@ from ..io.weights import (
     save_weights,
 )
 from ..models.arch import build_network
-from .ema import WeightAverage
+from ..provenance import environment
+from .state import TrainingState, unwrap
 
 __all__ = [
     "TASK_NAMES", "ResumePoint", "stored_palette", "save_run_checkpoint", "save_resume_state", "read_resume_state",
@@ -46,10 +48,6 @@ TASK_NAMES = {"seg": "segmentation", "recon": "reconstruction"}
 _STATE_FORMAT = 3
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if hasattr(model, "module") else model
-
-
 def save_run_checkpoint(path: Path, model: nn.Module, cfg: Config, dataset: dict[str, Any], *, epoch: int, metrics: dict) -> None:
     """Weights plus everything ``evaluate``/``predict`` need, written atomically."""
     meta = {
@@ -58,9 +56,11 @@ def save_run_checkpoint(path: Path, model: nn.Module, cfg: Config, dataset: dict
         "config": cfg.to_dict(),
         "dataset": dataset,
         "epoch": epoch,
-        "metrics": metrics,
+        # strict JSON: an undefined score (the IoU of a class absent from targets and predictions) is null
+        "metrics": {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in metrics.items()},
+        "environment": environment(),
     }
-    save_weights(path, _unwrap(model), metadata=meta)
+    save_weights(path, unwrap(model), metadata=meta)
 
 
 @dataclass
@@ -80,23 +80,20 @@ class ResumePoint:
 
 
 def save_resume_state(
-    path: Path, model: nn.Module, optimizer, scheduler, point: ResumePoint, *, task: str, run_id: str | None = None,
-    ema: WeightAverage | None = None,
-) -> None:  # fmt: skip
+    path: Path, state: TrainingState, point: ResumePoint, *, task: str, run_id: str | None = None
+) -> None:
     """Everything ``--resume`` needs to continue exactly at ``point``, in one atomic file.
 
-    ``run_id``: the ``torchrun`` run (``TORCHELASTIC_RUN_ID``) writing it, which a restart of
-    that run continues by itself. ``ema``: the run's weight average (``train.ema_decay``), kept beside
-    the weights it averages.
+    ``state``: the network, optimizer, schedule, weight average and loss scaler
+    (:class:`~ldwseg.engine.state.TrainingState`). ``run_id``: the ``torchrun`` run
+    (``TORCHELASTIC_RUN_ID``) writing it, which a restart of that run continues by itself.
     """
     save_training_state(
         path,
         {
             "format": _STATE_FORMAT,
             "task": task,
-            "model": _unwrap(model).state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
+            **state.state_dict(),
             "epoch": point.epoch,
             "step": point.step,
             "sums": point.sums,
@@ -104,43 +101,8 @@ def save_resume_state(
             "best": point.best,
             "rng": capture_rng_state(),
             "run_id": run_id,
-            "ema": None if ema is None else ema.state_dict(),
         },
     )
-
-
-def _load_model_state(path: Path, model: nn.Module, stored: Any) -> None:
-    """Load the weights kept in a training state, naming the first key that does not fit."""
-    current = model.state_dict()
-    if not isinstance(stored, dict):
-        raise CheckpointError(f"{path} has no model weights; it was not written by this version of ldwseg")
-    for name, tensor in current.items():
-        found = stored.get(name)
-        if not isinstance(found, torch.Tensor) or found.shape != tensor.shape:
-            what = "is missing" if found is None else f"has shape {tuple(getattr(found, 'shape', ()))}"
-            raise CheckpointError(
-                f"{path} does not fit the model: {name} {what}, the model needs {tuple(tensor.shape)}; resume "
-                "with the run's own settings (its config.yaml) or start a new run in another --out"
-            )
-    extra = sorted(set(stored) - set(current))
-    if extra:
-        raise CheckpointError(
-            f"{path} does not fit the model: it has {extra[0]} (and {len(extra) - 1} more keys) that the model "
-            "lacks; resume with the run's own settings (its config.yaml) or start a new run in another --out"
-        )
-    model.load_state_dict(stored)
-
-
-def _load_average(path: Path, ema: WeightAverage | None, stored: Any) -> None:
-    """Load the saved weight average; a run resumes with the averaging it was started with."""
-    if (ema is None) != (stored is None):
-        had = "with" if stored is not None else "without"
-        raise CheckpointError(
-            f"{path} was saved {had} a weight average (train.ema_decay) but this run is set up "
-            f"{'without' if ema is None else 'with'} one; resume with the run's own settings (its config.yaml)"
-        )
-    if ema is not None:
-        _load_model_state(path, ema.averaged, stored)
 
 
 _NO_METADATA = (
@@ -187,37 +149,23 @@ def read_resume_state(out: Path, *, task: str) -> dict[str, Any]:
     return state
 
 
-def apply_resume_state(
-    state: dict[str, Any], model: nn.Module, optimizer, scheduler, *, rank: int = 0, world: int = 1,
-    ema: WeightAverage | None = None,
-) -> ResumePoint:  # fmt: skip
-    """Load a :func:`read_resume_state` into the model, optimizer, scheduler, weight average and RNGs;
-    returns where to go on.
+def apply_resume_state(stored: dict[str, Any], state: TrainingState, *, rank: int = 0, world: int = 1) -> ResumePoint:
+    """Load a :func:`read_resume_state` into the training ``state`` and the RNGs; returns where to go on.
 
     Rank ``rank`` of ``world`` takes its own loss sums when the state was saved by as many
     ranks; otherwise rank 0 takes the saved ones and the other ranks start from zero.
     """
-    path = Path(state["path"])
-    _load_model_state(path, _unwrap(model), state.get("model"))
-    _load_average(path, ema, state.get("ema"))
-    try:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-    except (KeyError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} holds an optimizer state that does not fit this model ({err}); resume with the run's "
-            "own settings (its config.yaml)"
-        ) from err
-    restore_rng_state(state["rng"])
-    rank_sums = state.get("rank_sums")
+    state.load_state_dict(stored, path=Path(stored["path"]))
+    restore_rng_state(stored["rng"])
+    rank_sums = stored.get("rank_sums")
     if rank_sums is not None and len(rank_sums) == world:
         sums = rank_sums[rank]
     else:
-        sums = state.get("sums") if rank == 0 else None
+        sums = stored.get("sums") if rank == 0 else None
     return ResumePoint(
-        epoch=int(state["epoch"]), step=int(state["step"]), sums=None if sums is None else dict(sums),
-        best=dict(state["best"]), rank_sums=None if rank_sums is None else [dict(r) for r in rank_sums],
-    )
+        epoch=int(stored["epoch"]), step=int(stored["step"]), sums=None if sums is None else dict(sums),
+        best=dict(stored["best"]), rank_sums=None if rank_sums is None else [dict(r) for r in rank_sums],
+    )  # fmt: skip
 
 
 def stored_palette(path: Path | str, meta: dict[str, Any]) -> np.ndarray:
@@ -277,6 +225,7 @@ def load_run_model(
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise CheckpointError(f"{path} has no stored config (metadata 'config'); use a checkpoint written by ldwseg")
     cfg = Config.from_dict(config, source=f"{path} (stored config)")
-    model = build_network(cfg.model, 3, out_channels, pretrained=False)
+    model = build_network(cfg.model, cfg.model.in_channels, out_channels, pretrained=False)
     load_weights(path, model)
+    model.checkpoint_metadata = meta  # what save_pretrained writes beside the weights (ldwseg.models.sharing)
     return model.to(device).eval(), meta, cfg

@@ -25,11 +25,12 @@ import torch
 import torch.distributed as dist
 from torch.distributed.constants import default_pg_timeout
 
+from ..config import AMP_CHOICES
 from ..errors import ConfigError, LDWSegError
 
 __all__ = [
-    "DistInfo", "PeerLost", "barrier", "check_precision", "cleanup_distributed", "from_main", "init_distributed",
-    "is_main_process", "main_rank_logs", "peer_lost", "resolve_device",
+    "DistInfo", "PeerLost", "barrier", "check_precision", "cleanup_distributed", "from_main", "inference_amp",
+    "init_distributed", "is_main_process", "main_rank_logs", "peer_lost", "resolve_device",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -87,6 +88,26 @@ def check_precision(device: torch.device, amp: str) -> None:
         raise ConfigError(
             f"--amp fp16 needs a CUDA device, but training would run on {device.type}; use --amp bf16 or --amp off"
         )
+
+
+def inference_amp(device: torch.device, run_amp: str, amp: str | None = None) -> str:
+    """The autocast ``evaluate`` and ``predict`` run a checkpoint's network with: ``amp``, else the run's ``train.amp``.
+
+    Both commands thus run the network alike, as the run validated it. The run's own
+    ``fp16`` becomes ``"off"`` (float32) off CUDA, where fp16 autocast is not offered;
+    an ``fp16`` asked for there is refused like training's (:func:`check_precision`).
+
+    Raises:
+        ConfigError: ``amp`` is not one of off, bf16, fp16, or is fp16 off CUDA.
+    """
+    if amp is None:
+        return run_amp if run_amp != "fp16" or device.type == "cuda" else "off"
+    if amp not in AMP_CHOICES:
+        raise ConfigError(f"--amp {amp!r} is not a precision; choose one of {', '.join(AMP_CHOICES)}")
+    if amp == "fp16" and device.type != "cuda":
+        raise ConfigError(f"--amp fp16 needs a CUDA device, but the network would run on {device.type}; use --amp "
+                          "bf16 or --amp off")  # fmt: skip
+    return amp
 
 
 def init_distributed(device_name: str) -> tuple[DistInfo, torch.device]:

@@ -8,10 +8,16 @@ swing by several dB between epochs, the average of its recent weights much less 
 Juditsky's averaging; the ``ModelEma`` of timm and mmengine). The arithmetic is torch's
 :class:`~torch.optim.swa_utils.AveragedModel` with its EMA update; the first update copies
 the weights, so the average never holds the untrained initialisation.
+
+Under ``torchrun`` (DDP) the parameters, hence their averages, are equal on every rank, but
+without ``train.sync_bn`` each rank's BatchNorm statistics come from its own batches, and
+so do their averages. :meth:`WeightAverage.broadcast_buffers` makes them rank 0's on every
+rank before validation: every shard is then scored with the network that rank 0 saves.
 """
 
 from __future__ import annotations
 
+import torch.distributed as dist
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -40,6 +46,19 @@ class WeightAverage:
 
     def state_dict(self) -> dict:
         return self.averaged.state_dict()
+
+    def broadcast_buffers(self) -> None:
+        """Give the averaged network rank 0's buffers (BatchNorm's running statistics) on every rank.
+
+        Rank 0's, rather than the mean over ranks: rank 0's average is what ``last.state.pt``
+        and the checkpoints store, so the scored network is the saved one (``evaluate`` of
+        ``best.safetensors`` reproduces the logged score) and a resumed run scores what an
+        uninterrupted one does. Each rank's average already spans ~``1 / (1 - decay)`` of its
+        batches, so rank 0's statistics lose little against the mean. A collective: every
+        rank of the group must call it.
+        """
+        for buffer in self.module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def build_weight_average(model: nn.Module, decay: float) -> WeightAverage | None:

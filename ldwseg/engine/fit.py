@@ -31,8 +31,8 @@ closes the log and sums up.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,7 +45,10 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from ..config import Config
-from ..models import UNet
+from ..errors import ConfigError, WriteFailed
+from ..io.atomic import atomic_write
+from ..io.weights import load_matching_weights
+from ..provenance import environment
 from .build import build_model, get_loaders
 from .checkpoints import ResumePoint, save_run_checkpoint
 from .distributed import (
@@ -57,14 +60,16 @@ from .distributed import (
     main_rank_logs,
     peer_lost,
 )  # fmt: skip
-from .ema import WeightAverage, build_weight_average, delivered
+from .ema import build_weight_average
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
 from .logs import MetricLog, time_left
 from .optim import build_optimizer, build_scheduler, steps_per_epoch
-from .precision import Precision
+from .precision import Precision, cudnn_autotuner
 from .resume import resume_point, sync_batchnorm
+from .run_folder import ENVIRONMENT_FILE
 from .runlock import RunLock
+from .state import TrainingState
 from .sampling import EpochShardSampler, seed_everything
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
 from .task import Task, TaskData
@@ -101,10 +106,12 @@ def _scaler(precision: Precision) -> torch.amp.GradScaler | None:
 class _Run:
     """Everything one training run holds, from :func:`_prepare` to :func:`_finish`.
 
-    ``model`` is the bare UNet; ``net`` is what trains, the model itself or its DDP wrapper;
-    ``ema`` the moving average of ``model``'s weights (``train.ema_decay``, else ``None``).
-    ``scored`` is what validation scores and checkpoints store: the average when there is
-    one, else ``model``. ``best`` and ``last_score`` are updated by :func:`_validate`.
+    ``state`` holds the bare network, its optimizer, schedule, weight average and loss
+    scaler (:class:`~ldwseg.engine.state.TrainingState`); ``net`` is what trains: the network
+    itself, its DDP wrapper, or a compiled wrapper of either (``train.compile``); ``evaluated``
+    is what validation runs: the weight average when there is one, else the network or its
+    DDP wrapper (never the compiled one, which would compile again for every eval shape).
+    ``best`` and ``last_score`` are updated by :func:`_validate`.
     """
 
     task: Task
@@ -117,22 +124,15 @@ class _Run:
     train_loader: DataLoader
     val_loader: DataLoader
     sampler: EpochShardSampler
-    model: UNet
+    state: TrainingState
     net: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
+    evaluated: nn.Module
     criterion: Callable
-    scaler: torch.amp.GradScaler | None
     saver: RunSaver
     metric_log: MetricLog
     start: ResumePoint
     best: dict[str, Any]
-    ema: WeightAverage | None = None
     last_score: float | None = None
-
-    @property
-    def scored(self) -> nn.Module:
-        return delivered(self.model, self.ema)
 
 
 def fit(
@@ -148,7 +148,7 @@ def fit(
     try:
         lock = RunLock(out) if dist_info.is_main else contextlib.nullcontext()
         progress = progress if dist_info.is_main else None
-        with main_rank_logs(dist_info), lock, StopRequests() as stop:
+        with main_rank_logs(dist_info), lock, StopRequests() as stop, cudnn_autotuner(device):
             started = time.perf_counter()
             run = _prepare(task, cfg, Path(out), dist_info, device, stop, resume=resume)
             _log_start(run)
@@ -162,11 +162,33 @@ def fit(
             return _finish(run, started)
     except RuntimeError as err:
         lost = peer_lost(err, dist_info)
-        if lost is None:
-            raise
-        raise lost from err
+        if lost is not None:
+            raise lost from err
+        if cfg.train.compile and _compiler_failed(err):
+            raise ConfigError(
+                f"train.compile=true: torch.compile could not compile the network ({_first_line(err)}); train "
+                "without it (drop --set train.compile=true)"
+            ) from err
+        raise
     finally:
         cleanup_distributed()
+
+
+def _compiler_failed(err: RuntimeError) -> bool:
+    """Whether ``err`` is ``torch.compile`` failing to compile the network (inductor's ``InductorError`` is a
+    ``BackendCompilerFailed``), not an error of the network itself. Imported here: torch._dynamo takes a
+    second to import, and only a compiled run has it loaded."""
+    from torch._dynamo.exc import BackendCompilerFailed, InternalTorchDynamoError
+
+    return isinstance(err, (BackendCompilerFailed, InternalTorchDynamoError))
+
+
+def _first_line(err: BaseException) -> str:
+    """What went wrong inside the compiler (the error it wraps, else ``err``): its type and the first line of
+    its message, at most 200 characters."""
+    cause = getattr(err, "inner_exception", None) or err.__cause__ or err
+    lines = str(cause).strip().splitlines()
+    return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:200]
 
 
 def _load_data(task: Task, cfg: Config, dist_info: DistInfo) -> TaskData:
@@ -188,9 +210,12 @@ def _prepare(
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     data = _load_data(task, cfg, dist_info)
-    train_loader, val_loader, sampler = get_loaders(data, cfg, dist_info)
+    train_loader, val_loader, sampler = get_loaders(data, cfg, dist_info, device)
     precision = Precision(device, t.amp, t.channels_last)
-    model = build_model(cfg, data.out_channels).to(device)
+    model = build_model(cfg, data.out_channels)
+    if t.init_from and not resume:
+        _initialise(model, t.init_from)
+    model = model.to(device)
     if t.sync_bn:
         model = sync_batchnorm(model, dist_info, device)
     if t.channels_last:
@@ -198,23 +223,36 @@ def _prepare(
     optimizer = build_optimizer(model, cfg.optim)
     scheduler = build_scheduler(optimizer, cfg.optim, t.epochs, steps_per_epoch(train_loader, t.max_steps_per_epoch))
     ema = build_weight_average(model, t.ema_decay)
-    start = resume_point(cfg, task.score, out, model, optimizer, scheduler, dist_info, resume=resume, ema=ema)
+    state = TrainingState(model, optimizer, scheduler, ema=ema, scaler=_scaler(precision))
+    start = resume_point(cfg, task.score, out, state, dist_info, resume=resume)
     net: nn.Module = model
     if dist_info.enabled:
         net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    evaluated = net if ema is None else ema.module
+    if t.compile:  # a wrapper for the forward only: checkpoints save ``model``, whose keys stay plain
+        net = torch.compile(net)
     criterion = task.criterion(cfg, data)
-    scaler = _scaler(precision)
-    saver = RunSaver(
-        out, model, optimizer, scheduler, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id, ema=ema
-    )
+    saver = RunSaver(out, state, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id)
     metric_log = MetricLog(out, enabled=dist_info.is_main, start_epoch=start.epoch)
     if dist_info.is_main:
         cfg.save(out / "config.yaml")
+        text = json.dumps(environment(device), indent=2) + "\n"
+        atomic_write(out / ENVIRONMENT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return _Run(
         task=task, cfg=cfg, out=out, dist_info=dist_info, precision=precision, stop=stop, data=data,
-        train_loader=train_loader, val_loader=val_loader, sampler=sampler, model=model, net=net, optimizer=optimizer,
-        scheduler=scheduler, criterion=criterion, scaler=scaler, saver=saver, metric_log=metric_log,
-        start=start, best=start.best, ema=ema,
+        train_loader=train_loader, val_loader=val_loader, sampler=sampler, state=state, net=net, evaluated=evaluated,
+        criterion=criterion, saver=saver, metric_log=metric_log, start=start, best=start.best,
+    )  # fmt: skip
+
+
+def _initialise(model: nn.Module, source: str) -> None:
+    """Start ``model`` from the weights of ``source`` that fit it (``train.init_from``); one line says what did not."""
+    found = load_matching_weights(source, model)
+    kept = found["kept"]
+    shown = "; ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
+    log.info(
+        "initialised from %s: %d of %d tensors loaded%s", source, len(found["loaded"]),
+        len(found["loaded"]) + len(kept), f"; not loaded (left as initialised): {shown}" if kept else "",
     )  # fmt: skip
 
 
@@ -224,7 +262,7 @@ def _log_start(run: _Run) -> None:
     classes = data.record.get("num_classes")
     outputs = f"{classes} classes" if classes is not None else f"{data.out_channels} output channels"
     group = f"world size {info.world_size} ({torch.distributed.get_backend()})" if info.enabled else "1 process"
-    params, threads = sum(p.numel() for p in run.model.parameters()), torch.get_num_threads()
+    params, threads = sum(p.numel() for p in run.state.model.parameters()), torch.get_num_threads()
     log.info(
         "%s on %s: %d train / %d val samples, %s; %s, %d thread%s, %s; %s parameters; writing to %s", run.task.name,
         run.cfg.data.dataset, len(data.train), len(data.val), outputs, run.precision.device, threads,
@@ -250,17 +288,17 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
         return progress(batches, f"epoch {epoch + 1}/{t.epochs}")
 
     def after_step(done: EpochProgress) -> None:
-        run.scheduler.step()  # the schedule and the average move before the watch, which may checkpoint this step
-        if run.ema is not None:
-            run.ema.update()
+        run.state.scheduler.step()  # the schedule and the average move before the watch, which may checkpoint
+        if run.state.ema is not None:
+            run.state.ema.update()
         watch(done)
 
-    lr = run.scheduler.get_last_lr()[0]
+    lr = run.state.scheduler.get_last_lr()[0]
 
     try:
         stats = train_one_epoch(
-            run.net, run.train_loader, run.optimizer, run.criterion, precision=run.precision,
-            wavelet_weight=t.wavelet_weight, scaler=run.scaler, max_steps=t.max_steps_per_epoch,
+            run.net, run.train_loader, run.state.optimizer, run.criterion, precision=run.precision,
+            wavelet_weight=t.wavelet_weight, scaler=run.state.scaler, max_steps=t.max_steps_per_epoch,
             progress=labelled if progress else None, start=begin, after_step=after_step,
         )  # fmt: skip
     except RuntimeError as err:
@@ -274,17 +312,26 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
 
 
 def _validate(run: _Run, epoch: int) -> dict[str, float]:
-    """Score the model; a new best is saved as ``best.safetensors``. Returns the ``val_*`` entries of the row."""
-    result = run.task.evaluate(
-        run.net if run.ema is None else run.ema.module, run.val_loader, precision=run.precision, data=run.data
-    )
+    """Score the model; a new best is saved as ``best.safetensors``. Returns the ``val_*`` entries of the row.
+
+    Under ``torchrun`` each rank scores its shard of the validation set with the same network: the
+    DDP wrapper syncs the model's buffers at its forward, and a weight average takes rank 0's
+    buffers first (:meth:`~ldwseg.engine.ema.WeightAverage.broadcast_buffers`), so the logged score
+    is that of the saved network. A best checkpoint the disk refuses stops the run with the
+    checkpoint it goes on from (:meth:`~ldwseg.engine.stopping.RunSaver.write_failed`).
+    """
+    if run.state.ema is not None and run.dist_info.enabled:
+        run.state.ema.broadcast_buffers()
+    result = run.task.evaluate(run.evaluated, run.val_loader, precision=run.precision, data=run.data)
     run.last_score = float(result[run.task.score])
     if run.last_score > run.best["score"]:
         run.best = {"score": run.last_score, "epoch": epoch}
         if run.dist_info.is_main:
             path = run.out / "best.safetensors"
-            metrics = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in result.items()}
-            save_run_checkpoint(path, run.scored, run.cfg, run.data.record, epoch=epoch, metrics=metrics)
+            try:
+                save_run_checkpoint(path, run.state.delivered, run.cfg, run.data.record, epoch=epoch, metrics=result)
+            except WriteFailed as err:
+                raise run.saver.write_failed(err) from err
     return {f"val_{k}": v for k, v in result.items() if isinstance(v, float)}
 
 

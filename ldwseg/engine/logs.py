@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..io.atomic import atomic_write
+
 __all__ = ["TRAINING_LOGGER", "MetricLog", "format_duration", "log_label", "time_left"]
 
 log = logging.getLogger(__name__)
@@ -30,7 +32,8 @@ class MetricLog:
     0-based ``epoch`` of the loop and writes ``epoch + 1`` (also the TensorBoard step). A
     fresh run (``start_epoch == 0``) starts a new file; a run resumed at the 0-based
     ``start_epoch`` keeps the rows of the epochs before it (numbers ``1..start_epoch``)
-    and drops any later ones.
+    and drops any later ones. The file is rewritten whole and atomically at every row (it
+    is small), so a full disk or a crash never leaves half a row for a resume to read.
     """
 
     def __init__(self, out: Path, *, enabled: bool = True, start_epoch: int = 0) -> None:
@@ -39,13 +42,14 @@ class MetricLog:
         self.writer = None
         if not enabled:
             return
-        rows: list[dict[str, str]] = []
+        rows: list[dict[str, Any]] = []
         if start_epoch > 0 and self.path.exists():
             with self.path.open(newline="") as f:
                 rows = [r for r in csv.DictReader(f) if int(r["epoch"]) <= start_epoch]
+        self.rows = rows
         self.fields: list[str] | None = list(rows[0]) if rows else None
         if rows:
-            self._rewrite(rows)
+            self._rewrite()
         else:
             self.path.unlink(missing_ok=True)
         try:
@@ -56,29 +60,24 @@ class MetricLog:
         except ImportError:
             log.warning("tensorboard is not installed; metrics go to %s only", self.path)
 
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="")
-            writer.writeheader()
-            writer.writerows(rows)
+    def _rewrite(self) -> None:
+        def write(tmp: Path) -> None:
+            with tmp.open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="")
+                writer.writeheader()
+                writer.writerows(self.rows)
+
+        atomic_write(self.path, write)
 
     def write(self, epoch: int, row: dict[str, Any]) -> None:
         """Append the row of the 0-based ``epoch`` (written as epoch ``epoch + 1``)."""
         if not self.enabled:
             return
         row = {"epoch": epoch + 1, **row}
-        if self.fields is None:
-            self.fields = list(row)
-            self._rewrite([row])
-        elif any(key not in self.fields for key in row):
-            # a column that earlier rows lack (val_* when eval_every > 1): the header grows, earlier cells stay empty
-            with self.path.open(newline="") as f:
-                rows = list(csv.DictReader(f))
-            self.fields += [key for key in row if key not in self.fields]
-            self._rewrite([*rows, row])
-        else:
-            with self.path.open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore", restval="").writerow(row)
+        # a column that earlier rows lack (val_* when eval_every > 1): the header grows, earlier cells stay empty
+        self.fields = [*(self.fields or []), *(key for key in row if key not in (self.fields or []))]
+        self.rows.append(row)
+        self._rewrite()
         if self.writer is not None:
             for key, value in row.items():
                 if key != "epoch" and isinstance(value, (int, float)):

@@ -1,9 +1,17 @@
 """The optimizer and learning-rate schedule of a run, from a config's ``optim`` section.
 
-Adam with two parameter groups: the network's weights (``optim.lr``, ``optim.weight_decay``)
-and the LDW pools' filters (``optim.filter_lr``, by default ``optim.lr``, and no weight
-decay). Adam's L2 term pulls every weight towards 0; on a filter bank that means towards
-sum(W_L) = 0, against the constraint that keeps sum(W_L) = sqrt(2), so filters are exempt.
+``optim.name``: ``adam`` (the default; ``weight_decay`` is an L2 term in the gradient, as
+the paper trains), ``adamw`` (decoupled weight decay, Loshchilov and Hutter) or ``sgd``
+(``optim.momentum``, ``optim.nesterov``), over up to three parameter groups:
+
+* the weights of convolutions and linear layers: ``optim.lr``, ``optim.weight_decay``;
+* biases and normalisation parameters (every 1-d parameter outside the LDW pools):
+  ``optim.lr`` and no weight decay, as timm (``filter_bias_and_bn``) and mmsegmentation
+  (``norm_decay_mult=0``) do: a BatchNorm scale is followed by nothing that undoes a
+  shrink, so decaying it only fights the loss (``optim.norm_bias_decay=true`` decays them too);
+* the LDW pools' filters: ``optim.filter_lr`` (by default ``optim.lr``) and no weight
+  decay. The L2 term pulls every weight towards 0; on a filter bank that means towards
+  sum(W_L) = 0, against the constraint that keeps sum(W_L) = sqrt(2), so filters are exempt.
 
 Schedules: the factor ``f`` of the learning rate after ``i`` optimizer steps, with ``E``
 epochs of ``S`` steps. With ``optim.by_epoch`` (the default) the decay moves once per
@@ -44,16 +52,25 @@ def filter_parameters(model: nn.Module) -> list[nn.Parameter]:
     return list(seen.values())
 
 
-def build_optimizer(model: nn.Module, optim) -> torch.optim.Adam:
-    """Adam over ``model``: weights with ``optim.lr`` and weight decay, filters with
-    ``optim.filter_lr`` (``None``: ``optim.lr``) and none. ``optim`` is a config's ``optim`` section."""
+def build_optimizer(model: nn.Module, optim) -> torch.optim.Optimizer:
+    """``optim.name`` over ``model``'s parameter groups (see the module docstring); ``optim`` is a
+    config's ``optim`` section. Empty groups are left out."""
     filters = filter_parameters(model)
     ids = {id(p) for p in filters}
-    weights = [p for p in model.parameters() if id(p) not in ids]
-    groups = [{"params": weights, "weight_decay": optim.weight_decay}]
-    if filters:
-        lr = optim.lr if optim.filter_lr is None else optim.filter_lr
-        groups.append({"params": filters, "lr": lr, "weight_decay": 0.0})
+    rest = [p for p in model.parameters() if id(p) not in ids]
+    decayed = [p for p in rest if p.ndim > 1 or optim.norm_bias_decay]
+    plain = [p for p in rest if not (p.ndim > 1 or optim.norm_bias_decay)]
+    filter_lr = optim.lr if optim.filter_lr is None else optim.filter_lr
+    groups = [
+        {"params": decayed, "weight_decay": optim.weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+        {"params": filters, "lr": filter_lr, "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if optim.name == "sgd":
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+    if optim.name == "adamw":
+        return torch.optim.AdamW(groups, lr=optim.lr)
     return torch.optim.Adam(groups, lr=optim.lr)
 
 

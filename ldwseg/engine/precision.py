@@ -1,8 +1,9 @@
-"""Where and in which number format a model runs: device, mixed precision, memory layout."""
+"""Where and in which number format a model runs: device, mixed precision, memory layout, cuDNN tuning."""
 
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -10,7 +11,7 @@ from torch import Tensor
 
 from ..config import AMP_CHOICES
 
-__all__ = ["Precision"]
+__all__ = ["Precision", "cudnn_autotuner"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +49,20 @@ class Precision:
         if self.amp == "off":
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16 if self.amp == "bf16" else torch.float16)
+
+
+@contextlib.contextmanager
+def cudnn_autotuner(device: torch.device) -> Iterator[None]:
+    """cuDNN's autotuner (``torch.backends.cudnn.benchmark``) on while a model trains on CUDA, as it was after.
+
+    The autotuner times the convolution algorithms at the first call of each input shape and
+    keeps the fastest, so the fixed-size crops of training run faster; their results are then
+    not bitwise reproducible across runs. Off the GPU nothing changes: the CPU path stays
+    deterministic.
+    """
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = before or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before

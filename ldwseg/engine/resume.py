@@ -18,8 +18,8 @@ from ..config import Config
 from ..models import UNet
 from .checkpoints import ResumePoint, apply_resume_state, read_resume_state
 from .distributed import DistInfo, from_main
-from .ema import WeightAverage
 from .run_folder import check_new_run
+from .state import TrainingState
 from .sync_bn import convert_sync_batchnorm
 
 __all__ = ["resume_point", "saved_state", "sync_batchnorm"]
@@ -40,21 +40,17 @@ def sync_batchnorm(model: UNet, dist_info: DistInfo, device: torch.device) -> UN
 
 
 def resume_point(
-    cfg: Config, score: str, out: Path, model: UNet, optimizer, scheduler, dist_info: DistInfo, *, resume: bool,
-    ema: WeightAverage | None = None,
-) -> ResumePoint:  # fmt: skip
-    """Where the run starts: the beginning, or the state saved in ``out``, loaded into the objects
-    (``ema``: the run's weight average, if it keeps one).
+    cfg: Config, score: str, out: Path, state: TrainingState, dist_info: DistInfo, *, resume: bool
+) -> ResumePoint:
+    """Where the run starts: the beginning, or the training state saved in ``out``, loaded into ``state``.
 
     The run resumes with ``resume``, or when ``torchrun`` restarted it and ``out`` holds a
     checkpoint of this torchrun run. Rank 0 reads the file and sends it to every rank.
     """
-    state = from_main(lambda: saved_state(cfg, out, dist_info, resume=resume), dist_info)
-    if state is None:
+    stored = from_main(lambda: saved_state(cfg, out, dist_info, resume=resume), dist_info)
+    if stored is None:
         return ResumePoint()
-    start = apply_resume_state(
-        state, model, optimizer, scheduler, rank=dist_info.rank, world=dist_info.world_size, ema=ema
-    )
+    start = apply_resume_state(stored, state, rank=dist_info.rank, world=dist_info.world_size)
     best = "" if start.best["epoch"] < 0 else f" (best {score} so far {start.best['score']:.4f})"
     restart = "" if resume else f"torchrun restart {dist_info.restart}: "
     if start.epoch >= cfg.train.epochs:

@@ -22,7 +22,9 @@ __all__ = ["CHECKPOINT_FILES", "RUN_FILES", "check_new_run", "check_same_setting
 CHECKPOINT_FILES = ("best.safetensors", "last.safetensors", "last.state.pt")
 """The files whose presence means that a folder holds a run (what a new run would replace)."""
 
-RUN_FILES = (*CHECKPOINT_FILES, "metrics.csv", "config.yaml", "tensorboard")
+ENVIRONMENT_FILE = "environment.json"
+"""The software versions, source commit and device of the process that trained (or last resumed) the run."""
+RUN_FILES = (*CHECKPOINT_FILES, "metrics.csv", "config.yaml", ENVIRONMENT_FILE, "tensorboard")
 """Everything a training run writes into its folder (``tensorboard`` is a folder, there when TensorBoard is)."""
 
 
@@ -48,11 +50,25 @@ def check_new_run(out: str | Path) -> None:
     )
 
 
+RESULT_NEUTRAL = ("data.num_workers", "train.checkpoint_every", "train.checkpoint_minutes")
+"""Config fields whose value does not change the weights or scores a run ends with."""
+
+
+def _compared(cfg: Config) -> dict:
+    settings = cfg.to_dict()
+    for key in RESULT_NEUTRAL:
+        section, field = key.split(".")
+        settings[section].pop(field)
+    return settings
+
+
 def check_same_settings(out: str | Path, cfg: Config, *, whose: str) -> None:
     """Refuse to go on with the run in ``out`` unless its ``config.yaml`` holds ``cfg`` (no file: nothing to check).
 
     The stored file is read as a config on top of today's defaults, so a field that a later
     ldwseg added (absent from the file) counts as its default, which is what that run trained with.
+    Settings that do not change what a run computes (:data:`RESULT_NEUTRAL`: the data loader's
+    workers, how often it checkpoints) may differ.
 
     Raises:
         ConfigError: the settings differ (``whose``: whose settings they should be, for the message).
@@ -62,7 +78,7 @@ def check_same_settings(out: str | Path, cfg: Config, *, whose: str) -> None:
         return
     raw = yaml.safe_load(stored.read_text())
     try:
-        same = Config.from_dict(raw, source=str(stored), validate=False).to_dict() == cfg.to_dict()
+        same = _compared(Config.from_dict(raw, source=str(stored), validate=False)) == _compared(cfg)
     except ConfigError:
         same = False
     if not same:

@@ -6,6 +6,10 @@ completed step, saves on schedule and turns a SIGINT/SIGTERM into a saved checkp
 plus :class:`~ldwseg.errors.Interrupted`. Under ``torchrun`` the ranks agree after every
 step, in one collective, on whether to stop or save, and rank 0 saves the loss sums of
 every rank, so a resumed run reports the same epoch losses as an uninterrupted one.
+
+A checkpoint the disk refuses (full, read-only, failing) stops the run with
+:class:`~ldwseg.errors.WriteFailed` naming the checkpoint that survived, from which
+``--resume`` goes on (:meth:`RunSaver.write_failed`).
 """
 
 from __future__ import annotations
@@ -16,17 +20,25 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch import nn
 
 from ..config import Config
-from ..errors import Interrupted
+from ..errors import CheckpointError, Interrupted, WriteFailed
+from ..io.atomic import remedy
+from ..io.weights import load_training_state
 from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo
-from .ema import WeightAverage, delivered
 from .epoch import EpochProgress, NonFiniteLossError
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
+from .state import TrainingState
 
-__all__ = ["RunSaver", "StepWatch", "agreed_signal", "interrupted", "non_finite_loss"]
+__all__ = [
+    "RunSaver", "StepWatch", "agreed_signal", "interrupted", "non_finite_loss", "rerun_goes_on",
+]  # fmt: skip
+
+
+def _point_words(point: ResumePoint) -> str:
+    """Where a checkpoint stands, as the resume line words it: ``"epoch 2, step 3"`` or ``"the end of epoch 1"``."""
+    return f"epoch {point.epoch + 1}, step {point.step}" if point.step else f"the end of epoch {point.epoch}"
 
 
 def agreed_signal(stop: StopRequests, dist_info: DistInfo, device: torch.device) -> str | None:
@@ -69,34 +81,76 @@ class RunSaver:
     """
 
     def __init__(
-        self, out: Path, model: nn.Module, optimizer, scheduler, cfg: Config, record: dict, *, is_main: bool,
-        run_id: str | None = None, ema: WeightAverage | None = None,
-    ) -> None:  # fmt: skip
-        self.out, self.model, self.optimizer, self.scheduler, self.ema = out, model, optimizer, scheduler, ema
+        self, out: Path, state: TrainingState, cfg: Config, record: dict, *, is_main: bool, run_id: str | None = None
+    ) -> None:
+        self.out, self.state = out, state
         self.cfg, self.record, self.is_main, self.run_id = cfg, record, is_main, run_id
         self.every = cfg.train.checkpoint_every
         self.seconds = cfg.train.checkpoint_minutes * 60.0
         self.last_time = time.monotonic()
+        self.saved: ResumePoint | None = None  # the last training state this saver wrote
 
     def due(self, step: int) -> bool:
         by_steps = self.every > 0 and step % self.every == 0
         return by_steps or (self.seconds > 0 and time.monotonic() - self.last_time >= self.seconds)
 
     def save(self, point: ResumePoint, metrics: dict[str, Any]) -> None:
-        """Save at ``point``; the weights' metadata names the epoch they are in (or just finished)."""
+        """Save at ``point``; the weights' metadata names the epoch they are in (or just finished).
+
+        Raises:
+            WriteFailed: the disk refused a file; the message names the checkpoint that
+                ``--resume`` goes on from (:meth:`write_failed`).
+        """
         self.last_time = time.monotonic()
         if not self.is_main:
             return
         state = self.out / "last.state.pt"  # first: resuming reads only this file
-        save_resume_state(
-            state, self.model, self.optimizer, self.scheduler, point, task=self.cfg.train.task, run_id=self.run_id,
-            ema=self.ema,
+        try:
+            save_resume_state(state, self.state, point, task=self.cfg.train.task, run_id=self.run_id)
+            self.saved = point
+            epoch = point.epoch if point.step else point.epoch - 1
+            weights = self.out / "last.safetensors"
+            save_run_checkpoint(weights, self.state.delivered, self.cfg, self.record, epoch=epoch, metrics=metrics)
+        except WriteFailed as err:
+            raise self.write_failed(err) from err
+
+    def write_failed(self, err: WriteFailed) -> WriteFailed:
+        """``err`` (a run file the disk refused) with the checkpoint the run goes on from, and how."""
+        state = self.out / "last.state.pt"
+        point = self.saved if self.saved is not None else _stored_point(state)
+        fix = remedy(err.errno)
+        if point is None:
+            again = " with --overwrite" if (self.out / "best.safetensors").exists() else ""
+            return err.instead(
+                kept=f"{err.kept}; the run has saved no checkpoint to resume from yet",
+                advice=f"{fix}, then start the run again (the same command{again})",
+            )
+        kept = f"the run's checkpoint {state} (at {_point_words(point)}) is intact"
+        return err.instead(
+            kept=f"{kept}, nothing half-written is left" if Path(err.path) == state else f"{err.kept}; {kept}",
+            advice=f"{fix}, then go on from it with the same command plus --resume (--out {self.out})",
         )
-        epoch = point.epoch if point.step else point.epoch - 1
-        weights = self.out / "last.safetensors"
-        save_run_checkpoint(
-            weights, delivered(self.model, self.ema), self.cfg, self.record, epoch=epoch, metrics=metrics
-        )
+
+
+def rerun_goes_on(err: WriteFailed) -> WriteFailed:
+    """``err`` of a run trained by a command that resumes its runs by itself (``compare``, ``sweep``,
+    ``ablate``): running that command again goes on, where ``train`` needs ``--resume``."""
+    return err.instead(
+        kept=err.kept,
+        advice=f"{remedy(err.errno)}, then run the same command again: it keeps the finished runs and resumes "
+        "this one from its checkpoint",
+    )
+
+
+def _stored_point(state: Path) -> ResumePoint | None:
+    """Where the training state in ``state`` stands; ``None`` when there is none (or it cannot be read)."""
+    if not state.is_file():
+        return None
+    try:
+        stored = load_training_state(state)
+        return ResumePoint(int(stored["epoch"]), int(stored["step"]))
+    except (CheckpointError, KeyError, TypeError, ValueError):
+        return None
 
 
 class StepWatch:

@@ -209,7 +209,7 @@ def export_onnx(
     output_name = OUTPUT_NAMES[task]
     generator = torch.Generator().manual_seed(0)
     example, *checks = (
-        torch.randn(n, 3, h, w, generator=generator)
+        torch.randn(n, cfg.model.in_channels, h, w, generator=generator)
         for n, h, w in [(_EXAMPLE_BATCH, height, width), (_EXAMPLE_BATCH, height, width), (1, *check_size)]
     )
     with torch.no_grad():

@@ -77,7 +77,10 @@ def write_pil_image(path: str | Path, image: Image.Image, fmt: str | None = None
         fmt: the Pillow format; default the one ``path``'s suffix selects (:data:`SAVE_FORMATS`).
 
     Raises:
-        DataError: an unknown suffix (without ``fmt``), or a write that fails.
+        DataError: an unknown suffix (without ``fmt``), or a write that fails without an
+            operating-system error number.
+        WriteFailed: the disk is full, read-only, over quota or failing
+            (:func:`~ldwseg.io.atomic.atomic_write`).
     """
     path = Path(path)
     if fmt is None:

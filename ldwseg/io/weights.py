@@ -41,15 +41,19 @@ from .atomic import atomic_write
 
 __all__ = [
     "capture_rng_state",
+    "load_matching_weights",
     "load_training_state",
     "load_weights",
     "read_metadata",
     "restore_rng_state",
     "save_training_state",
     "save_weights",
+    "MODEL_FILE",
 ]
 
 METADATA_KEY = "ldwseg"
+MODEL_FILE = "model.safetensors"
+"""The weights file of a shared model's folder (``save_pretrained``): a folder holding one is read as it."""
 # safetensors refuses headers above 100 MB; anything larger is not one of its files
 _MAX_HEADER_BYTES = 100_000_000
 _LISTED_KEYS = 10
@@ -62,7 +66,9 @@ def _existing_file(path: PathLike, what: str) -> Path:
     if not path.exists():
         raise CheckpointError(f"{what} {str(path)!r} does not exist; check the path")
     if not path.is_file():
-        raise CheckpointError(f"{what} {str(path)!r} is not a file; give the path of the checkpoint file itself")
+        raise CheckpointError(
+            f"{what} {str(path)!r} is not a file; give the checkpoint file itself, or a folder holding {MODEL_FILE} (save_pretrained)"
+        )
     return path
 
 
@@ -83,6 +89,8 @@ def _file_kind(path: Path) -> str:
 
 
 def _safetensors_file(path: PathLike) -> Path:
+    if Path(path).is_dir() and (Path(path) / MODEL_FILE).is_file():
+        path = Path(path) / MODEL_FILE
     path = _existing_file(path, "weights file")
     kind = _file_kind(path)
     if kind != "safetensors":
@@ -196,9 +204,7 @@ def load_weights(path: PathLike, model: nn.Module) -> dict[str, Any]:
     tied = _tied_names(model_state)
 
     mismatched = [
-        name
-        for name, t in model_state.items()
-        if name in file_shapes and file_shapes[name] != tuple(t.shape)
+        name for name, t in model_state.items() if name in file_shapes and file_shapes[name] != tuple(t.shape)
     ]
     missing = [name for name in model_state if not any(alias in file_shapes for alias in tied[name])]
     unexpected = [name for name in file_shapes if name not in model_state]
@@ -215,12 +221,44 @@ def load_weights(path: PathLike, model: nn.Module) -> dict[str, Any]:
         problems.append(f"the checkpoint's {_listed(unexpected)} do not exist in the model")
     if problems:
         raise CheckpointError(
-            f"{str(path)!r} does not fit {type(model).__name__}: " + "; ".join(problems)
+            f"{str(path)!r} does not fit {type(model).__name__}: "
+            + "; ".join(problems)
             + ". Build the model with the configuration the checkpoint was trained with (see its metadata)"
         )
     # a tied tensor is stored under one of its names; loading it fills every name bound to it
     model.load_state_dict(safetensors.torch.load_file(str(path), device="cpu"), strict=False)
     return metadata
+
+
+def load_matching_weights(path: PathLike, model: nn.Module) -> dict[str, list[str]]:
+    """Load the tensors of a :func:`save_weights` file that fit ``model`` (same name, same shape); keep the rest.
+
+    For fine-tuning: a checkpoint of another class count loads everything but the head.
+    Tied tensors count under any of their names, as in :func:`load_weights`.
+
+    Returns:
+        ``{"loaded": [...], "kept": [...], "unused": [...]}``: the model's names filled from
+        the file, the model's names left as they were (absent from the file or of another
+        shape, each ``"name (why)"``), and the file's names the model has no place for.
+    """
+    path = _safetensors_file(path)
+    file_shapes, _ = _read_header(path)
+    model_state = model.state_dict()
+    tied = _tied_names(model_state)
+    loaded, kept = [], []
+    for name, tensor in model_state.items():
+        source = next((alias for alias in tied[name] if alias in file_shapes), None)
+        if source is None:
+            kept.append(f"{name} (not in the checkpoint)")
+        elif file_shapes[source] != tuple(tensor.shape):
+            kept.append(f"{name} (shape {file_shapes[source]} in the checkpoint, {tuple(tensor.shape)} here)")
+        else:
+            loaded.append(name)
+    fits = {alias for name in loaded for alias in tied[name] if alias in file_shapes}
+    with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+        model.load_state_dict({name: f.get_tensor(name) for name in fits}, strict=False)
+    unused = [name for name in file_shapes if name not in model_state]
+    return {"loaded": loaded, "kept": kept, "unused": unused}
 
 
 # Leaves that torch.load(weights_only=True) reads back; containers are checked one by one.

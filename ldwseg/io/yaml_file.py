@@ -79,7 +79,9 @@ def coerce_value(value: Any, hint: Any, name: str, source: str) -> Any:
         return str(value)
     ok = isinstance(value, hint) and not (hint is int and isinstance(value, bool))
     if not ok:
-        raise ConfigError(f"{source}: {name} must be of type {_type_name(hint)}, got {value!r} ({type(value).__name__})")
+        raise ConfigError(
+            f"{source}: {name} must be of type {_type_name(hint)}, got {value!r} ({type(value).__name__})"
+        )
     return value
 
 

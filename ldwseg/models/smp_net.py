@@ -31,6 +31,7 @@ from ..pooling import CONSTRAINTS, initial_filters
 from .convert import convert, converted_layers
 from .factory import DOWNSAMPLERS, check_choice
 from .padding import run_padded
+from .sharing import PretrainedMixin
 from .unet import PoolSpec
 
 __all__ = [
@@ -85,7 +86,7 @@ class SMPSpec(PoolSpec, Protocol):
     norm: str
 
 
-class SMPSegmenter(nn.Module):
+class SMPSegmenter(PretrainedMixin, nn.Module):
     """An smp segmentation model that takes images of any size.
 
     smp's models need a height and width divisible by :attr:`multiple`, the encoder's

@@ -11,6 +11,7 @@ from ..pooling import CONSTRAINTS, initial_filters
 from .blocks import DoubleConv, PoolOptions
 from .factory import check_choice, check_down_options, check_pairing, create_down, create_up, get_down
 from .norm import NORMS, replace_batchnorm
+from .sharing import PretrainedMixin
 
 __all__ = ["MAX_PARAMETERS", "UNet", "UNetSpec", "build_unet", "check_unet", "check_unet_spec", "unet_parameters"]
 
@@ -19,7 +20,7 @@ MAX_PARAMETERS = 1_000_000_000
 accepts: a larger one would exhaust memory while it is built rather than fail with a message."""
 
 
-class UNet(nn.Module):
+class UNet(PretrainedMixin, nn.Module):
     """Ronneberger's UNet: a double-conv stem, ``depth`` down blocks, ``depth`` up blocks, a 1x1 head.
 
     Level ``i`` has ``base_width * 2^i`` channels. Up block ``j`` works at level

@@ -10,13 +10,16 @@ ignore index (255) are not counted. From it, for class ``k``::
     TP_k = C[k, k]      FP_k = sum_t C[t, k] - TP_k      FN_k = sum_p C[k, p] - TP_k
     IoU_k = TP_k / (TP_k + FP_k + FN_k)
     pixel_acc = trace(C) / sum(C)
-    acc_k = TP_k / (TP_k + FN_k)
+    acc_k = TP_k / (TP_k + FN_k)        (the class's accuracy, i.e. its recall)
+    precision_k = TP_k / (TP_k + FP_k)
 
 A class that appears neither in the targets nor in the predictions has
 ``TP + FP + FN = 0``: its IoU is undefined, reported as ``None``, and left out of the mean
 (as torchmetrics' ``JaccardIndex`` does when absent classes give NaN and the mean skips
 them). A class that is only predicted has IoU 0 and does count in the mIoU. The mean
-accuracy averages ``acc_k`` over the classes present in the targets.
+accuracy averages ``acc_k`` over the classes present in the targets. ``acc_k`` is
+undefined (``None``) for a class absent from the targets, ``precision_k`` for a class never
+predicted.
 
 With ``K = 2``, class 1 is the foreground and, with ``TP, FP, FN`` of class 1::
 
@@ -56,6 +59,8 @@ class _Scores(TypedDict):
     per_class_iou: list[float | None]
     pixel_acc: float
     mean_acc: float
+    per_class_acc: list[float | None]
+    per_class_precision: list[float | None]
     confusion: list[list[int]]
 
 
@@ -174,11 +179,16 @@ class SegmentationMetrics(nn.Module):
         union = in_target + counts.sum(dim=0) - tp
         iou = torch.where(union > 0, tp / union.clamp(min=1), torch.nan)
         present = in_target > 0
+        predicted = counts.sum(dim=0)
+        acc = torch.where(present, tp / in_target.clamp(min=1), torch.nan)
+        precision = torch.where(predicted > 0, tp / predicted.clamp(min=1), torch.nan)
         scores: SegmentationScores = {
             "miou": float(iou.nanmean()),
             "per_class_iou": [None if math.isnan(v) else v for v in iou.tolist()],
             "pixel_acc": float(tp.sum() / total),
             "mean_acc": float((tp[present] / in_target[present]).mean()),
+            "per_class_acc": [None if math.isnan(v) else v for v in acc.tolist()],
+            "per_class_precision": [None if math.isnan(v) else v for v in precision.tolist()],
             "confusion": confusion.tolist(),
         }
         if self.num_classes == 2:

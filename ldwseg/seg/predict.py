@@ -14,7 +14,7 @@ are refused before they are decoded, and outputs are written atomically.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +22,11 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor, nn
 
-from ..datasets import IGNORE_INDEX, colorize, eval_transform, overlay
+from ..datasets import IGNORE_INDEX, colorize, eval_transform, normalization, overlay, read_channels
 from ..datasets.reading import IMAGE_SUFFIXES
 from ..engine.checkpoints import load_run_model, stored_palette
-from ..engine.distributed import resolve_device
+from ..engine.distributed import inference_amp, resolve_device
+from ..engine.precision import Precision
 from ..errors import DataError
 from ..inference.scale import scaled_logits
 from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
@@ -42,20 +43,49 @@ LEGEND_PAPER = (255, 255, 255)
 """The legend's text and background colours."""
 
 
-def window_labels(model: nn.Module, device: torch.device, *, scale: float = 1.0) -> Callable[[Tensor], Tensor]:
-    """Map a ``(1, 3, h, w)`` uint8 window to its ``(1, 1, h, w)`` uint8 class labels, the network run on the
-    window resized by ``scale`` and its logits resized back (:func:`~ldwseg.inference.scale.scaled_logits`)."""
-    transform = eval_transform()
+def window_labels(
+    model: nn.Module,
+    device: torch.device,
+    *,
+    scale: float = 1.0,
+    amp: str = "off",
+    normalise: tuple[Sequence[float], Sequence[float], float] | None = None,
+) -> Callable[[Tensor], Tensor]:
+    """Map a ``(1, C, h, w)`` window of an image as read (uint8 RGB, or float32 for other channel counts) to
+    its ``(1, 1, h, w)`` uint8 class labels, the network run on the window resized by ``scale`` and its logits
+    resized back (:func:`~ldwseg.inference.scale.scaled_logits`), under ``amp`` autocast (``off``, ``bf16``,
+    ``fp16``); the labels are the argmax of the logits as float32, as :func:`~ldwseg.seg.evaluate.evaluate`
+    scores them. ``normalise`` is ``(mean, std, max_value)`` (:func:`~ldwseg.datasets.normalization`),
+    by default RGB's."""
+    mean, std, top = normalise if normalise is not None else normalization(3)
+    transform = eval_transform(mean=mean, std=std, max_value=top)
+    precision = Precision(device, amp)
 
     def run(window: Tensor) -> Tensor:
-        rgb = np.ascontiguousarray(window[0].permute(1, 2, 0).numpy())
-        image, _ = transform(rgb, np.zeros(rgb.shape[:2], dtype=np.int64))
-        logits = scaled_logits(model, image.unsqueeze(0).to(device), scale=scale)
+        pixels = np.ascontiguousarray(window[0].permute(1, 2, 0).numpy())
+        image, _ = transform(pixels, np.zeros(pixels.shape[:2], dtype=np.int64))
+        with precision.autocast():
+            logits = scaled_logits(model, precision.inputs(image.unsqueeze(0)), scale=scale)
         # argmax over a contiguous last dimension: several times faster on CPU than over dim 1
-        labels = logits.permute(0, 2, 3, 1).contiguous().argmax(-1)
+        labels = logits.float().permute(0, 2, 3, 1).contiguous().argmax(-1)
         return labels.unsqueeze(1).to(device="cpu", dtype=torch.uint8)
 
     return run
+
+
+def _read(path: Path, channels: int, max_pixels: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(pixels the network reads, uint8 RGB to draw the overlay on)`` of an image file.
+
+    RGB images are read as 8-bit RGB (:func:`~ldwseg.io.load_rgb8`); other channel counts
+    exactly (:func:`~ldwseg.datasets.read_channels`), drawn as their first channel in gray
+    (the first three as RGB for three or more).
+    """
+    if channels == 3:
+        rgb = load_rgb8(path, max_pixels=max_pixels)
+        return rgb, rgb
+    pixels = read_channels(path, channels, max_pixels=max_pixels)
+    shown = pixels[..., :3] if channels > 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    return pixels, (np.clip(shown, 0.0, 1.0) * 255.0).round().astype(np.uint8)
 
 
 def background_label(class_names: list[str]) -> int | None:
@@ -195,6 +225,7 @@ def predict_images(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    amp: str | None = None,
     progress: Callable[[Iterable[int]], Iterable[int]] | None = None,
 ) -> list[Path]:
     """Write ``<stem>_mask.png`` (palette PNG of class indices) and ``<stem>_overlay.png`` (with a legend).
@@ -221,11 +252,15 @@ def predict_images(
         margin: context kept around each window's interior, in pixels.
         max_pixels: images with more pixels are refused before decoding
             (:data:`~ldwseg.io.DEFAULT_MAX_PIXELS`).
+        amp: the network's autocast, ``off``, ``bf16`` or ``fp16``; ``None`` takes the run's
+            ``train.amp``, as its validation and ``evaluate`` do
+            (:func:`~ldwseg.engine.distributed.inference_amp`).
         progress: shows the model runs of a tiled image (see :func:`~ldwseg.inference.tiling.apply_tiled`).
 
-    The network runs at the checkpoint's ``data.eval_scale``, as its validation did (each
-    window resized by it, the logits resized back): a tiled image then equals the whole
-    image's prediction up to the resizing at the window borders.
+    The network runs at the checkpoint's ``data.eval_scale`` and in its precision, as its
+    validation did (each window resized by it, the logits resized back): a tiled image then
+    equals the whole image's prediction up to the resizing at the window borders, and a
+    whole image's mask is the argmax that ``evaluate`` scores.
 
     Returns:
         The files written.
@@ -233,11 +268,12 @@ def predict_images(
     Raises:
         DataError: an unreadable image, one above ``max_pixels``, a folder without images,
             or a failed write.
-        ConfigError: a bad ``tile``, ``margin`` or ``max_pixels``.
+        ConfigError: a bad ``tile``, ``margin``, ``max_pixels`` or ``amp``.
         CheckpointError: the checkpoint is unusable or not a segmentation checkpoint.
     """
     dev = resolve_device(device)
     model, meta, cfg = load_run_model(checkpoint, dev, task="seg")
+    amp = inference_amp(dev, cfg.train.amp, amp)
     multiple = input_multiple(model)
     check_tiling(tile, margin, multiple)
     palette = stored_palette(checkpoint, meta)
@@ -245,15 +281,18 @@ def predict_images(
     palette = palette[: len(class_names)]
     paths = image_files(images, out_dir=out_dir)
     _check_distinct_outputs(paths)
+    channels = cfg.model.in_channels
     for path in paths:  # every file is read (checked) before anything is written; one at a time in memory
-        load_rgb8(path, max_pixels=max_pixels)
+        _read(path, channels, max_pixels)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    labels = window_labels(model, dev, scale=cfg.data.eval_scale)
+    record = meta["dataset"]
+    normalise = normalization(channels, record.get("mean", cfg.data.mean), record.get("std", cfg.data.std))
+    labels = window_labels(model, dev, scale=cfg.data.eval_scale, amp=amp, normalise=normalise)
     written: list[Path] = []
     for path in paths:
-        rgb = load_rgb8(path, max_pixels=max_pixels)
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        pixels, rgb = _read(path, channels, max_pixels)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
         mask = apply_tiled(
             labels, x, tile=tile, margin=margin, multiple=multiple, model=model, progress=progress
         )[0, 0].numpy()

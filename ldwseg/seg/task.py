@@ -8,7 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..config import Config
-from ..datasets import build_dataset, dataset_info, eval_transform, pairs_collate, train_transform
+from ..datasets import build_dataset, dataset_info, eval_transform, normalization, pairs_collate, train_transform
 from ..engine.precision import Precision
 from ..engine.task import TaskData
 from .class_weights import resolve_class_weights
@@ -44,15 +44,18 @@ class SegmentationTask:
     def data(self, cfg: Config) -> TaskData:
         """The train and val sets; the record keeps the classes, the eval scale and the class weights used."""
         d = cfg.data
-        info = dataset_info(d.dataset, num_classes=d.num_classes)
-        common = {"num_classes": d.num_classes, "download": d.download, "skip_bad": d.skip_bad}
-        train = build_dataset(
-            d.dataset, d.root, d.train_split, transform=train_transform(d.crop_size, scale=(d.scale_min, d.scale_max)),
-            **common,
-        )  # fmt: skip
-        val = build_dataset(d.dataset, d.root, d.val_split, transform=eval_transform(), **common)
+        channels = cfg.model.in_channels
+        classes = {"class_names": d.class_names, "palette": d.palette}
+        info = dataset_info(d.dataset, num_classes=d.num_classes, root=d.root, **classes)
+        mean, std, top = normalization(channels, d.mean, d.std)
+        common = {"num_classes": d.num_classes, "download": d.download, "skip_bad": d.skip_bad, "channels": channels}
+        scale = (d.scale_min, d.scale_max)
+        train_tf = train_transform(d.crop_size, scale=scale, mean=mean, std=std, max_value=top)
+        train = build_dataset(d.dataset, d.root, d.train_split, transform=train_tf, **common, **classes)
+        val_tf = eval_transform(mean=mean, std=std, max_value=top)
+        val = build_dataset(d.dataset, d.root, d.val_split, transform=val_tf, **common, **classes)
         record = _record(info)
-        record["eval_scale"] = d.eval_scale
+        record.update(eval_scale=d.eval_scale, in_channels=channels, mean=list(mean), std=list(std), max_value=top)
         record["class_weights"] = resolve_class_weights(cfg.train.class_weights, train, info.class_names)
         return TaskData(train, val, info.num_classes, record, collate=pairs_collate)
 

@@ -28,7 +28,7 @@ def test_compare_json_and_separate_trainings(tmp_path):
     assert summary["metric"] == "miou" and summary["seeds"] == [0, 1]
     assert [v["name"] for v in summary["variants"]] == ["max", "ldw"]
     fields = {"name", "params", "flops", "step_ms", "peak_mem_mb", "scores", "best_scores", "mean", "std",
-              "diff_mean", "diff_std", "wins", "t"}  # fmt: skip
+              "diff_mean", "diff_std", "wins", "t", "per_class"}  # fmt: skip
     assert all(set(v) == fields for v in summary["variants"])
 
     for variant in summary["variants"]:

@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-
 runner = CliRunner()
 SMALL = ["--set", "model.base_width=4", "--set", "model.depth=2", "--set", "data.crop_size=32",
          "--set", "train.batch_size=2", "--set", "train.max_steps_per_epoch=1", "--set", "train.device=cpu"]  # fmt: skip
-RUN_FILES = ["best.safetensors", "last.safetensors", "last.state.pt", "metrics.csv", "config.yaml"]
+RUN_FILES = ["best.safetensors", "last.safetensors", "last.state.pt", "metrics.csv", "config.yaml", "environment.json"]
 
 
 def invoke(*args: object, code: int = 0) -> Result:

@@ -44,11 +44,52 @@ def test_filters_get_no_weight_decay():
 def test_filter_lr_sets_the_filters_group():
     model = _unet(wavelet="db2", constraint="lattice")
     optimizer = build_optimizer(model, OptimConfig(lr=1e-3, filter_lr=5e-2))
-    weights, filters = optimizer.param_groups
+    weights, norms, filters = optimizer.param_groups
     assert (weights["lr"], filters["lr"], filters["weight_decay"]) == (1e-3, 5e-2, 0.0)
-    assert weights["weight_decay"] == OptimConfig().weight_decay
-    only = build_optimizer(torch.nn.Conv2d(1, 1, 1), OptimConfig())
+    assert weights["weight_decay"] == OptimConfig().weight_decay and norms["weight_decay"] == 0.0
+    only = build_optimizer(torch.nn.Conv2d(1, 1, 1, bias=False), OptimConfig())
     assert len(only.param_groups) == 1
+
+
+def test_biases_and_norms_get_no_weight_decay_unless_asked():
+    model = _unet(wavelet="db2", constraint="lattice")
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = build_optimizer(model, OptimConfig()).param_groups
+    decayed = {names[id(p)] for p in groups[0]["params"]}
+    plain = {names[id(p)] for p in groups[1]["params"]}
+    norms = {
+        f"{m}.{p}"
+        for m, mod in model.named_modules()
+        if isinstance(mod, torch.nn.BatchNorm2d)
+        for p, _ in mod.named_parameters(recurse=False)
+    }
+    biases = {n for n, _ in model.named_parameters() if n.endswith(".bias")}
+    assert plain == norms | biases
+    assert decayed and all(model.get_parameter(n).ndim > 1 for n in decayed)
+    everything = build_optimizer(model, OptimConfig(norm_bias_decay=True)).param_groups
+    assert len(everything) == 2 and {names[id(p)] for p in everything[0]["params"]} == decayed | plain
+
+
+@pytest.mark.parametrize(
+    "name, cls, extra",
+    [("adam", torch.optim.Adam, {}), ("adamw", torch.optim.AdamW, {}),
+     ("sgd", torch.optim.SGD, {"momentum": 0.8, "nesterov": True})],
+)  # fmt: skip
+def test_the_optimizer_by_name_takes_its_options(name, cls, extra):
+    optimizer = build_optimizer(_unet(), OptimConfig(name=name, lr=0.01, **extra))
+    assert type(optimizer) is cls
+    if name == "sgd":
+        assert optimizer.param_groups[0]["momentum"] == 0.8 and optimizer.param_groups[0]["nesterov"] is True
+
+
+def test_adamw_decays_decoupled_from_the_gradient():
+    """With zero gradients AdamW shrinks a decayed weight by exactly lr * wd * w; Adam's L2 moves it by lr."""
+    conv = torch.nn.Conv2d(1, 1, 3, bias=False)
+    before = conv.weight.detach().clone()
+    optimizer = build_optimizer(conv, OptimConfig(name="adamw", lr=0.1, weight_decay=0.5))
+    conv.weight.grad = torch.zeros_like(conv.weight)
+    optimizer.step()
+    torch.testing.assert_close(conv.weight.detach(), before * (1 - 0.1 * 0.5))
 
 
 def _lrs(optim: OptimConfig, epochs: int, steps: int = 1) -> list[float]:
@@ -129,6 +170,9 @@ def test_the_schedule_resumes_from_its_state_dict():
         ("power", 0.0, "optim.power"),
         ("filter_lr", -1.0, "optim.filter_lr"),
         ("warmup_steps", -1, "optim.warmup_steps"),
+        ("name", "lamb", "optim.name"),
+        ("momentum", 1.0, "optim.momentum"),
+        ("nesterov", True, "optim.nesterov"),
     ],
 )
 def test_bad_optim_values_are_named(field, value, message):

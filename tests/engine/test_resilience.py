@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -38,9 +37,38 @@ RUN = [
 ]  # fmt: skip
 
 
-def start(out: Path, data: Path, *extra: str) -> subprocess.Popen:
+# ldwseg's own entry point, paused after step 5 of epoch 1 (two steps after the checkpoint of step 3)
+# until a signal arrives: the test sends its signal once the pause is announced, a state of the run,
+# rather than after a time that a loaded machine may stretch past the end of the run.
+PAUSED = """
+import sys, threading
+from ldwseg.cli import main
+from ldwseg.engine import interrupt, stopping
+
+signalled = threading.Event()
+handle, after_step = interrupt.StopRequests._handle, stopping.StepWatch.__call__
+
+def noting_handle(self, number, frame):
+    handle(self, number, frame)
+    signalled.set()
+
+def pausing_after_step(self, progress):
+    if (progress.epoch, progress.step) == (0, 5):
+        print("paused at epoch 1, step 5", flush=True)
+        while not signalled.wait(0.05):
+            pass
+    return after_step(self, progress)
+
+interrupt.StopRequests._handle, stopping.StepWatch.__call__ = noting_handle, pausing_after_step
+sys.exit(main())
+"""
+
+
+def start(out: Path, data: Path, *extra: str, script: Path | None = None) -> subprocess.Popen:
+    """``ldwseg train`` (or ``python script train``) of :data:`RUN` into ``out``."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "LDWSEG_DATA": str(data)}
-    command = [sys.executable, "-m", "ldwseg", "train", "--out", str(out), *RUN, *extra]
+    target = [str(script)] if script is not None else ["-m", "ldwseg"]
+    command = [sys.executable, *target, "train", "--out", str(out), *RUN, *extra]
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -49,16 +77,16 @@ def finish(proc: subprocess.Popen) -> tuple[int, str]:
     return proc.returncode, err
 
 
-def wait_for_mid_epoch_checkpoint(out: Path, proc: subprocess.Popen) -> None:
-    """Block until ``out`` holds a checkpoint taken inside an epoch."""
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"training ended before it could be interrupted: {proc.stderr.read()}")
-        if (out / "last.state.pt").exists() and load_training_state(out / "last.state.pt")["step"]:
-            return
-        time.sleep(0.05)
-    pytest.fail("no mid-epoch checkpoint appeared")
+def start_paused(out: Path, data: Path, tmp_path: Path) -> subprocess.Popen:
+    """A :data:`PAUSED` run, returned once it has paused after step 5 of epoch 1."""
+    script = tmp_path / "paused.py"
+    script.write_text(PAUSED)
+    proc = start(out, data, script=script)
+    line = proc.stdout.readline()  # the pause, or the end of the output when the run failed first
+    if line.strip() != "paused at epoch 1, step 5":
+        proc.kill()
+        pytest.fail(f"the run did not pause: {line!r} {proc.communicate()[1][-3000:]}")
+    return proc
 
 
 @pytest.fixture(scope="module")
@@ -72,30 +100,29 @@ def reference(tmp_path_factory, data_dir) -> tuple[dict, list]:
 
 def test_kill_9_then_resume_ends_exactly_like_an_uninterrupted_run(tmp_path, data_dir, reference):
     out = tmp_path / "run"
-    proc = start(out, data_dir)
-    wait_for_mid_epoch_checkpoint(out, proc)
+    proc = start_paused(out, data_dir, tmp_path)
     proc.kill()  # SIGKILL: no handler runs
-    proc.wait()
+    proc.communicate()
     state = load_training_state(out / "last.state.pt")
-    assert state["step"] > 0 and state["step"] % 3 == 0  # at most the steps since this checkpoint are lost
+    assert (state["epoch"], state["step"]) == (0, 3)  # steps 4 and 5, done after this checkpoint, are lost
     code, err = finish(start(out, data_dir, "--resume"))
     assert code == 0, err
+    assert f"resuming {out} at epoch 1, step 3" in err
     assert_same_run(out, reference)
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_sigint_and_sigterm_save_a_checkpoint_and_exit_cleanly(tmp_path, data_dir, reference, sig, code):
     out = tmp_path / "run"
-    proc = start(out, data_dir)
-    wait_for_mid_epoch_checkpoint(out, proc)
+    proc = start_paused(out, data_dir, tmp_path)
     proc.send_signal(sig)
     returncode, err = finish(proc)
     assert returncode == code, err
     assert "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and f"stopped by {sig.name}" in lines[0] and "--resume" in lines[0], err
+    assert len(lines) == 1 and f"stopped by {sig.name} at epoch 1, step 5" in lines[0] and "--resume" in lines[0], err
     state = load_training_state(out / "last.state.pt")
-    assert state["step"] > 0 or state["epoch"] > 0
+    assert (state["epoch"], state["step"]) == (0, 5)  # the step it stopped after, saved
     returncode, err = finish(start(out, data_dir, "--resume"))
     assert returncode == 0, err
     assert_same_run(out, reference)
