@@ -26,21 +26,19 @@ import math
 import re
 import statistics
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_overrides
-from ..engine.logs import log_label
-from ..engine.run_folder import check_same_settings
-from ..engine.stopping import rerun_goes_on
 from ..engine.task import Task
-from ..errors import ConfigError, WriteFailed
+from ..errors import ConfigError
 from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
 from ..provenance import environment
-from ..tasks import get_task, train
+from ..tasks import get_task
 from .cost import training_cost
+from .runs import train_labelled
 from .statistics import decide, holm, paired_test
 
 __all__ = [
@@ -50,7 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
-RESULT_FILE = "result.json"
 COST_FILE = "cost.json"
 
 
@@ -139,23 +136,6 @@ def _scores(run: Path, metric: str) -> tuple[float, float, dict[str, float]]:
     return values[-1], (max(values) if higher_is_better(metric) else min(values)), per_class
 
 
-def _train_once(cfg: Config, run: Path, label: str, progress: Callable | None) -> None:
-    """Train ``cfg`` into ``run`` unless it finished there; resume it if it started."""
-    check_same_settings(run, cfg, whose="this compare's")
-    if (run / RESULT_FILE).is_file():
-        log.info("%s: finished earlier, kept (%s)", label, run)
-        return
-    resume = (run / "last.state.pt").is_file()
-    log.info("%s: %s %s", label, "resuming" if resume else "training", run)
-    wrap = (lambda it, desc: progress(it, f"{label} {desc}")) if progress is not None else None
-    try:
-        with log_label(label):
-            result = train(cfg, run, resume=resume, progress=wrap)
-    except WriteFailed as err:
-        raise rerun_goes_on(err) from err
-    _write_text(run / RESULT_FILE, json.dumps(asdict(result), indent=2) + "\n")
-
-
 def run_compare(
     base: Config,
     variants: Sequence[Variant],
@@ -192,7 +172,7 @@ def run_compare(
         cost = None
         for seed in seeds:
             cfg, run = configs[variant.name, seed], out / variant.name / f"seed{seed}"
-            _train_once(cfg, run, f"{variant.name} seed {seed}", progress)
+            train_labelled(cfg, run, label=f"{variant.name} seed {seed}", whose="this compare's", progress=progress)
             if cost is None:
                 cost = _cost(cfg, task, out / variant.name)
             final, best, per_class = _scores(run, metric)

@@ -16,7 +16,7 @@ on/off). Table 3 has three runs, not four: the energy attention gates the four s
 of an LDW pool (Eqs. 16-17), and max pooling leaves one band, so "max pooling with
 attention" does not exist.
 
-Each run trains into its own folder (:func:`train_or_resume`): run again with the same
+Each run trains into its own folder (:func:`~ldwseg.analysis.runs.train_labelled`): run again with the same
 arguments, a finished run is kept, an unfinished one resumed, and a folder holding a run
 of other settings refused. Its log lines start with its label (:func:`~ldwseg.engine.logs.log_label`).
 """
@@ -33,16 +33,13 @@ import torch
 
 from ..config import Config, apply_overrides
 from ..engine.checkpoints import load_run_model
-from ..engine.fit import FitResult
-from ..engine.logs import log_label
-from ..engine.run_folder import check_same_settings
-from ..engine.stopping import rerun_goes_on
-from ..errors import ConfigError, WriteFailed
+from ..errors import ConfigError
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from ..recon.quality import psnr_from_mse
-from ..tasks import get_task, train
+from ..tasks import get_task
+from .runs import train_labelled
 
-__all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation", "train_or_resume"]
+__all__ = ["ABLATIONS", "pool_round_trip_psnr", "run_sweep", "run_ablation"]
 
 log = logging.getLogger(__name__)
 
@@ -104,27 +101,6 @@ def _run_record(cfg: Config, out: Path, score_name: str) -> dict[str, Any]:
     return record
 
 
-def train_or_resume(cfg: Config, out: Path, *, label: str, progress: Callable | None = None) -> FitResult:
-    """Train ``cfg`` into ``out``, or go on with the run there: resumed when unfinished, kept when finished.
-
-    The log lines of the run start with ``label``, and so do the descriptions that ``progress`` gets.
-    Returns what :func:`ldwseg.tasks.train` returns.
-
-    Raises:
-        ConfigError: ``out`` holds a run of other settings than ``cfg``.
-        WriteFailed: the disk refused a file of the run; running the same command again goes on.
-    """
-    check_same_settings(out, cfg, whose="this one's")
-    resume = (out / "last.state.pt").is_file()
-    log.info("%s: %s %s", label, "going on with" if resume else "training", out)
-    wrap = (lambda batches, desc: progress(batches, f"{label} {desc}")) if progress is not None else None
-    try:
-        with log_label(label):
-            return train(cfg, out, resume=resume, progress=wrap)
-    except WriteFailed as err:
-        raise rerun_goes_on(err) from err
-
-
 def _as_unit_image(x: torch.Tensor) -> torch.Tensor:
     """Validation inputs rescaled to [0, 1] (segmentation images are normalised)."""
     lo, hi = x.amin(), x.amax()
@@ -157,7 +133,7 @@ def run_sweep(
     rows = []
     for constraint, weight, run_cfg in runs:
         run_out = out / f"{constraint}_w{weight:g}"
-        train_or_resume(run_cfg, run_out, label=run_out.name, progress=progress)
+        train_labelled(run_cfg, run_out, label=run_out.name, whose="this sweep's", progress=progress)
         rows.append(_run_record(run_cfg, run_out, score))
         write_csv(rows, out / "sweep.csv")
     label = {"miou": "val mIoU", "psnr": "autoencoder PSNR (dB)"}[score]
@@ -189,7 +165,7 @@ def run_ablation(
     rows = []
     for label, run_cfg in runs:
         run_out = out / label.replace(" ", "_").replace(",", "").replace("+", "plus").replace("(", "").replace(")", "")
-        train_or_resume(run_cfg, run_out, label=label, progress=progress)
+        train_labelled(run_cfg, run_out, label=label, whose="this ablation's", progress=progress)
         rows.append({"setting": label, **_run_record(run_cfg, run_out, score)})
         write_csv(rows, out / f"{table}.csv")
     return rows

@@ -178,7 +178,7 @@ def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_da
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr("ldwseg.analysis.compare.train", no_training)
+    monkeypatch.setattr("ldwseg.analysis.runs.train", no_training)
     assert run_compare(base, VARIANTS, [0, 1], out) == summary
 
 
