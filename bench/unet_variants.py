@@ -1,7 +1,7 @@
 """Parameters and FLOPs of every UNet variant (each down block with the up blocks it suits), as a Markdown table.
 
-Each LDW design is listed beside its control twin (see ``ldwseg.models.controls`` and
-``ldwseg.models.designs``); "vs maxpool" is the parameter count relative to the
+Each LDW design is listed beside its control twin (see ``ldwseg.models.unet.blocks.controls`` and
+``ldwseg.models.unet.blocks.designs``); "vs maxpool" is the parameter count relative to the
 max-pool/deconv UNet of the same width.
 
 Usage: ``python bench/unet_variants.py [--width 64] [--size 320] [--classes 21] [--no-attention]``

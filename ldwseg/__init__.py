@@ -1,6 +1,6 @@
 """ldwseg: semantic segmentation and reconstruction with Learnable Discrete Wavelet Pooling."""
 
-from .models.convert import convert, converted_layers
+from .models import PoolOptions, convert, converted_layers
 from .pooling import (
     EnergyAttention,
     LDWPool2d,
@@ -29,6 +29,7 @@ __all__ = [
     "EnergyAttention",
     "LDWPool2d",
     "LDWUnpool2d",
+    "PoolOptions",
     "__version__",
     "convert",
     "converted_layers",

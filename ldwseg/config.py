@@ -20,15 +20,15 @@ import yaml
 
 from .errors import ConfigError
 from .io.atomic import atomic_write
+from .task_kinds import TASK_KINDS
 from .io.yaml_file import coerce_value, read_yaml
-from .models.arch import check_network_spec
+from .models.build import check_network_spec
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 
-TASK_CHOICES = ("seg", "recon")
+TASK_CHOICES = tuple(TASK_KINDS)
 AMP_CHOICES = ("off", "bf16", "fp16")
-TASK_LOSSES = {"seg": ("ce", "ce+dice", "focal", "lovasz", "jaccard"), "recon": ("l1", "mse")}
-LOSS_CHOICES = tuple(loss for losses in TASK_LOSSES.values() for loss in losses)
+LOSS_CHOICES = tuple(loss for kind in TASK_KINDS.values() for loss in kind.losses)
 SCHEDULE_CHOICES = ("step", "poly", "cosine")
 OPTIMIZER_CHOICES = ("adam", "adamw", "sgd")
 CLASS_WEIGHT_METHODS = ("median", "enet")
@@ -42,13 +42,13 @@ MAX_BATCH_PIXELS = 2**30
 class ModelConfig:
     """The network: the UNet (widths, down/up samplers) or an smp architecture, and the LDW pooling options.
 
-    A :class:`~ldwseg.models.arch.NetworkSpec`: :func:`~ldwseg.models.arch.build_network`
+    A :class:`~ldwseg.models.build.NetworkSpec`: :func:`~ldwseg.models.build.build_network`
     builds the model. ``arch="unet"`` is the paper's UNet (:func:`~ldwseg.models.build_unet`):
     ``down`` and ``up`` name blocks of :data:`~ldwseg.models.DOWNSAMPLERS` and
     :data:`~ldwseg.models.UPSAMPLERS`; ``learn_filters=false`` keeps every LDW pool at its
     initial wavelet (a fixed DWT), the control for learned filters. ``norm="affine"``
     replaces the UNet's BatchNorm by a learned per-channel scale and shift
-    (:mod:`ldwseg.models.norm`; the autoencoder's default).
+    (:mod:`ldwseg.models.layers.norm`; the autoencoder's default).
 
     The defaults are the design that led the like-for-like CamVid and DRIVE studies at the
     max-pool UNet's parameters (``docs/results.md``; no design won by its rule):
@@ -58,7 +58,7 @@ class ModelConfig:
 
     ``arch="smp-*"`` is a segmentation_models_pytorch network on ``encoder`` with
     ``encoder_weights``; what it reads of these fields and what it refuses is in
-    :mod:`ldwseg.models.smp_net` (``up``, ``base_width`` and ``depth`` are the UNet's alone).
+    :mod:`ldwseg.models.smp` (``up``, ``base_width`` and ``depth`` are the UNet's alone).
     """
 
     down: str = "ldw-efficient"
@@ -79,7 +79,7 @@ class ModelConfig:
     encoder_weights: str | None = None
 
     def validate(self) -> None:
-        """The checks of the arch (:func:`ldwseg.models.arch.check_network_spec`), naming the fields ``model.*``."""
+        """The checks of the arch (:func:`ldwseg.models.build.check_network_spec`), naming the fields ``model.*``."""
         if not 1 <= self.in_channels <= 1024:
             raise ConfigError(
                 f"model.in_channels must be in [1, 1024] (1 for gray images, 3 for RGB), got {self.in_channels}"
@@ -247,7 +247,7 @@ class TrainConfig:
                 "train.checkpoint_every (steps) and train.checkpoint_minutes must be >= 0 (0 = only at epoch ends), "
                 f"got {self.checkpoint_every} and {self.checkpoint_minutes}"
             )
-        losses = TASK_LOSSES[self.task]
+        losses = TASK_KINDS[self.task].losses
         if self.loss not in losses:
             raise ConfigError(
                 f"train.loss={self.loss!r} does not fit train.task={self.task!r}; choose one of {', '.join(losses)}"

@@ -30,7 +30,7 @@ from .config import Config, ModelConfig
 from .datasets.palette import voc_palette
 from .engine.checkpoints import load_run_model
 from .errors import CheckpointError, ConfigError
-from .models.arch import ARCHS, build_network
+from .models.build import ARCHS, build_network
 from .models.sharing import CARD_FILE, MODEL_FILE, HubError
 
 __all__ = ["create_model", "from_pretrained", "list_models"]

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 import ldwseg
 from ldwseg.cli import app
 from ldwseg.errors import CheckpointError, ConfigError
+from ldwseg.io.weights import MODEL_FILE
 from ldwseg.models import UNet
 from ldwseg.models.sharing import CARD_FILE, HubError
-from ldwseg.io.weights import MODEL_FILE
 
 
 def test_list_models_names_the_unet_and_the_smp_networks():

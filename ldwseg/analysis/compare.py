@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_overrides
+from ..engine.run_folder import RunFolder
 from ..engine.task import Task
 from ..errors import ConfigError
 from ..io.atomic import atomic_write
@@ -127,9 +128,9 @@ def parse_pair(text: str, variants: Sequence[str]) -> tuple[str, str]:
 def _scores(run: Path, metric: str) -> tuple[float, float, dict[str, float]]:
     """The final-epoch and the best val ``metric`` of a finished run, and its final-epoch per-class IoU
     (``val_iou_<class>`` columns, empty for a task without them), from its ``metrics.csv``."""
-    rows = [r for r in _last_rows(run / "metrics.csv") if r.get(f"val_{metric}", "") != ""]
+    rows = [r for r in _last_rows(RunFolder(run).metrics) if r.get(f"val_{metric}", "") != ""]
     if not rows:
-        found = sorted(k[4:] for k in _last_rows(run / "metrics.csv")[0] if k.startswith("val_"))
+        found = sorted(k[4:] for k in _last_rows(RunFolder(run).metrics)[0] if k.startswith("val_"))
         raise ConfigError(f"{run} has no val {metric!r}; this task reports {', '.join(found)} (--metric)")
     values = [float(r[f"val_{metric}"]) for r in rows]
     per_class = {k[len("val_iou_") :]: float(v) for k, v in rows[-1].items() if k.startswith("val_iou_") and v != ""}
@@ -202,7 +203,7 @@ def _cost(cfg: Config, task: Task, folder: Path) -> dict[str, Any]:
     path = folder / COST_FILE
     if path.is_file():
         return json.loads(path.read_text())
-    classes = int(read_metadata(folder / f"seed{cfg.train.seed}" / "best.safetensors")["dataset"]["out_channels"])
+    classes = int(read_metadata(RunFolder(folder / f"seed{cfg.train.seed}").best)["dataset"]["out_channels"])
     cost = training_cost(cfg, task, classes)
     log.info(
         "%s: training step %.1f ms on %s (%s), peak memory %.1f MiB (%s)", folder.name, cost["step_ms"],

@@ -27,6 +27,7 @@ from ..engine.optim import build_optimizer
 from ..engine.precision import Precision
 from ..engine.task import Task
 from ..pooling import wavelet_loss
+from ..task_kinds import TASK_KINDS
 from .complexity import count_flops, count_parameters
 
 __all__ = ["device_label", "step_clock", "step_times_ms", "training_cost"]
@@ -120,7 +121,8 @@ def training_cost(cfg: Config, task: Task, out_channels: int) -> dict[str, Any]:
         model = model.to(memory_format=torch.channels_last)
     crop, batch = cfg.data.crop_size, cfg.train.batch_size
     images = precision.inputs(torch.randn(batch, cfg.model.in_channels, crop, crop))
-    target = images if task.name == "recon" else torch.randint(0, out_channels, (batch, crop, crop)).to(device)
+    kind = TASK_KINDS[task.name]
+    target = images if kind.predicts_image else torch.randint(0, out_channels, (batch, crop, crop)).to(device)
     criterion = task.criterion(cfg)
     optimizer = build_optimizer(model, cfg.optim)
     scaler = torch.amp.GradScaler("cuda") if precision.amp == "fp16" else None

@@ -22,7 +22,7 @@ from pathlib import Path
 from ..config import Config
 from ..engine.fit import FitResult
 from ..engine.logs import log_label
-from ..engine.run_folder import check_same_settings
+from ..engine.run_folder import RunFolder, check_same_settings
 from ..engine.stopping import rerun_goes_on
 from ..errors import WriteFailed
 from ..io.atomic import atomic_write
@@ -32,7 +32,7 @@ __all__ = ["RESULT_FILE", "train_labelled"]
 
 log = logging.getLogger(__name__)
 
-RESULT_FILE = "result.json"
+RESULT_FILE = RunFolder(Path()).result.name
 """Written into a run's folder when it finishes: the :class:`~ldwseg.engine.fit.FitResult` as JSON."""
 
 
@@ -53,11 +53,11 @@ def train_labelled(
         WriteFailed: the disk refused a file of the run; running the same command again goes on.
     """
     check_same_settings(out, cfg, whose=whose)
-    done = out / RESULT_FILE
+    done = RunFolder(out).result
     if done.is_file():
         log.info("%s: finished earlier, kept (%s)", label, out)
         return FitResult(**json.loads(done.read_text()))
-    resume = (out / "last.state.pt").is_file()
+    resume = RunFolder(out).state.is_file()
     log.info("%s: %s %s", label, "resuming" if resume else "training", out)
     wrap = (lambda batches, desc: progress(batches, f"{label} {desc}")) if progress is not None else None
     try:

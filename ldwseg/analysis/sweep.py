@@ -33,6 +33,7 @@ import torch
 
 from ..config import Config, apply_overrides
 from ..engine.checkpoints import load_run_model
+from ..engine.run_folder import RunFolder
 from ..errors import ConfigError
 from ..pooling import LDWPool2d, ldw_analysis, ldw_synthesis
 from ..recon.quality import psnr_from_mse
@@ -81,7 +82,7 @@ def pool_round_trip_psnr(model: torch.nn.Module, images: Iterable[torch.Tensor])
 
 @torch.no_grad()
 def _run_record(cfg: Config, out: Path, score_name: str) -> dict[str, Any]:
-    model, meta, _ = load_run_model(out / "best.safetensors", torch.device("cpu"), task=cfg.train.task)
+    model, meta, _ = load_run_model(RunFolder(out).best, torch.device("cpu"), task=cfg.train.task)
     pools = [m for m in model.modules() if isinstance(m, LDWPool2d)]
     record: dict[str, Any] = {
         "constraint": cfg.model.constraint,

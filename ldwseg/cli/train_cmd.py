@@ -58,7 +58,7 @@ def _check_arch_options(cfg, params: dict) -> None:
     """Refuse ``--up`` with an smp arch and ``--encoder`` with the UNet: options given for a network that
     has no such part (the config fields are then not used, see :class:`~ldwseg.config.ModelConfig`)."""
     from ..errors import ConfigError
-    from ..models.smp_net import DECODER_UPSAMPLING
+    from ..models.smp import DECODER_UPSAMPLING
 
     arch = cfg.model.arch
     if params.get("up") is not None and arch != "unet":
@@ -90,10 +90,11 @@ def _tag(field: str, value) -> str:
 def default_out(cfg) -> Path:
     """``runs/<dataset>`` (``runs/recon-<dataset>`` for the recon task) plus each of :data:`_NAMED_FIELDS`
     that differs from the task's default: ``runs/synthetic-maxpool-deconv`` for ``--down maxpool --up deconv``."""
+    from ..task_kinds import TASK_KINDS
     from ..tasks import load_config
 
     base = load_config(None, {"train.task": cfg.train.task}, validate=False)
-    parts = [cfg.data.dataset if cfg.train.task == "seg" else f"recon-{cfg.data.dataset}"]
+    parts = [TASK_KINDS[cfg.train.task].folder_prefix + cfg.data.dataset]
     for key in _NAMED_FIELDS:
         if key.startswith("model.encoder") and cfg.model.arch == "unet":
             continue

@@ -18,8 +18,8 @@ from torch.utils.data import DataLoader
 
 from ..config import Config
 from ..errors import ConfigError
-from ..models.arch import build_network, input_multiple
-from ..models.smp_net import SMPSegmenter
+from ..models.build import build_network, input_multiple
+from ..models.smp import SMPSegmenter
 from .distributed import DistInfo
 from .sampling import EpochShardSampler, SeededSamples, worker_init
 from .task import TaskData
@@ -79,7 +79,7 @@ def get_loaders(
 
 def build_model(cfg: Config, out_channels: int) -> nn.Module:
     """The network of ``cfg.model`` with ``out_channels`` outputs: the UNet or an smp arch
-    (:func:`~ldwseg.models.arch.build_network`, which checkpoints are rebuilt with too).
+    (:func:`~ldwseg.models.build.build_network`, which checkpoints are rebuilt with too).
 
     Most smp networks pad their input to a multiple of the encoder's output stride; a
     ``data.crop_size`` that is not one then trains on padded crops, which a warning says.

@@ -3,7 +3,7 @@
 ``best.safetensors`` / ``last.safetensors`` hold the weights, the task, the resolved config
 and the data set description, so ``evaluate``, ``predict``, ``filters``, ``export`` and
 ``reconstruct`` need only the file: the stored ``model`` section rebuilds the network
-(the UNet or an smp arch) through :func:`~ldwseg.models.arch.build_network`, as training did.
+(the UNet or an smp arch) through :func:`~ldwseg.models.build.build_network`, as training did.
 ``last.state.pt`` holds everything ``--resume`` needs in one file, written atomically:
 the weights again, the optimizer, scheduler and RNG states, where the run stopped
 (epoch, steps done in it, the epoch's running loss sums of every rank) and the
@@ -35,8 +35,10 @@ from ..io.weights import (
     save_training_state,
     save_weights,
 )
-from ..models.arch import build_network
+from ..models.build import build_network
 from ..provenance import environment
+from ..task_kinds import TASK_KINDS
+from .run_folder import RunFolder
 from .state import TrainingState, unwrap
 
 __all__ = [
@@ -44,7 +46,7 @@ __all__ = [
     "apply_resume_state", "load_run_model",
 ]  # fmt: skip
 
-TASK_NAMES = {"seg": "segmentation", "recon": "reconstruction"}
+TASK_NAMES = {name: kind.title for name, kind in TASK_KINDS.items()}
 _STATE_FORMAT = 3
 
 
@@ -130,7 +132,7 @@ def read_resume_state(out: Path, *, task: str) -> dict[str, Any]:
     run goes on (it is written before ``last.safetensors``, which a crash may leave one
     checkpoint behind); both must be of ``task``.
     """
-    weights, state_path = out / "last.safetensors", out / "last.state.pt"
+    weights, state_path = RunFolder(out).last, RunFolder(out).state
     if not state_path.exists():
         raise CheckpointError(
             f"--resume needs {state_path.name} in {out}, but it is missing (no checkpoint was saved there yet); "
@@ -187,24 +189,28 @@ def stored_palette(path: Path | str, meta: dict[str, Any]) -> np.ndarray:
 
 
 def _out_channels(path: Path | str, meta: dict[str, Any]) -> int:
-    """Segmentation predicts one map per class; reconstruction predicts the RGB image."""
+    """The network's output channels: one map per class, or the image it was given, channel for channel."""
     task = meta.get("task")
     if task is None:
         raise CheckpointError(f"{path} {_NO_METADATA}")
-    if task == "recon":
-        return 3
-    if task == "seg":
+    kind = TASK_KINDS.get(task)
+    if kind is None:
+        raise CheckpointError(
+            f"{path} is a {task!r} checkpoint; ldwseg rebuilds the models of the tasks {', '.join(TASK_KINDS)} only"
+        )
+    if kind.predicts_image:
+        config = meta.get("config")
+        model = config.get("model") if isinstance(config, dict) else None
+        key, count = "config.model.in_channels", model.get("in_channels", 3) if isinstance(model, dict) else 3
+    else:
         dataset = meta.get("dataset")
-        num_classes = dataset.get("num_classes") if isinstance(dataset, dict) else None
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise CheckpointError(
-                f"{path} is a segmentation checkpoint but its metadata has no valid dataset.num_classes "
-                f"(got {num_classes!r}); use a checkpoint written by ldwseg's training"
-            )
-        return num_classes
-    raise CheckpointError(
-        f"{path} is a {task!r} checkpoint; ldwseg can rebuild the model of a 'seg' or 'recon' checkpoint only"
-    )
+        key, count = "dataset.num_classes", dataset.get("num_classes") if isinstance(dataset, dict) else None
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise CheckpointError(
+            f"{path} is a {kind.title} checkpoint but its metadata has no valid {key} (got {count!r}); use a "
+            "checkpoint written by ldwseg's training"
+        )
+    return count
 
 
 def load_run_model(
@@ -212,7 +218,7 @@ def load_run_model(
 ) -> tuple[nn.Module, dict, Config]:
     """Rebuild the network a checkpoint describes and load its weights (safely).
 
-    The network is built by :func:`~ldwseg.models.arch.build_network` from the stored
+    The network is built by :func:`~ldwseg.models.build.build_network` from the stored
     config, without downloading any pretrained encoder weights (the checkpoint's replace
     them). ``task`` (``"seg"`` or ``"recon"``) makes a checkpoint of the other task an
     error; ``None`` accepts both. Returns the model in eval mode, the metadata and the config.

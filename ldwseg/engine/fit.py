@@ -66,11 +66,12 @@ from .interrupt import StopRequests
 from .logs import MetricLog, time_left
 from .optim import build_optimizer, build_scheduler, steps_per_epoch
 from .precision import Precision, cudnn_autotuner
-from .resume import resume_point, sync_batchnorm
-from .run_folder import ENVIRONMENT_FILE
+from .resume import resume_point
+from .sync_bn import sync_batchnorm
+from .run_folder import RunFolder
 from .runlock import RunLock
-from .state import TrainingState
 from .sampling import EpochShardSampler, seed_everything
+from .state import TrainingState
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
 from .task import Task, TaskData
 
@@ -235,9 +236,9 @@ def _prepare(
     saver = RunSaver(out, state, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id)
     metric_log = MetricLog(out, enabled=dist_info.is_main, start_epoch=start.epoch)
     if dist_info.is_main:
-        cfg.save(out / "config.yaml")
+        cfg.save(RunFolder(out).config)
         text = json.dumps(environment(device), indent=2) + "\n"
-        atomic_write(out / ENVIRONMENT_FILE, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        atomic_write(RunFolder(out).environment, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return _Run(
         task=task, cfg=cfg, out=out, dist_info=dist_info, precision=precision, stop=stop, data=data,
         train_loader=train_loader, val_loader=val_loader, sampler=sampler, state=state, net=net, evaluated=evaluated,
@@ -327,7 +328,7 @@ def _validate(run: _Run, epoch: int) -> dict[str, float]:
     if run.last_score > run.best["score"]:
         run.best = {"score": run.last_score, "epoch": epoch}
         if run.dist_info.is_main:
-            path = run.out / "best.safetensors"
+            path = RunFolder(run.out).best
             try:
                 save_run_checkpoint(path, run.state.delivered, run.cfg, run.data.record, epoch=epoch, metrics=result)
             except WriteFailed as err:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_write
+from .run_folder import RunFolder
 
 __all__ = ["TRAINING_LOGGER", "MetricLog", "format_duration", "log_label", "time_left"]
 
@@ -37,7 +38,7 @@ class MetricLog:
     """
 
     def __init__(self, out: Path, *, enabled: bool = True, start_epoch: int = 0) -> None:
-        self.path = out / "metrics.csv"
+        self.path = RunFolder(out).metrics
         self.enabled = enabled
         self.writer = None
         if not enabled:
@@ -56,7 +57,8 @@ class MetricLog:
             from torch.utils.tensorboard import SummaryWriter
 
             # steps are epoch numbers: the resumed epoch start_epoch + 1 and later ones are written again
-            self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=start_epoch + 1 if start_epoch else None)
+            folder = RunFolder(out).tensorboard
+            self.writer = SummaryWriter(str(folder), purge_step=start_epoch + 1 if start_epoch else None)
         except ImportError:
             log.warning("tensorboard is not installed; metrics go to %s only", self.path)
 

@@ -1,4 +1,4 @@
-"""Where a run starts: fresh, from ``--resume``, or after a ``torchrun`` restart; and synced BatchNorm.
+"""Where a run starts: fresh, from ``--resume``, or after a ``torchrun`` restart.
 
 Rank 0 reads the saved state and sends it to every rank, so only its machine needs the
 output folder. A restarted group resumes only from a checkpoint its own torchrun run
@@ -11,32 +11,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
 
 from ..config import Config
-from ..models import UNet
 from .checkpoints import ResumePoint, apply_resume_state, read_resume_state
 from .distributed import DistInfo, from_main
-from .run_folder import check_new_run
+from .run_folder import RunFolder, check_new_run
 from .state import TrainingState
-from .sync_bn import convert_sync_batchnorm
 
-__all__ = ["resume_point", "saved_state", "sync_batchnorm"]
+__all__ = ["resume_point", "saved_state"]
 
 log = logging.getLogger(__name__)
-
-
-def sync_batchnorm(model: UNet, dist_info: DistInfo, device: torch.device) -> UNet:
-    """``model`` with BatchNorm synced across the ``torchrun`` ranks (same parameters and state-dict keys):
-    torch's SyncBatchNorm on CUDA (nccl), :class:`~ldwseg.engine.sync_bn.SyncBatchNorm2d` on the CPU (gloo),
-    where torch's has no kernels."""
-    if not dist_info.enabled:
-        log.warning("--sync-bn (train.sync_bn) has no effect in one process (no torchrun group); ignoring it")
-        return model
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    return convert_sync_batchnorm(model)
 
 
 def resume_point(
@@ -64,7 +48,7 @@ def resume_point(
 def saved_state(cfg: Config, out: Path, dist_info: DistInfo, *, resume: bool) -> dict[str, Any] | None:
     """The training state to go on from (rank 0): ``out``'s with ``resume``; after a torchrun restart, this
     torchrun run's own, if it saved one yet; else ``None``."""
-    path = out / "last.state.pt"
+    path = RunFolder(out).state
     if resume:
         return read_resume_state(out, task=cfg.train.task)
     if dist_info.restart == 0:

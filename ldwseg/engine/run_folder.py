@@ -9,6 +9,7 @@ the run there has their settings (:func:`check_same_settings`).
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -17,14 +18,65 @@ from ..config import Config
 from ..errors import ConfigError
 from .runlock import RunLock
 
-__all__ = ["CHECKPOINT_FILES", "RUN_FILES", "check_new_run", "check_same_settings", "clear_run", "written_files"]
+__all__ = [
+    "CHECKPOINT_FILES", "RUN_FILES", "RunFolder", "check_new_run", "check_same_settings", "clear_run", "written_files",
+]  # fmt: skip
 
-CHECKPOINT_FILES = ("best.safetensors", "last.safetensors", "last.state.pt")
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A training run's output folder: the one place that names the files in it.
+
+    ``best`` and ``last`` are the weights of the best and the last validated epoch (the
+    checkpoints ``evaluate`` and ``predict`` take), ``state`` what ``--resume`` reads (it
+    alone decides where a run goes on), ``metrics`` one CSV row per epoch, ``config`` the
+    resolved config, ``environment`` the versions, commit and device of the process that
+    trained it (or last resumed it), ``tensorboard`` the event files' folder and
+    ``result`` the summary a command that trains several runs keeps of a finished one.
+    """
+
+    path: Path
+
+    @property
+    def best(self) -> Path:
+        return self.path / "best.safetensors"
+
+    @property
+    def last(self) -> Path:
+        return self.path / "last.safetensors"
+
+    @property
+    def state(self) -> Path:
+        return self.path / "last.state.pt"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.csv"
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def environment(self) -> Path:
+        return self.path / "environment.json"
+
+    @property
+    def tensorboard(self) -> Path:
+        return self.path / "tensorboard"
+
+    @property
+    def result(self) -> Path:
+        return self.path / "result.json"
+
+
+_NAMES = RunFolder(Path())
+CHECKPOINT_FILES = tuple(p.name for p in (_NAMES.best, _NAMES.last, _NAMES.state))
 """The files whose presence means that a folder holds a run (what a new run would replace)."""
 
-ENVIRONMENT_FILE = "environment.json"
-"""The software versions, source commit and device of the process that trained (or last resumed) the run."""
-RUN_FILES = (*CHECKPOINT_FILES, "metrics.csv", "config.yaml", ENVIRONMENT_FILE, "tensorboard")
+RUN_FILES = (
+    *CHECKPOINT_FILES, *(p.name for p in (_NAMES.metrics, _NAMES.config, _NAMES.environment, _NAMES.tensorboard))
+)
 """Everything a training run writes into its folder (``tensorboard`` is a folder, there when TensorBoard is)."""
 
 
@@ -44,7 +96,7 @@ def check_new_run(out: str | Path) -> None:
     found = [name for name in CHECKPOINT_FILES if (out / name).is_file()]
     if not found:
         return
-    resume = "pass --resume to continue it, " if "last.state.pt" in found else ""
+    resume = "pass --resume to continue it, " if _NAMES.state.name in found else ""
     raise ConfigError(
         f"{out} holds an earlier run ({', '.join(found)}); {resume}--overwrite to replace it, or choose another --out"
     )
@@ -73,7 +125,7 @@ def check_same_settings(out: str | Path, cfg: Config, *, whose: str) -> None:
     Raises:
         ConfigError: the settings differ (``whose``: whose settings they should be, for the message).
     """
-    stored = Path(out) / "config.yaml"
+    stored = RunFolder(Path(out)).config
     if not stored.is_file():
         return
     raw = yaml.safe_load(stored.read_text())

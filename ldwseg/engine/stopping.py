@@ -29,6 +29,7 @@ from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo
 from .epoch import EpochProgress, NonFiniteLossError
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
+from .run_folder import RunFolder
 from .state import TrainingState
 
 __all__ = [
@@ -61,7 +62,7 @@ def interrupted(out: Path, signal_name: str, where: str) -> Interrupted:
 
 def non_finite_loss(err: NonFiniteLossError, out: Path) -> NonFiniteLossError:
     """``err`` with what was kept in ``out`` and what to change before going on."""
-    kept = out / "last.safetensors"
+    kept = RunFolder(out).last
     return NonFiniteLossError(
         f"{err}; training stopped and nothing was saved after the last good checkpoint "
         f"({kept if kept.exists() else 'none yet'}); lower the learning rate (--lr or --set optim.lr=...), "
@@ -104,23 +105,23 @@ class RunSaver:
         self.last_time = time.monotonic()
         if not self.is_main:
             return
-        state = self.out / "last.state.pt"  # first: resuming reads only this file
+        state = RunFolder(self.out).state  # first: resuming reads only this file
         try:
             save_resume_state(state, self.state, point, task=self.cfg.train.task, run_id=self.run_id)
             self.saved = point
             epoch = point.epoch if point.step else point.epoch - 1
-            weights = self.out / "last.safetensors"
+            weights = RunFolder(self.out).last
             save_run_checkpoint(weights, self.state.delivered, self.cfg, self.record, epoch=epoch, metrics=metrics)
         except WriteFailed as err:
             raise self.write_failed(err) from err
 
     def write_failed(self, err: WriteFailed) -> WriteFailed:
         """``err`` (a run file the disk refused) with the checkpoint the run goes on from, and how."""
-        state = self.out / "last.state.pt"
+        state = RunFolder(self.out).state
         point = self.saved if self.saved is not None else _stored_point(state)
         fix = remedy(err.errno)
         if point is None:
-            again = " with --overwrite" if (self.out / "best.safetensors").exists() else ""
+            again = " with --overwrite" if RunFolder(self.out).best.exists() else ""
             return err.instead(
                 kept=f"{err.kept}; the run has saved no checkpoint to resume from yet",
                 advice=f"{fix}, then start the run again (the same command{again})",

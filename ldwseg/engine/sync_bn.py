@@ -26,11 +26,17 @@ the ranks' losses, as on one process with the whole batch.
 
 from __future__ import annotations
 
+import logging
+
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-__all__ = ["SyncBatchNorm2d", "convert_sync_batchnorm", "sync_batch_norm"]
+from .distributed import DistInfo
+
+__all__ = ["SyncBatchNorm2d", "convert_sync_batchnorm", "sync_batch_norm", "sync_batchnorm"]
+
+log = logging.getLogger(__name__)
 
 
 class _AllReduceSum(torch.autograd.Function):
@@ -200,3 +206,15 @@ def convert_sync_batchnorm(module: nn.Module, *, group: dist.ProcessGroup | None
     for name, child in module.named_children():
         module.add_module(name, convert_sync_batchnorm(child, group=group))
     return module
+
+
+def sync_batchnorm(model: nn.Module, dist_info: DistInfo, device: torch.device) -> nn.Module:
+    """``model`` with BatchNorm synced across the ``torchrun`` ranks (same parameters and state-dict keys):
+    torch's SyncBatchNorm on CUDA (nccl), :class:`~ldwseg.engine.sync_bn.SyncBatchNorm2d` on the CPU (gloo),
+    where torch's has no kernels."""
+    if not dist_info.enabled:
+        log.warning("--sync-bn (train.sync_bn) has no effect in one process (no torchrun group); ignoring it")
+        return model
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    return convert_sync_batchnorm(model)

@@ -16,7 +16,7 @@ Exporters (``exporter``):
   about 30 s for that UNet, exact with ``K = 2`` pools (``haar``); with longer filters it
   fails on a UNet (it cannot prove a decoder map as large as its skip).
 
-An smp arch (:class:`~ldwseg.models.smp_net.SMPSegmenter`) pads its input to the encoder's
+An smp arch (:class:`~ldwseg.models.smp.SMPSegmenter`) pads its input to the encoder's
 output stride (where smp needs it) by amounts computed from the input's shape, and its
 decoders interpolate by scale factors or to the skips' sizes, so its graph also keeps
 height and width symbolic (checked with the torchscript exporter for every smp arch of
@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from ..engine.checkpoints import load_run_model
 from ..errors import ConfigError, LDWSegError
 from ..io.atomic import atomic_write
+from ..task_kinds import TASK_KINDS
 
 __all__ = ["CHECK_SIZE", "EXPORTERS", "TOLERANCE", "ExportError", "export_onnx"]
 
@@ -57,7 +58,7 @@ CHECK_SIZE = (333, 517)
 TOLERANCE = 1e-4
 """The largest max-abs error accepted, as a fraction of the output scale."""
 INPUT_NAME = "image"
-OUTPUT_NAMES = {"seg": "logits", "recon": "reconstruction"}
+OUTPUT_NAMES = {name: kind.output for name, kind in TASK_KINDS.items()}
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _EXAMPLE_BATCH = 2  # torch.export (dynamo) can specialise a batch of 1 to stay 1
 _DYNAMIC_AXES = {0: "batch", 2: "height", 3: "width"}

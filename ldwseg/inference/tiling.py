@@ -7,7 +7,7 @@ the window in which it lies at least ``margin`` pixels away from every edge that
 an image edge. For a function whose receptive field reaches at most ``margin`` pixels,
 and whose windows are aligned on the strides it needs (``multiple``: a UNet with ``d``
 downsamplings needs ``2**d``), the result equals ``fn`` applied to the whole image.
-:func:`~ldwseg.models.arch.input_multiple` gives a model's ``multiple``: ``2**depth`` for
+:func:`~ldwseg.models.build.input_multiple` gives a model's ``multiple``: ``2**depth`` for
 the UNet, the encoder's output stride (32; 16 for DeepLabV3+) for an smp arch, which pads
 each window to it as it pads a whole image (where smp needs it). The receptive field of an smp encoder (a
 ResNet's reaches hundreds of pixels) exceeds any practical margin, and DeepLabV3+ pools
@@ -58,7 +58,7 @@ class TileOptions:
         margin: context kept around each window's interior, in pixels; cover the model's
             receptive field for a result equal to the whole image's.
         multiple: the alignment of the window starts (``2**depth`` for a UNet, the
-            encoder's output stride for an smp arch: :func:`~ldwseg.models.arch.input_multiple`).
+            encoder's output stride for an smp arch: :func:`~ldwseg.models.build.input_multiple`).
     """
 
     tile: int = DEFAULT_TILE
@@ -152,7 +152,7 @@ def apply_tiled(
         margin: context around each window's interior, rounded up to a multiple of
             ``multiple``; cover ``fn``'s receptive field to get the whole-image result.
         multiple: the alignment of the window starts (``2**depth`` for a UNet, the
-            encoder's output stride for an smp arch: :func:`~ldwseg.models.arch.input_multiple`).
+            encoder's output stride for an smp arch: :func:`~ldwseg.models.build.input_multiple`).
         model: the module ``fn`` runs; when it holds energy attention and ``x`` needs
             more than one window, the gates are computed over the whole image first.
         progress: wraps ``range(runs)``, the runs of ``fn`` to come (for example a tqdm

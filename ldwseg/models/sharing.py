@@ -8,7 +8,7 @@ A shared model is a folder with two files, the layout of the Hugging Face Hub:
 * ``README.md``: a model card (:func:`model_card`) written from that metadata.
 
 The networks ldwseg builds (:class:`~ldwseg.models.UNet`,
-:class:`~ldwseg.models.smp_net.SMPSegmenter`) carry :class:`PretrainedMixin`. Their
+:class:`~ldwseg.models.smp.SMPSegmenter`) carry :class:`PretrainedMixin`. Their
 ``checkpoint_metadata`` is set by :func:`ldwseg.create_model`, by
 :func:`ldwseg.from_pretrained` and when a run's checkpoint is loaded; a network built by
 hand has none, and saving it says how to build one that does.
@@ -24,6 +24,7 @@ from typing import Any
 from ..errors import CheckpointError, LDWSegError
 from ..io.atomic import atomic_write
 from ..io.weights import MODEL_FILE, save_weights
+from ..task_kinds import TASK_KINDS
 
 __all__ = ["CARD_FILE", "MODEL_FILE", "HubError", "PretrainedMixin", "model_card"]
 
@@ -44,14 +45,15 @@ def model_card(meta: dict[str, Any]) -> str:
     config = _section(meta, "config")
     model, data, train = _section(config, "model"), _section(config, "data"), _section(config, "train")
     dataset = _section(meta, "dataset")
-    task = {"seg": "semantic segmentation", "recon": "image reconstruction"}.get(meta.get("task"), "unknown task")
+    kind = TASK_KINDS.get(meta.get("task"))
+    task = kind.description if kind is not None else "unknown task"
     classes = dataset.get("class_names") or []
     lines = [
         "---",
         "library_name: ldwseg",
         "license: mit",
         "tags: [ldwseg, wavelet-pooling, "
-        + ("semantic-segmentation" if meta.get("task") == "seg" else "autoencoder")
+        + ("autoencoder" if kind is not None and kind.predicts_image else "semantic-segmentation")
         + "]",
         "---",
         "",

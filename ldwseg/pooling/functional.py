@@ -88,7 +88,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .capture import _capture_analysis, _capture_synthesis, _capturing, _static_sizes, _with_last
-from .polyphase import _analysis, _Analysis, _mixing_matrices, _synthesis, _Synthesis
+from .polyphase import _Analysis, _analysis, _mixing_matrices, _Synthesis, _synthesis
 
 __all__ = ["ldw_analysis", "ldw_synthesis", "pad_to_even", "subband_shape"]
 

@@ -17,8 +17,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..models.arch import input_multiple
-from ..models.padding import run_padded
+from ..models.build import input_multiple
+from ..models.layers.padding import run_padded
 
 __all__ = ["autoencode"]
 

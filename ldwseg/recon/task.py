@@ -11,7 +11,7 @@ What still crosses from encoder to decoder depends on the up block:
   bands go straight to its reverse pool, a wavelet bypass (as in WCT2);
 * ``up=unpool-detail`` after ``down=maxpool-detail``: each level's residual to its 2x2
   window maxima, the same amount of side information around max pooling
-  (:mod:`ldwseg.models.bypass`).
+  (:mod:`ldwseg.models.unet.blocks.bypass`).
 
 The loss is L1 or MSE (+ the constraint loss); the validation score is the mean PSNR of
 the held-out images, each run on the image padded to the UNet's stride

@@ -30,7 +30,7 @@ from ..engine.precision import Precision
 from ..errors import CheckpointError
 from ..inference.tiling import DEFAULT_MARGIN, apply_tiled, check_tiling
 from ..inference.tta import TTA, class_scores, labels
-from ..models.arch import input_multiple
+from ..models.build import input_multiple
 from .metrics import FOREGROUND_KEYS, SegmentationMetrics
 
 __all__ = ["evaluate", "evaluate_checkpoint", "json_report"]
@@ -71,7 +71,7 @@ def evaluate_checkpoint(
     ``skip_bad`` leaves out the samples that cannot be used (listed in the log, counted in
     ``"skipped"``) instead of failing on them. Images of any size are scored whole: an smp
     arch that needs it pads each one to its encoder's output stride and crops its logits
-    back (:class:`~ldwseg.models.smp_net.SMPSegmenter`).
+    back (:class:`~ldwseg.models.smp.SMPSegmenter`).
     """
     dev = resolve_device(device)
     model, meta, cfg = load_run_model(checkpoint, dev, task="seg")

@@ -11,10 +11,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..datasets.palette import IGNORE_INDEX
+from ..task_kinds import TASK_KINDS
 
 __all__ = ["SEGMENTATION_LOSSES", "jaccard_loss", "segmentation_criterion"]
 
-SEGMENTATION_LOSSES = ("ce", "ce+dice", "focal", "lovasz", "jaccard")
+SEGMENTATION_LOSSES = TASK_KINDS["seg"].losses
 """The values of ``train.loss`` for the segmentation task."""
 
 

@@ -32,7 +32,7 @@ from ..inference.scale import scaled_logits
 from ..inference.tiling import DEFAULT_MARGIN, DEFAULT_TILE, apply_tiled, check_tiling
 from ..io import DEFAULT_MAX_PIXELS, load_rgb8, write_pil_image
 from ..io.pixels import BLOCK_ROWS
-from ..models.arch import input_multiple
+from ..models.build import input_multiple
 
 __all__ = ["background_label", "image_files", "legend_strip", "overlay_with_legend", "predict_images", "window_labels"]
 
@@ -245,7 +245,7 @@ def predict_images(
             legend strip below it (so ``H`` plus the strip's rows high).
         tile: images with a side longer than this run in overlapping windows of at most
             ``tile x tile`` pixels, aligned on the model's
-            :func:`~ldwseg.models.arch.input_multiple` (``2**depth`` for the UNet, the
+            :func:`~ldwseg.models.build.input_multiple` (``2**depth`` for the UNet, the
             encoder's output stride for an smp arch); 0 runs every image whole. The model's
             energy attention gates are those of the whole image (one extra pass over the
             windows per attention module, see :mod:`ldwseg.inference.tiling`).

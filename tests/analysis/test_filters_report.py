@@ -201,7 +201,7 @@ def test_load_run_model_with_default_config(tmp_path):
 
 def test_load_run_model_rejects_unknown_task(tmp_path):
     path, _ = checkpoint(tmp_path, "detect")
-    with pytest.raises(CheckpointError, match=r"'detect' checkpoint; .* 'seg' or 'recon' checkpoint only"):
+    with pytest.raises(CheckpointError, match=r"'detect' checkpoint; ldwseg rebuilds the models of the tasks seg, recon only"):
         load_run_model(path)
 
 

@@ -177,10 +177,10 @@ def test_default_folders_name_what_differs(tmp_path, monkeypatch):
 
 
 def test_a_constraint_weight_without_a_constraint_loss_is_said_once():
+    import logging
+
     from ldwseg.cli.compare_cmd import _train_params
     from ldwseg.cli.train_cmd import config_of
-
-    import logging
 
     records = []
     handler = logging.Handler()

@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from disks import fill, make_read_only, small_disk, temporary_files
+from PIL import Image
 from run_checks import Run, assert_same_run, cli, final_state
 
 from ldwseg.config import Config

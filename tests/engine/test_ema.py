@@ -2,10 +2,9 @@
 
 import pytest
 import torch
+from run_checks import assert_same_run, cli, final_state
 from safetensors.torch import load_file
 from torch import nn
-
-from run_checks import assert_same_run, cli, final_state
 
 from ldwseg.config import Config, apply_overrides
 from ldwseg.engine.ema import WeightAverage, build_weight_average

@@ -14,15 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from run_checks import assert_same_run, final_state
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from run_checks import assert_same_run, final_state
-
 from ldwseg.cli import app
 from ldwseg.config import apply_overrides
-from ldwseg.engine.distributed import DistInfo
 from ldwseg.engine.build import get_loaders
+from ldwseg.engine.distributed import DistInfo
 from ldwseg.engine.runlock import RunLock
 from ldwseg.io.weights import load_training_state, read_metadata
 from ldwseg.tasks import get_task, load_config

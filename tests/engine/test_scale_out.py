@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
-
 from run_checks import assert_same_run, final_state, free_port
+from typer.testing import CliRunner
 
 from ldwseg.cli import app
 from ldwseg.config import apply_overrides
+from ldwseg.engine.build import build_model, get_loaders
 from ldwseg.engine.checkpoints import save_run_checkpoint
 from ldwseg.engine.distributed import DistInfo
-from ldwseg.engine.build import build_model, get_loaders
 from ldwseg.engine.sync_bn import SyncBatchNorm2d, convert_sync_batchnorm
 from ldwseg.tasks import get_task, load_config
 

@@ -9,9 +9,8 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from torch import nn
-
 from run_checks import free_port
+from torch import nn
 
 from ldwseg.engine.sync_bn import SyncBatchNorm2d, convert_sync_batchnorm, sync_batch_norm
 

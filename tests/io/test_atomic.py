@@ -6,7 +6,6 @@ import pickle
 import stat
 
 import pytest
-
 from disks import make_read_only, small_disk
 
 from ldwseg.errors import DataError, WriteFailed

@@ -12,8 +12,8 @@ from ldwseg.config import Config, apply_overrides
 from ldwseg.engine.checkpoints import load_run_model, save_run_checkpoint
 from ldwseg.errors import ConfigError
 from ldwseg.models import build_unet
-from ldwseg.models.arch import ARCHS, build_network, input_multiple
-from ldwseg.models.smp_net import SMP_ARCHS, EncoderWeightsError, SMPSegmenter
+from ldwseg.models.build import ARCHS, build_network, input_multiple
+from ldwseg.models.smp import SMP_ARCHS, EncoderWeightsError, SMPSegmenter
 from ldwseg.tasks import load_config
 
 RESNET18_LDW = [

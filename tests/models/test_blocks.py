@@ -8,9 +8,11 @@ import torch
 from ldwseg import LDWPool2d
 from ldwseg.errors import ConfigError
 from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS, PoolOptions, create_down, create_up, get_down, get_up
-from ldwseg.models.blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown
-from ldwseg.models.bypass import MaxPoolDetailDown, ResidualUp
-from ldwseg.models.controls import ShuffleUp
+from ldwseg.models.unet.blocks.base import DownBlock
+from ldwseg.models.unet.blocks.bypass import MaxPoolDetailDown, ResidualUp
+from ldwseg.models.unet.blocks.controls import ShuffleUp
+from ldwseg.models.unet.blocks.ldw import LDWAllBandsDown, LDWDetailUp, LDWUp
+from ldwseg.models.unet.blocks.maxpool import DeconvUp, MaxPoolDown
 
 
 def test_tables_name_the_blocks():
@@ -21,7 +23,7 @@ def test_tables_name_the_blocks():
         "deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp, "unpool-detail": ResidualUp
     }  # fmt: skip
     assert DOWNSAMPLERS["maxpool-detail"] is MaxPoolDetailDown
-    assert get_down("ldw") is LDWDown and get_up("ldw-detail") is LDWDetailUp
+    assert get_down("ldw") is LDWAllBandsDown and get_up("ldw-detail") is LDWDetailUp
     assert all(issubclass(block, DownBlock) for block in DOWNSAMPLERS.values())
 
 

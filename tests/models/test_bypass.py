@@ -9,7 +9,7 @@ from torch.testing import assert_close
 
 from ldwseg.errors import ConfigError
 from ldwseg.models import PoolOptions, UNet
-from ldwseg.models.bypass import MaxPoolDetailDown, ResidualUp, repeat_windows
+from ldwseg.models.unet.blocks.bypass import MaxPoolDetailDown, ResidualUp, repeat_windows
 
 
 def _reference_pool_and_residual(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

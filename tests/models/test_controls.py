@@ -9,9 +9,9 @@ from torch.testing import assert_close
 
 from ldwseg import LDWPool2d
 from ldwseg.models import PoolOptions, create_down, create_up
-from ldwseg.models.blocks import DoubleConv
-from ldwseg.models.blur import BlurPool2d, blur_pool2d, max_filter2d
-from ldwseg.models.splits import depth_to_space, space_to_depth
+from ldwseg.models.layers.blur import BlurPool2d, blur_pool2d, max_filter2d
+from ldwseg.models.layers.splits import depth_to_space, space_to_depth
+from ldwseg.models.unet.blocks.base import DoubleConv
 
 FIXED_HAAR = PoolOptions(attention=False, learn_filters=False)
 

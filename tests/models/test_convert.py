@@ -27,7 +27,8 @@ from torch.testing import assert_close
 
 from ldwseg import LDWPool2d, wavelet_loss
 from ldwseg.errors import ConfigError
-from ldwseg.models.convert import LDWDownsample, LDWStridedConv, convert, converted_layers
+from ldwseg.models import PoolOptions
+from ldwseg.models.convert import LDWPoolMix, LDWStridedConv, convert, converted_layers
 
 SIZES = [(64, 64), (67, 81)]
 
@@ -101,14 +102,14 @@ def test_pools_start_as_the_2x2_average(pool, ceil_mode, size):
 
 
 def test_attention_does_not_change_the_start():
-    block = convert(_pool_model(nn.MaxPool2d(2)), attention=True)[1]
+    block = convert(_pool_model(nn.MaxPool2d(2)), pool=PoolOptions(attention=True))[1]
     x = torch.randn(2, 3, 67, 81)
     assert_close(block(x), F.avg_pool2d(x, 2))
 
 
 @pytest.mark.parametrize("wavelet", ["db2", "sym4"])
 def test_longer_wavelets_start_as_a_low_pass_of_unit_gain(wavelet):
-    block = convert(_pool_model(nn.MaxPool2d(2)), wavelet=wavelet)[1]
+    block = convert(_pool_model(nn.MaxPool2d(2)), pool=PoolOptions(wavelet=wavelet, attention=False))[1]
     x = torch.full((1, 3, 20, 20), 3.0) + torch.arange(3.0)[:, None, None]
     assert_close(block(x), x[..., ::2, ::2])
     taps = block.mix.weight.view(3, 4, 3)
@@ -131,9 +132,9 @@ CONVS = {
 @pytest.mark.parametrize("name", CONVS)
 def test_strided_convs_start_exactly_as_themselves_with_haar(name, attention):
     conv = CONVS[name]()
-    block = convert(conv, strided_conv="all", attention=attention)
+    block = convert(conv, strided_conv="all", pool=PoolOptions(attention=attention))
     pointwise = name.startswith("1x1") and "padded" not in name
-    assert isinstance(block, LDWDownsample if pointwise else LDWStridedConv)
+    assert isinstance(block, LDWPoolMix if pointwise else LDWStridedConv)
     for size in [*SIZES, (7, 9)]:
         x = torch.randn(2, 4, *size)
         assert_close(block(x), conv(x), atol=1e-5, rtol=1e-5)
@@ -146,7 +147,7 @@ def test_blocks_follow_the_models_dtype():
 
 
 def test_block_gradcheck_in_float64():
-    block = LDWDownsample(4, 6, groups=2, bias=True, size_offset=(0, -1)).double()
+    block = LDWPoolMix(4, 6, groups=2, bias=True, size_offset=(0, -1)).double()
     x = torch.randn(1, 4, 7, 6, dtype=torch.float64, requires_grad=True)
     low, high = (p.detach().clone().requires_grad_() for p in block.pool.filters())
 
@@ -162,12 +163,12 @@ def test_block_gradcheck_in_float64():
 def test_inplace_false_leaves_the_model_alone_and_inplace_true_converts_it():
     model = _pool_model(nn.MaxPool2d(2))
     converted = convert(model)
-    assert isinstance(model[1], nn.MaxPool2d) and isinstance(converted[1], LDWDownsample)
-    assert convert(model, inplace=True) is model and isinstance(model[1], LDWDownsample)
+    assert isinstance(model[1], nn.MaxPool2d) and isinstance(converted[1], LDWPoolMix)
+    assert convert(model, inplace=True) is model and isinstance(model[1], LDWPoolMix)
 
 
 def test_replaced_layers_are_logged_and_listed(caplog):
-    with caplog.at_level(logging.INFO, logger="ldwseg.models.convert"):
+    with caplog.at_level(logging.INFO, logger="ldwseg.models.convert.replace"):
         model = convert(torchvision.models.resnet18(weights=None), strided_conv="1x1")
     logged = caplog.text
     for path in ["maxpool", "layer2.0.downsample.0", "layer3.0.downsample.0", "layer4.0.downsample.0"]:
@@ -261,9 +262,9 @@ def test_all_refusals_are_in_one_message():
 
 def test_skip_unsupported_leaves_the_layer_and_warns(caplog):
     model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.MaxPool2d(3), nn.MaxPool2d(2))
-    with caplog.at_level(logging.WARNING, logger="ldwseg.models.convert"):
+    with caplog.at_level(logging.WARNING, logger="ldwseg.models.convert.replace"):
         converted = convert(model, skip_unsupported=True)
-    assert isinstance(converted[1], nn.MaxPool2d) and isinstance(converted[2], LDWDownsample)
+    assert isinstance(converted[1], nn.MaxPool2d) and isinstance(converted[2], LDWPoolMix)
     assert "left '1' (MaxPool2d): stride (3, 3)" in caplog.text
 
 
@@ -271,9 +272,9 @@ def test_skip_unsupported_leaves_the_layer_and_warns(caplog):
     ("options", "message"),
     [
         ({"strided_conv": "yes"}, "strided_conv='yes' is not valid; choose one of none, 1x1, all"),
-        ({"wavelet": "bior2.2"}, "wavelet 'bior2.2' is biorthogonal"),
-        ({"wavelet": "db2", "kernel_size": 6}, "kernel_size=6 does not match the 4-tap filters"),
-        ({"constraint": "tight"}, "unknown constraint 'tight'"),
+        ({"pool": PoolOptions(wavelet="bior2.2")}, "pool.wavelet='bior2.2' cannot be used: wavelet 'bior2.2' is biorthogonal"),
+        ({"pool": PoolOptions(wavelet="db2", kernel_size=6)}, "kernel_size=6 does not match the 4-tap filters"),
+        ({"pool": PoolOptions(constraint="tight")}, "pool.constraint='tight' is not valid"),
     ],
 )
 def test_bad_options_raise_config_errors(options, message):
@@ -315,19 +316,19 @@ class Case:
 
 
 CASES = {
-    "resnet18": Case(lambda: torchvision.models.resnet18(weights=None), {"strided_conv": "1x1"}, {"LDWDownsample": 4}),
+    "resnet18": Case(lambda: torchvision.models.resnet18(weights=None), {"strided_conv": "1x1"}, {"LDWPoolMix": 4}),
     "resnet18-all": Case(
         lambda: torchvision.models.resnet18(weights=None),
-        {"strided_conv": "all", "attention": True},
-        {"LDWDownsample": 4, "LDWStridedConv": 4},
+        {"strided_conv": "all", "pool": PoolOptions(attention=True)},
+        {"LDWPoolMix": 4, "LDWStridedConv": 4},
     ),
-    "vgg11_bn": Case(lambda: torchvision.models.vgg11_bn(weights=None), {}, {"LDWDownsample": 5}),
+    "vgg11_bn": Case(lambda: torchvision.models.vgg11_bn(weights=None), {}, {"LDWPoolMix": 5}),
     "mobilenet_v3_small": Case(
         lambda: torchvision.models.mobilenet_v3_small(weights=None), {"strided_conv": "all"}, {"LDWStridedConv": 5}
     ),
-    "timm-resnet10t": Case(_timm_resnet10t, {"avgpool": True, "wavelet": "db2"}, {"LDWDownsample": 4}),
+    "timm-resnet10t": Case(_timm_resnet10t, {"avgpool": True, "pool": PoolOptions(wavelet="db2", attention=False)}, {"LDWPoolMix": 4}),
     "smp-unet": Case(
-        _smp_unet, {"strided_conv": "1x1"}, {"LDWDownsample": 4}, _unet_outputs, [(64, 64), (96, 160), (67, 81)]
+        _smp_unet, {"strided_conv": "1x1"}, {"LDWPoolMix": 4}, _unet_outputs, [(64, 64), (96, 160), (67, 81)]
     ),
 }
 
@@ -419,7 +420,7 @@ def test_safetensors_round_trip_gives_identical_outputs(name, tmp_path: Path):
     model = _converted(name).eval()
     with torch.no_grad():  # move the LDW parameters away from the values a fresh conversion starts with
         for block in model.modules():
-            if isinstance(block, LDWDownsample):
+            if isinstance(block, LDWPoolMix):
                 for p in block.parameters():
                     p.add_(0.01 * torch.randn_like(p))
     path = tmp_path / "model.safetensors"
@@ -472,7 +473,7 @@ def _every_block() -> nn.Module:
         nn.Conv2d(8, 12, 1, stride=2, groups=4),
         nn.AvgPool2d(2),
     )
-    return convert(net, strided_conv="all", avgpool=True, attention=True, wavelet="db2")
+    return convert(net, strided_conv="all", avgpool=True, pool=PoolOptions(attention=True, wavelet="db2"))
 
 
 def _onnx_session(model: nn.Module, example: Tensor, path: Path, *, dynamo: bool):

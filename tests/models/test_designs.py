@@ -11,7 +11,7 @@ from ldwseg import EnergyAttention, LDWPool2d, wavelet_loss
 from ldwseg.analysis.complexity import count_parameters
 from ldwseg.errors import ConfigError
 from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS, PoolOptions, UNet, check_unet, create_down, downs_for, ups_for
-from ldwseg.models.blur import max_filter2d
+from ldwseg.models.layers.blur import max_filter2d
 
 NEW_DOWNS = [name for name in DOWNSAMPLERS if name not in ("maxpool", "ldw")]
 PAIRS = [(down, up) for down, block in DOWNSAMPLERS.items() for up in ups_for(block)]

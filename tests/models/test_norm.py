@@ -8,7 +8,7 @@ from torch.testing import assert_close
 from ldwseg import EnergyAttention
 from ldwseg.errors import ConfigError
 from ldwseg.models import PoolOptions, UNet, check_unet
-from ldwseg.models.norm import ChannelAffine, replace_batchnorm
+from ldwseg.models.layers.norm import ChannelAffine, replace_batchnorm
 
 
 def test_channel_affine_scales_and_shifts_each_channel():

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from ldwseg.models.padding import pad_to_multiple, run_padded
+from ldwseg.models.layers.padding import pad_to_multiple, run_padded
 
 
 @pytest.mark.parametrize(("size", "padded"), [((16, 16), (16, 16)), ((17, 30), (32, 32)), ((1, 1), (16, 16))])

@@ -20,9 +20,10 @@ from ldwseg.config import ModelConfig
 from ldwseg.datasets import build_dataset, eval_transform, pad_collate, pairs_collate, stack_by_size
 from ldwseg.engine.precision import Precision
 from ldwseg.inference.scale import scaled_logits, scaled_size
-from ldwseg.models.arch import build_network
+from ldwseg.models.build import build_network
 from ldwseg.seg.evaluate import evaluate
 from ldwseg.seg.metrics import SegmentationMetrics
+
 
 def test_scaled_size_rounds_and_keeps_one_pixel():
     assert scaled_size((360, 480), 0.5) == (180, 240)

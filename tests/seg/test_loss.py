@@ -6,7 +6,6 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-
 from run_checks import free_port
 
 from ldwseg.seg.loss import segmentation_criterion

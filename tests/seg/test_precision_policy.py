@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 from run_checks import cli
 
 from ldwseg.datasets import build_dataset, eval_transform

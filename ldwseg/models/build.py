@@ -8,8 +8,8 @@ so a checkpoint's stored config is all it takes to rebuild its network.
 * ``"unet"``: :class:`~ldwseg.models.UNet`, built by :func:`~ldwseg.models.build_unet`
   from ``down``, ``up``, ``base_width``, ``depth``, ``skip``, ``efficient`` and the pool
   options; ``encoder`` and ``encoder_weights`` are not used.
-* ``"smp-*"`` (:data:`~ldwseg.models.smp_net.SMP_ARCHS`): an smp model built by
-  :func:`~ldwseg.models.smp_net.build_smp` from ``encoder``, ``encoder_weights``, ``down``
+* ``"smp-*"`` (:data:`~ldwseg.models.smp.SMP_ARCHS`): an smp model built by
+  :func:`~ldwseg.models.smp.build_smp` from ``encoder``, ``encoder_weights``, ``down``
   (``ldw`` or ``maxpool``) and the pool options; ``up``, ``base_width`` and ``depth`` are
   not used.
 """
@@ -20,9 +20,9 @@ from typing import Protocol
 
 from torch import nn
 
-from .factory import check_choice
-from .smp_net import SMP_ARCHS, SMPSegmenter, SMPSpec, build_smp, check_smp_spec
-from .unet import UNet, UNetSpec, build_unet, check_unet_spec
+from .layers.options import check_choice
+from .smp import SMP_ARCHS, SMPSegmenter, SMPSpec, build_smp, check_smp_spec
+from .unet.network import UNet, UNetSpec, build_unet, check_unet_spec
 
 __all__ = ["ARCHS", "NetworkSpec", "build_network", "check_network_spec", "input_multiple"]
 
@@ -68,7 +68,7 @@ def build_network(spec: NetworkSpec, in_channels: int, out_channels: int, *, pre
 
 def input_multiple(model: nn.Module) -> int:
     """The stride that tiled inference aligns its windows on: ``2**depth`` for a :class:`~ldwseg.models.UNet`,
-    the encoder's output stride for an :class:`~ldwseg.models.smp_net.SMPSegmenter` (32; 16 for DeepLabV3+).
+    the encoder's output stride for an :class:`~ldwseg.models.smp.SMPSegmenter` (32; 16 for DeepLabV3+).
 
     Both take any input size; an smp network pads it to this multiple.
     """

@@ -1,6 +1,6 @@
-"""The blocks :func:`ldwseg.models.convert.convert` puts in place of a model's downsampling layers.
+"""The blocks :func:`ldwseg.models.convert.replace.convert` puts in place of a model's downsampling layers.
 
-:class:`LDWDownsample` is LDW pooling followed by a 1x1 mix of the four bands (for max/avg
+:class:`LDWPoolMix` is LDW pooling followed by a 1x1 mix of the four bands (for max/avg
 pools and stride-2 pointwise convs); :class:`LDWStridedConv` runs a strided conv at
 stride 1 and pools its output (for every other stride-2 conv). ``size_offset`` crops the
 pooled ``ceil(H / 2)`` to the replaced layer's ``(H + c) // 2`` (see :func:`size_offset`).
@@ -11,17 +11,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..pooling import EnergyAttention, LDWPool2d, pr_error
-from .blocks import PoolOptions
+from ...errors import ConfigError
+from ...pooling import EnergyAttention, LDWPool2d, pr_error
+from ..layers.options import PoolOptions
 
-__all__ = ["LDWDownsample", "LDWStridedConv", "output_size", "size_offset"]
+__all__ = ["CONVERT_POOL", "LDWPoolMix", "LDWStridedConv", "output_size", "size_offset"]
+
+CONVERT_POOL = PoolOptions(constraint="orthogonal", attention=False)
+"""The pool options of a converted network unless told otherwise: Haar on the orthogonal constraint, no attention
+(an average-pool start, see :meth:`LDWPoolMix.start_as`)."""
 
 _BANDS = ((0, 0), (0, 1), (1, 0), (1, 1))
 """``[LL | LH | HL | HH]`` as (filter along the width, filter along the height); 0 = W^L, 1 = W^H."""
 
 
-class LDWDownsample(nn.Module):
+class LDWPoolMix(nn.Module):
     """LDW pooling, optional energy attention, then a 1x1 conv from the four subbands.
 
     Args:
@@ -34,7 +38,6 @@ class LDWDownsample(nn.Module):
             1 is LDW pooling's own ``ceil(H / 2)``; smaller values crop the last output
             rows and columns, which the replaced layer does not compute.
         pool: the wavelet, kernel size, constraint and attention of the pool.
-        learn_filters: train the wavelet filters (else they stay at their initial values).
         replaces: description of the replaced layer, shown by :func:`converted_layers`.
 
     Shape:
@@ -49,8 +52,7 @@ class LDWDownsample(nn.Module):
         groups: int = 1,
         bias: bool = False,
         size_offset: tuple[int, int] = (1, 1),
-        pool: PoolOptions = PoolOptions(constraint="orthogonal", attention=False),
-        learn_filters: bool = True,
+        pool: PoolOptions = CONVERT_POOL,
         replaces: str = "",
     ) -> None:
         super().__init__()
@@ -66,7 +68,7 @@ class LDWDownsample(nn.Module):
             wavelet=pool.wavelet,
             kernel_size=pool.kernel_size,
             constraint=pool.constraint,
-            trainable=learn_filters,
+            trainable=pool.learn_filters,
         )
         self.attention = EnergyAttention(4 * in_channels) if pool.attention else nn.Identity()
         self.mix = nn.Conv2d(4 * in_channels, out_channels, 1, groups=groups, bias=bias)
@@ -123,7 +125,6 @@ class LDWStridedConv(nn.Module):
         conv: the convolution at stride 1 (its channels, groups, bias, padding, dilation
             and padding mode are those of the replaced layer).
         pool: the wavelet, kernel size, constraint and attention of the pool.
-        learn_filters: train the wavelet filters.
         replaces: description of the replaced layer, shown by :func:`converted_layers`.
 
     Shape:
@@ -135,8 +136,7 @@ class LDWStridedConv(nn.Module):
         self,
         conv: nn.Conv2d,
         *,
-        pool: PoolOptions = PoolOptions(constraint="orthogonal", attention=False),
-        learn_filters: bool = True,
+        pool: PoolOptions = CONVERT_POOL,
         replaces: str = "",
     ) -> None:
         super().__init__()
@@ -145,7 +145,7 @@ class LDWStridedConv(nn.Module):
         channels = conv.out_channels
         self.replaces = replaces
         self.conv = conv
-        self.down = LDWDownsample(channels, channels, groups=channels, pool=pool, learn_filters=learn_filters)
+        self.down = LDWPoolMix(channels, channels, groups=channels, pool=pool)
         self.down.start_as(torch.ones(channels, 1), sample=True)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -5,12 +5,12 @@ every input size the original accepts, the same output size. Three layer kinds a
 replaced, each by a block that starts (at initialisation) close to the original, so
 pretrained weights stay useful:
 
-* ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (stride 2) -> :class:`LDWDownsample`: LDW pool
+* ``nn.MaxPool2d`` / ``nn.AvgPool2d`` (stride 2) -> :class:`LDWPoolMix`: LDW pool
   (``C -> 4C``), then a 1x1 conv ``4C -> C`` initialised to ``LL / (sum W^L)^2``. That is
   the 2x2 mean for Haar (``LL = 2 * mean`` in the orthonormal convention) and a
   low-pass of DC gain 1 for longer wavelets: an *average*-pool start, also for max pools.
 * a stride-2 1x1 conv ``W`` (ResNet's shortcut, the paper's section 3.4) ->
-  :class:`LDWDownsample` on its input (``4 C_in -> C_out``, same groups and bias). The
+  :class:`LDWPoolMix` on its input (``4 C_in -> C_out``, same groups and bias). The
   conv samples ``x[2i, 2j]``; with Haar the four bands are an orthonormal basis of each
   2x2 block, so ``x[2i, 2j] = (LL + LH + HL + HH) / 2`` and the block starts *exactly*
   equal to the conv.
@@ -42,13 +42,11 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..pooling import LDWPool2d
-from .blocks import PoolOptions
-from .factory import check_choice
-from .ldw_downsample import LDWDownsample, LDWStridedConv, size_offset
+from ...errors import ConfigError
+from ..layers.options import PoolOptions, check_choice, check_pool
+from .blocks import CONVERT_POOL, LDWPoolMix, LDWStridedConv, size_offset
 
-__all__ = ["STRIDED_CONV", "LDWDownsample", "LDWStridedConv", "convert", "converted_layers"]
+__all__ = ["STRIDED_CONV", "LDWPoolMix", "LDWStridedConv", "convert", "converted_layers"]
 
 logger = logging.getLogger(__name__)
 
@@ -183,9 +181,9 @@ def _downsample(
     sample: bool,
     layer: nn.Module,
     options: dict,
-) -> LDWDownsample:
+) -> LDWPoolMix:
     groups = getattr(layer, "groups", 1)
-    block = LDWDownsample(
+    block = LDWPoolMix(
         in_channels,
         out_channels,
         groups=groups,
@@ -209,11 +207,7 @@ def _strided_conv(layer: nn.Conv2d, options: dict) -> LDWStridedConv:
 def convert(
     model: nn.Module,
     *,
-    wavelet: str = "haar",
-    kernel_size: int | None = None,
-    constraint: str = "orthogonal",
-    attention: bool = False,
-    learn_filters: bool = True,
+    pool: PoolOptions = CONVERT_POOL,
     maxpool: bool = True,
     avgpool: bool = False,
     strided_conv: Literal["none", "1x1", "all"] = "none",
@@ -231,13 +225,11 @@ def convert(
 
     Args:
         model: the network; it may itself be one pool or conv.
-        wavelet: initial filters of every pool: a PyWavelets orthogonal wavelet name or
-            ``"random"`` (with ``kernel_size``).
-        kernel_size: filter length ``K``; ``None`` takes the wavelet's own.
-        constraint: ``"paper"``, ``"orthogonal"`` or ``"lattice"`` (see :class:`~ldwseg.LDWPool2d`).
-        attention: energy attention (Eqs. 16-17) on the subbands; its gates start at 1/2
-            and the 1x1 conv is doubled, so the start is unchanged.
-        learn_filters: train the wavelet filters.
+        pool: the options of every LDW pool (:class:`~ldwseg.models.PoolOptions`: initial
+            wavelet, kernel size, constraint, energy attention, learned or fixed filters);
+            by default Haar on the orthogonal constraint without attention. With attention
+            (Eqs. 16-17) on the subbands its gates start at 1/2 and the 1x1 conv is doubled,
+            so the start is unchanged.
         maxpool: replace ``nn.MaxPool2d`` layers.
         avgpool: replace ``nn.AvgPool2d`` layers (adaptive and global pools never are).
         strided_conv: which stride-2 ``nn.Conv2d`` to replace: ``"none"``, ``"1x1"`` (the
@@ -276,12 +268,8 @@ def convert(
         ldwseg.errors.ConfigError: cannot convert '1' (MaxPool2d): stride (3, 3): LDW pooling halves ...
     """
     check_choice("strided_conv", strided_conv, STRIDED_CONV)
-    try:
-        LDWPool2d(wavelet=wavelet, kernel_size=kernel_size, constraint=constraint)
-    except ValueError as error:
-        raise ConfigError(str(error)) from None
-    pool = PoolOptions(wavelet=wavelet, kernel_size=kernel_size, constraint=constraint, attention=attention)
-    options = {"pool": pool, "learn_filters": learn_filters}
+    check_pool(pool, prefix="pool.")
+    options = {"pool": pool}
     if not inplace:
         model = copy.deepcopy(model)
 
@@ -337,5 +325,5 @@ def converted_layers(model: nn.Module) -> dict[str, str]:
     return {
         path: m.replaces
         for path, m in model.named_modules()
-        if isinstance(m, (LDWDownsample, LDWStridedConv)) and m.replaces
+        if isinstance(m, (LDWPoolMix, LDWStridedConv)) and m.replaces
     }

@@ -11,12 +11,12 @@ or fewer parameters with these designs:
 * ``ldw-maxblur`` (:class:`LDWMaxBlurDown`): Zhang's MaxBlurPool with the LDW low-pass as
   the blur (WaveCNet's replacement of max pooling, a dense max then the DWT's ``LL``).
   Twins: ``blurpool`` (fixed binomial blur), ``learn_filters=false``.
-* ``ldw-hwd`` (:class:`LDWReducedDown`): all subbands, reduced ``4C -> C`` by a 1x1 conv
+* ``ldw-hwd`` (:class:`LDWBandMixDown`): all subbands, reduced ``4C -> C`` by a 1x1 conv
   (HWD: Xu et al., "Haar wavelet downsampling: a simple but effective downsampling
   module for semantic segmentation", Pattern Recognition 2023). Twin: ``spd-hwd``.
 * ``ldw-grouped`` (:class:`LDWGroupedDown`): all subbands, the first conv grouped by
   subband, so it has exactly the max-pool conv's weights. Twin: ``spd-grouped``.
-* ``ldw-efficient`` (:class:`LDWEfficientDown`): all subbands of ``C/4`` channels, reduced
+* ``ldw-efficient`` (:class:`LDWReduceFirstDown`): all subbands of ``C/4`` channels, reduced
   by a 1x1 conv before the pool, so the next conv sees ``C`` maps as after max pooling
   (the paper's section 3.4; ``down=ldw, efficient=true``). The default of ``ldwseg
   train``: the best equal-parameter design of the CamVid study (``docs/results.md``).
@@ -25,7 +25,7 @@ or fewer parameters with these designs:
   residual shortcut (the LDW authors' ``Bottleneck_LDW``, paper section 3.4 and Fig. 4).
   Twin: ``spd-shortcut``.
 
-The ``spd-*`` twins (:class:`~ldwseg.models.controls.SpaceToDepthTwin`) replace the
+The ``spd-*`` twins (:class:`~ldwseg.models.unet.blocks.controls.SpaceToDepthTwin`) replace the
 pool by space-to-depth and keep everything else, energy attention included. To have
 something to learn, use filters of ``K >= 4`` taps, e.g. ``model.wavelet=db2`` with
 ``model.constraint=lattice`` (the Haar bank is the only orthogonal one with ``K = 2``).
@@ -38,14 +38,16 @@ from typing import ClassVar
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import DoubleConv, DownBlock, LDWDown, PoolOptions
-from .blur import max_filter2d
+from ...layers.blur import max_filter2d
+from ...layers.options import PoolOptions
+from ...layers.splits import make_attention, make_pool, make_split
+from .base import DoubleConv, DownBlock
 from .controls import SpaceToDepthTwin
-from .splits import make_attention, make_pool, make_split
+from .ldw import LDWAllBandsDown
 
 __all__ = [
-    "LDWEfficientDown", "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWReducedDown", "LDWShortcutDown",
-    "SPDEfficientDown", "SPDGroupedDown", "SPDReducedDown", "SPDShortcutDown",
+    "LDWReduceFirstDown", "LDWGroupedDown", "LDWLowBandDown", "LDWMaxBlurDown", "LDWBandMixDown", "LDWShortcutDown",
+    "SPDReduceFirstDown", "SPDGroupedDown", "SPDBandMixDown", "SPDShortcutDown",
 ]  # fmt: skip
 
 
@@ -73,7 +75,7 @@ class LDWLowBandDown(DownBlock):
     options = ("pool",)
     ldw_pool = stores_bands = True
     dense_max: ClassVar[bool] = False
-    """Take the dense 2x2 max (:func:`~ldwseg.models.blur.max_filter2d`) before the pool."""
+    """Take the dense 2x2 max (:func:`~ldwseg.models.layers.blur.max_filter2d`) before the pool."""
 
     def __init__(self, in_channels: int, out_channels: int, *, pool: PoolOptions = PoolOptions()) -> None:
         super().__init__()
@@ -99,28 +101,28 @@ class LDWMaxBlurDown(LDWLowBandDown):
     dense_max = True
 
 
-class LDWReducedDown(LDWDown):
+class LDWBandMixDown(LDWAllBandsDown):
     """LDW pooling (C -> 4C), optional energy attention, 1x1 conv 4C -> C + BN + ReLU, double conv.
 
     The feature-encoding step of HWD (Xu et al., Pattern Recognition 2023), and of the
     LDW authors' stem: all four subbands reach the conv, reduced to ``C`` channels
     first, for ``4C^2`` extra weights per level. The arguments and shapes are those of
-    :class:`~ldwseg.models.blocks.LDWDown` (``efficient`` included). Twin: ``spd-hwd``.
+    :class:`~ldwseg.models.unet.blocks.ldw.LDWAllBandsDown` (``efficient`` included). Twin: ``spd-hwd``.
     """
 
     reduction = True
 
 
-class SPDReducedDown(SpaceToDepthTwin, LDWReducedDown):
-    """:class:`LDWReducedDown` on the space-to-depth phases: ``spd-hwd``, the twin of ``ldw-hwd``."""
+class SPDBandMixDown(SpaceToDepthTwin, LDWBandMixDown):
+    """:class:`LDWBandMixDown` on the space-to-depth phases: ``spd-hwd``, the twin of ``ldw-hwd``."""
 
 
-class LDWGroupedDown(LDWDown):
+class LDWGroupedDown(LDWAllBandsDown):
     """LDW pooling (C -> 4C), optional energy attention, double conv whose first conv is grouped by subband.
 
     With ``groups=4`` each quarter of the output channels sees one subband, so the first
     conv has ``9 * C * out`` weights, those of the max-pool UNet's first conv. The
-    arguments and shapes are those of :class:`~ldwseg.models.blocks.LDWDown`;
+    arguments and shapes are those of :class:`~ldwseg.models.unet.blocks.ldw.LDWAllBandsDown`;
     ``out_channels`` must be divisible by 4. Twin: ``spd-grouped`` (grouped by phase).
     """
 
@@ -132,8 +134,8 @@ class SPDGroupedDown(SpaceToDepthTwin, LDWGroupedDown):
     """:class:`LDWGroupedDown` on the space-to-depth phases: ``spd-grouped``, the twin of ``ldw-grouped``."""
 
 
-class LDWEfficientDown(LDWDown):
-    """:class:`~ldwseg.models.blocks.LDWDown` with its reduction always on: a 1x1 conv
+class LDWReduceFirstDown(LDWAllBandsDown):
+    """:class:`~ldwseg.models.unet.blocks.ldw.LDWAllBandsDown` with its reduction always on: a 1x1 conv
     ``C -> C/4``, the pool (``C/4 -> C`` subbands), then the double conv on ``C`` maps.
 
     ``down=ldw-efficient`` is ``down=ldw, efficient=true`` under its own name: the same
@@ -157,15 +159,15 @@ class LDWEfficientDown(LDWDown):
         super().__init__(in_channels, out_channels, pool=pool, efficient=True)
 
 
-class SPDEfficientDown(SpaceToDepthTwin, LDWEfficientDown):
-    """:class:`LDWEfficientDown` on the space-to-depth phases: ``spd-efficient``, the twin of ``ldw-efficient``
+class SPDReduceFirstDown(SpaceToDepthTwin, LDWReduceFirstDown):
+    """:class:`LDWReduceFirstDown` on the space-to-depth phases: ``spd-efficient``, the twin of ``ldw-efficient``
     (``down=spd, efficient=true``)."""
 
 
 class LDWShortcutDown(DownBlock):
     """The max-pool block plus an LDW shortcut: ``relu(conv(maxpool(x)) + BN(1x1(pool(x))))``.
 
-    The main path is :class:`~ldwseg.models.blocks.MaxPoolDown` with its last ReLU moved
+    The main path is :class:`~ldwseg.models.unet.blocks.maxpool.MaxPoolDown` with its last ReLU moved
     after the sum; the shortcut is the LDW pool, optional energy attention on its ``4C``
     subbands and a 1x1 conv ``4C -> out`` with BatchNorm, as the LDW authors put the
     pool on the residual shortcut of their ``Bottleneck_LDW`` (section 3.4, Fig. 4). The

@@ -1,33 +1,35 @@
 """The UNet's down and up blocks by name: ``model.down`` and ``model.up`` are keys of these tables.
 
 Which decoder can follow which encoder block is read from the blocks' class attributes
-(:class:`~ldwseg.models.blocks.DownBlock`, :class:`~ldwseg.models.blocks.UpBlock`):
+(:class:`~ldwseg.models.unet.blocks.base.DownBlock`, :class:`~ldwseg.models.unet.blocks.base.UpBlock`):
 an LDW up block reverses the LDW pool of its level and ``ldw-detail`` also takes that
 pool's stored subbands; ``unpool-detail`` takes the residual that ``maxpool-detail`` stores
-(:mod:`~ldwseg.models.bypass`).
+(:mod:`~ldwseg.models.unet.blocks.bypass`).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 
-from ..errors import ConfigError
-from .blocks import DeconvUp, DownBlock, LDWDetailUp, LDWDown, LDWUp, MaxPoolDown, PoolOptions, UpBlock
-from .bypass import MaxPoolDetailDown, ResidualUp
-from .controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
-from .designs import (
-    LDWEfficientDown,
+from ...errors import ConfigError
+from ..layers.options import PoolOptions, check_choice
+from .blocks.base import DownBlock, UpBlock
+from .blocks.bypass import MaxPoolDetailDown, ResidualUp
+from .blocks.controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
+from .blocks.designs import (
+    LDWBandMixDown,
     LDWGroupedDown,
     LDWLowBandDown,
     LDWMaxBlurDown,
-    LDWReducedDown,
+    LDWReduceFirstDown,
     LDWShortcutDown,
-    SPDEfficientDown,
+    SPDBandMixDown,
     SPDGroupedDown,
-    SPDReducedDown,
+    SPDReduceFirstDown,
     SPDShortcutDown,
 )  # fmt: skip
+from .blocks.ldw import LDWAllBandsDown, LDWDetailUp, LDWUp
+from .blocks.maxpool import DeconvUp, MaxPoolDown
 
 __all__ = [
     "DOWNSAMPLERS", "UPSAMPLERS", "check_choice", "check_down_options", "check_pairing", "create_down", "create_up",
@@ -36,43 +38,32 @@ __all__ = [
 
 DOWNSAMPLERS: dict[str, type[DownBlock]] = {
     "maxpool": MaxPoolDown,
-    "ldw": LDWDown,
+    "ldw": LDWAllBandsDown,
     "avgpool": AvgPoolDown,
     "conv": StridedConvDown,
     "blurpool": BlurPoolDown,
     "spd": SpaceToDepthDown,
     "ldw-ll": LDWLowBandDown,
     "ldw-maxblur": LDWMaxBlurDown,
-    "ldw-hwd": LDWReducedDown,
-    "spd-hwd": SPDReducedDown,
+    "ldw-hwd": LDWBandMixDown,
+    "spd-hwd": SPDBandMixDown,
     "ldw-grouped": LDWGroupedDown,
     "spd-grouped": SPDGroupedDown,
-    "ldw-efficient": LDWEfficientDown,
-    "spd-efficient": SPDEfficientDown,
+    "ldw-efficient": LDWReduceFirstDown,
+    "spd-efficient": SPDReduceFirstDown,
     "ldw-shortcut": LDWShortcutDown,
     "spd-shortcut": SPDShortcutDown,
     "maxpool-detail": MaxPoolDetailDown,
 }
 """Encoder blocks: ``(in_channels, out_channels)``, halving the size. The controls are in
-:mod:`~ldwseg.models.controls`, the equal-parameter LDW designs and their twins in
-:mod:`~ldwseg.models.designs`."""
+:mod:`~ldwseg.models.unet.blocks.controls`, the equal-parameter LDW designs and their twins in
+:mod:`~ldwseg.models.unet.blocks.designs`."""
 
 UPSAMPLERS: dict[str, type[UpBlock]] = {
     "deconv": DeconvUp, "ldw": LDWUp, "ldw-detail": LDWDetailUp, "shuffle": ShuffleUp, "unpool-detail": ResidualUp,
 }  # fmt: skip
 """Decoder blocks: ``(in_channels, skip_channels, out_channels)``, restoring the skip's size.
-The :class:`~ldwseg.models.blocks.LDWUp` ones reverse the encoder's LDW pool of their level."""
-
-
-def check_choice(label: str, name: str, choices: Iterable[str]) -> str:
-    """``name`` if it is one of ``choices``; else a :class:`~ldwseg.errors.ConfigError` listing them.
-
-    ``label`` names the argument in the message (``"model.down"`` for a config field).
-    """
-    choices = tuple(choices)
-    if name not in choices:
-        raise ConfigError(f"{label}={name!r} is not valid; choose one of {', '.join(choices)}")
-    return name
+The :class:`~ldwseg.models.unet.blocks.ldw.LDWUp` ones reverse the encoder's LDW pool of their level."""
 
 
 def get_down(name: str, *, label: str = "down") -> type[DownBlock]:

@@ -2,7 +2,7 @@
 
 Each LDW result needs a twin that differs only in what is tested:
 
-* :class:`SpaceToDepthDown` (``spd``) is the twin of :class:`~ldwseg.models.blocks.LDWDown`
+* :class:`SpaceToDepthDown` (``spd``) is the twin of :class:`~ldwseg.models.unet.blocks.ldw.LDWAllBandsDown`
   (``ldw``): the same convs on the four polyphase components instead of the four
   subbands. With the Haar filters the subbands are an orthogonal 4x4 mix of the phases,
   which the next conv absorbs, so ``ldw`` with fixed Haar filters *is* ``spd``
@@ -13,7 +13,7 @@ Each LDW result needs a twin that differs only in what is tested:
   "Striving for simplicity: the all convolutional net", ICLR 2015 workshop).
 * :class:`BlurPoolDown` (``blurpool``) is Zhang's anti-aliased max pooling, the fixed-filter
   twin of ``ldw-maxblur``.
-* :class:`ShuffleUp` (``shuffle``) is the twin of :class:`~ldwseg.models.blocks.LDWUp`:
+* :class:`ShuffleUp` (``shuffle``) is the twin of :class:`~ldwseg.models.unet.blocks.ldw.LDWUp`:
   the same 1x1 conv to four ``C/2``-channel maps, put back by depth-to-space (sub-pixel
   convolution: Shi et al., CVPR 2016) instead of the reverse pool.
 
@@ -27,22 +27,23 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .blocks import LDWDown, PoolConvDown, UpBlock, match_size
-from .blur import BlurPool2d, MaxFilter2d
-from .splits import depth_to_space
+from ...layers.blur import BlurPool2d, MaxFilter2d
+from ...layers.splits import depth_to_space
+from .base import PoolConvDown, UpBlock, match_size
+from .ldw import LDWAllBandsDown
 
 __all__ = ["AvgPoolDown", "BlurPoolDown", "ShuffleUp", "SpaceToDepthDown", "SpaceToDepthTwin", "StridedConvDown"]
 
 
 class SpaceToDepthTwin:
     """Mixin that turns an LDW down block into its space-to-depth twin: the split is
-    :func:`~ldwseg.models.splits.space_to_depth` and no pool or subbands are left for the decoder."""
+    :func:`~ldwseg.models.layers.splits.space_to_depth` and no pool or subbands are left for the decoder."""
 
     split = "spd"
     ldw_pool = stores_bands = False
 
 
-class SpaceToDepthDown(SpaceToDepthTwin, LDWDown):
+class SpaceToDepthDown(SpaceToDepthTwin, LDWAllBandsDown):
     """Space-to-depth (C -> 4C phases), optional energy attention, then the double conv on ``4C``.
 
     The non-wavelet twin of ``ldw``: the same parameters, ``efficient`` and attention
@@ -102,7 +103,7 @@ class BlurPoolDown(PoolConvDown):
 
     Zhang, "Making convolutional networks shift-invariant again", ICML 2019: the max at
     stride 1 keeps shift-equivariance and the fixed ``[1, 2, 1] / 4`` blur (outer product)
-    anti-aliases the subsampling (see :mod:`ldwseg.models.blur`). The fixed-filter twin
+    anti-aliases the subsampling (see :mod:`ldwseg.models.layers.blur`). The fixed-filter twin
     of ``ldw-maxblur``.
 
     Shape:
@@ -117,12 +118,12 @@ class BlurPoolDown(PoolConvDown):
 class ShuffleUp(UpBlock):
     """1x1 conv (C -> 4 x C/2), depth-to-space, cropped to the skip, concatenated with it, double conv.
 
-    The twin of :class:`~ldwseg.models.blocks.LDWUp` with the same parameters: the four
+    The twin of :class:`~ldwseg.models.unet.blocks.ldw.LDWUp` with the same parameters: the four
     maps are the phases of the upsampled map instead of its subbands (sub-pixel
     convolution, Shi et al., "Real-time single image and video super-resolution using an
     efficient sub-pixel convolutional neural network", CVPR 2016). With the Haar filters
     the reverse pool is depth-to-space after an orthogonal 4x4 mix, which the 1x1 conv
-    absorbs. The arguments and shapes are those of :class:`~ldwseg.models.blocks.LDWUp`
+    absorbs. The arguments and shapes are those of :class:`~ldwseg.models.unet.blocks.ldw.LDWUp`
     without ``pool``: it pairs with any down block.
     """
 

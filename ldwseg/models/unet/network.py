@@ -6,12 +6,13 @@ from typing import Protocol
 
 from torch import Tensor, nn
 
-from ..errors import ConfigError
-from ..pooling import CONSTRAINTS, initial_filters
-from .blocks import DoubleConv, PoolOptions
-from .factory import check_choice, check_down_options, check_pairing, create_down, create_up, get_down
-from .norm import NORMS, replace_batchnorm
-from .sharing import PretrainedMixin
+from ...errors import ConfigError
+from ...pooling import CONSTRAINTS
+from ..layers.norm import NORMS, replace_batchnorm
+from ..layers.options import PoolOptions, PoolSpec, check_choice, check_pool
+from ..sharing import PretrainedMixin
+from .blocks.base import DoubleConv
+from .registry import check_down_options, check_pairing, create_down, create_up, get_down
 
 __all__ = ["MAX_PARAMETERS", "UNet", "UNetSpec", "build_unet", "check_unet", "check_unet_spec", "unet_parameters"]
 
@@ -32,8 +33,8 @@ class UNet(PretrainedMixin, nn.Module):
         base_width: channels of the first level.
         depth: number of downsamplings (4 in the paper).
         down: a key of :data:`~ldwseg.models.DOWNSAMPLERS`: ``"maxpool"``, ``"ldw"``, a
-            control (:mod:`~ldwseg.models.controls`) or an LDW design
-            (:mod:`~ldwseg.models.designs`).
+            control (:mod:`~ldwseg.models.unet.blocks.controls`) or an LDW design
+            (:mod:`~ldwseg.models.unet.blocks.designs`).
         up: a key of :data:`~ldwseg.models.UPSAMPLERS`: ``"deconv"``, ``"shuffle"``,
             ``"ldw"`` (reverse LDW pooling paired with the encoder pool of the same level)
             or ``"ldw-detail"`` (the decoder gives LL, the encoder the detail bands); the
@@ -43,7 +44,7 @@ class UNet(PretrainedMixin, nn.Module):
         efficient: 1x1 conv C -> C/4 before each 2x2 split (paper section 3.4) of the
             blocks that have one (``ldw``, ``spd``, ...); needs ``base_width`` divisible by 4.
         norm: ``"batch"`` (BatchNorm after every conv) or ``"affine"`` (a learned
-            per-channel scale and shift in its place, :mod:`~ldwseg.models.norm`).
+            per-channel scale and shift in its place, :mod:`~ldwseg.models.layers.norm`).
         pool: the options of every LDW pool.
 
     Raises:
@@ -131,20 +132,15 @@ def check_unet(
     ``prefix`` goes before each argument's name in the messages (``"model."`` for the
     config section). The pool's filters are checked only when the down blocks have an
     LDW pool. A pairing of ``down`` and ``up`` that cannot work is refused with the
-    valid choices listed (:func:`~ldwseg.models.factory.check_pairing`).
+    valid choices listed (:func:`~ldwseg.models.unet.registry.check_pairing`).
     """
     down_block = get_down(down, label=f"{prefix}down")
     check_pairing(down, up, prefix=prefix)
-    check_choice(f"{prefix}constraint", pool.constraint, CONSTRAINTS)
     check_choice(f"{prefix}norm", norm, NORMS)
     for name, value in (("base_width", base_width), ("depth", depth)):
         if value < 1:
             raise ConfigError(f"{prefix}{name} must be >= 1, got {value}")
     check_down_options(down, efficient=efficient, base_width=base_width, prefix=prefix)
-    if pool.kernel_size is not None and pool.kernel_size < 2:
-        raise ConfigError(
-            f"{prefix}kernel_size must be >= 2 (or null for the wavelet's length), got {pool.kernel_size}"
-        )
     size = unet_parameters(base_width, depth)
     if size > MAX_PARAMETERS:
         raise ConfigError(
@@ -153,20 +149,9 @@ def check_unet(
             f"{prefix}depth or {prefix}base_width"
         )
     if down_block.ldw_pool:
-        try:
-            initial_filters(pool.wavelet, kernel_size=pool.kernel_size, constraint=pool.constraint, seed=0)
-        except ValueError as exc:
-            raise ConfigError(f"{prefix}wavelet={pool.wavelet!r} cannot be used: {exc}") from None
-
-
-class PoolSpec(Protocol):
-    """The LDW pool fields of a flat model description (those of :class:`PoolOptions`)."""
-
-    wavelet: str
-    kernel_size: int | None
-    constraint: str
-    attention: bool
-    learn_filters: bool
+        check_pool(pool, prefix=prefix)
+    else:  # no pool reads them, but a value no pool could take is still refused
+        check_choice(f"{prefix}constraint", pool.constraint, CONSTRAINTS)
 
 
 class UNetSpec(PoolSpec, Protocol):
@@ -182,18 +167,11 @@ class UNetSpec(PoolSpec, Protocol):
     norm: str
 
 
-def _pool_options(spec: UNetSpec) -> PoolOptions:
-    return PoolOptions(
-        wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, attention=spec.attention,
-        learn_filters=spec.learn_filters,
-    )
-
-
 def check_unet_spec(spec: UNetSpec, *, prefix: str = "") -> None:
     """:func:`check_unet` for the UNet that :func:`build_unet` makes of ``spec``."""
     check_unet(
         base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up, efficient=spec.efficient,
-        pool=_pool_options(spec), norm=spec.norm, prefix=prefix,
+        pool=PoolOptions.of(spec), norm=spec.norm, prefix=prefix,
     )
 
 
@@ -201,5 +179,5 @@ def build_unet(spec: UNetSpec, in_channels: int, out_channels: int) -> UNet:
     """The UNet that ``spec`` (for example a config's ``model`` section) describes."""
     return UNet(
         in_channels, out_channels, base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up,
-        skip=spec.skip, efficient=spec.efficient, norm=spec.norm, pool=_pool_options(spec),
+        skip=spec.skip, efficient=spec.efficient, norm=spec.norm, pool=PoolOptions.of(spec),
     )

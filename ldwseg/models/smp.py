@@ -6,7 +6,7 @@
 
 ``model.down`` chooses the encoder's downsampling (:data:`SMP_DOWN`): ``"maxpool"`` keeps
 the encoder as smp builds it; ``"ldw"`` (or any LDW design of the UNet, such as the default
-``"ldw-efficient"``) converts it with :func:`~ldwseg.models.convert.convert`:
+``"ldw-efficient"``) converts it with :func:`~ldwseg.models.convert.replace.convert`:
 every stride-2 max or average pool and every stride-2 conv becomes an LDW block with the
 pool options of the spec (wavelet, kernel size, constraint, attention, learned filters).
 A layer that ``convert`` cannot replace is left as it is (with a warning); an encoder
@@ -27,12 +27,11 @@ from typing import Any, Protocol
 from torch import Tensor, nn
 
 from ..errors import ConfigError, LDWSegError
-from ..pooling import CONSTRAINTS, initial_filters
-from .convert import convert, converted_layers
-from .factory import DOWNSAMPLERS, check_choice
-from .padding import run_padded
+from .convert.replace import convert, converted_layers
+from .layers.options import PoolOptions, PoolSpec, check_choice, check_pool
+from .layers.padding import run_padded
 from .sharing import PretrainedMixin
-from .unet import PoolSpec
+from .unet.registry import DOWNSAMPLERS
 
 __all__ = [
     "DECODER_UPSAMPLING", "SMP_ARCHS", "SMP_DOWN", "EncoderWeightsError", "SMPSegmenter", "SMPSpec", "build_smp",
@@ -100,7 +99,7 @@ class SMPSegmenter(PretrainedMixin, nn.Module):
 
     Args:
         model: an smp ``SegmentationModel`` without a classification head (its encoder
-            possibly converted by :func:`~ldwseg.models.convert.convert`).
+            possibly converted by :func:`~ldwseg.models.convert.replace.convert`).
 
     Shape:
         ``(N, C, H, W) -> (N, classes, H, W)`` for any ``H, W >= 1``.
@@ -161,18 +160,6 @@ def _check_weights(encoder: str, weights: str | None, prefix: str) -> None:
         )
 
 
-def _check_pool(spec: SMPSpec, prefix: str) -> None:
-    check_choice(f"{prefix}constraint", spec.constraint, CONSTRAINTS)
-    if spec.kernel_size is not None and spec.kernel_size < 2:
-        raise ConfigError(
-            f"{prefix}kernel_size must be >= 2 (or null for the wavelet's length), got {spec.kernel_size}"
-        )
-    try:
-        initial_filters(spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, seed=0)
-    except ValueError as exc:
-        raise ConfigError(f"{prefix}wavelet={spec.wavelet!r} cannot be used: {exc}") from None
-
-
 def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
     """Raise a :class:`~ldwseg.errors.ConfigError` if :func:`build_smp` cannot build ``spec``.
 
@@ -207,7 +194,7 @@ def check_smp_spec(spec: SMPSpec, *, prefix: str = "") -> None:
     _check_encoder(spec.encoder, prefix)
     _check_weights(spec.encoder, spec.encoder_weights, prefix)
     if converts(spec.down):
-        _check_pool(spec, prefix)
+        check_pool(PoolOptions.of(spec), prefix=prefix)
 
 
 def _smp_model(spec: SMPSpec, in_channels: int, out_channels: int, weights: Any) -> nn.Module:
@@ -253,9 +240,8 @@ def build_smp(spec: SMPSpec, in_channels: int, out_channels: int, *, pretrained:
     model = _smp_model(spec, in_channels, out_channels, weights)
     if converts(spec.down):
         model.encoder = convert(
-            model.encoder, wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint,
-            attention=spec.attention, learn_filters=spec.learn_filters, maxpool=True, avgpool=True,
-            strided_conv="all", skip_unsupported=True, inplace=True,
+            model.encoder, pool=PoolOptions.of(spec), maxpool=True, avgpool=True, strided_conv="all",
+            skip_unsupported=True, inplace=True,
         )  # fmt: skip
         if not converted_layers(model.encoder):
             raise ConfigError(

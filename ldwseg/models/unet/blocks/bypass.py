@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .blocks import MaxPoolDown, UpBlock, match_size
+from .base import UpBlock, match_size
+from .maxpool import MaxPoolDown
 
 __all__ = ["MaxPoolDetailDown", "ResidualUp", "repeat_windows"]
 
@@ -59,7 +60,7 @@ class ResidualUp(UpBlock):
     """1x1 conv to the level's ``C`` channels, repeated over 2x2 windows, plus the stored residual, double conv.
 
     The decoder of :class:`MaxPoolDetailDown`: ``x_hat = up(conv1x1(x)) + r``. The
-    arguments are those of :class:`~ldwseg.models.blocks.DeconvUp`; the level's ``C`` is
+    arguments are those of :class:`~ldwseg.models.unet.blocks.maxpool.DeconvUp`; the level's ``C`` is
     ``skip_channels``, the channels of the encoder features that were pooled.
 
     Shape:

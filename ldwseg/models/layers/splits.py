@@ -10,48 +10,22 @@ can tell them apart. :class:`PoolOptions` holds the options of every LDW pool of
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..pooling import EnergyAttention, LDWPool2d
-from ..pooling.capture import _static_size
-from ..pooling.functional import pad_to_even
+from ...pooling import EnergyAttention, LDWPool2d
+from ...pooling.capture import _static_size
+from ...pooling.functional import pad_to_even
+from .options import PoolOptions
 
 __all__ = [
-    "SPLITS", "PoolOptions", "SpaceToDepth", "depth_to_space", "make_attention", "make_pool", "make_split",
+    "SPLITS", "SpaceToDepth", "depth_to_space", "make_attention", "make_pool", "make_split",
     "space_to_depth",
 ]  # fmt: skip
 
 SPLITS = ("ldw", "spd")
 """The splits :func:`make_split` builds: the LDW pool and space-to-depth."""
-
-
-@dataclass(frozen=True)
-class PoolOptions:
-    """The options of every LDW pool of a UNet.
-
-    Args:
-        wavelet: initial filters: a PyWavelets orthogonal wavelet name, ``"random"`` or
-            ``"noise"`` (see :func:`~ldwseg.pooling.initial_filters`).
-        kernel_size: filter length ``K``; ``None`` takes the wavelet's own length.
-        constraint: ``"paper"`` (Eqs. 9-13), ``"orthogonal"`` or ``"lattice"``
-            (:data:`~ldwseg.pooling.CONSTRAINTS`).
-        attention: energy attention (Eqs. 16-17) after each split (paper table 3); each
-            down block says where it applies.
-        learn_filters: learn the filters (and the lattice angles); ``False`` keeps the
-            initial wavelet, a fixed DWT. The parameters stay in the state dict either way.
-
-    :func:`~ldwseg.models.check_unet` validates them.
-    """
-
-    wavelet: str = "haar"
-    kernel_size: int | None = None
-    constraint: str = "orthogonal"
-    attention: bool = True
-    learn_filters: bool = True
 
 
 def make_pool(channels: int, pool: PoolOptions) -> LDWPool2d:
