@@ -15,7 +15,10 @@ from typing import Any
 import typer
 from typer.core import TyperCommand
 
-__all__ = ["DefaultsTyper", "config_default"]
+__all__ = ["DefaultsTyper", "choices", "config_default"]
+
+_CHOICES = re.compile(r"\{choices:(\w+)\}")
+"""How option help names a registry whose entries ``--help`` lists: ``{choices:down}`` (see :func:`choices`)."""
 
 _CONFIG_FIELD = re.compile(r"\{((?:model|data|optim|train|task)\.[a-z_]+)\}")
 """How option help names a config field (or a task attribute: ``{task.score}``) whose effective default
@@ -52,6 +55,42 @@ def config_default(key: str) -> str:
     return "; ".join([_shown(base), *(f"{_shown(v)} for --task {task}" for task, v in own if v != base)])
 
 
+def _by_kind(table: dict[str, type]) -> str:
+    """A block registry's names grouped by the module that defines them (``controls: avgpool, conv, ...``)."""
+    groups: dict[str, list[str]] = {}
+    for name, block in table.items():
+        groups.setdefault(block.__module__.rsplit(".", 1)[-1], []).append(name)
+    return "; ".join(f"{kind}: {', '.join(names)}" for kind, names in groups.items())
+
+
+def choices(name: str) -> str:
+    """The valid values of an option, read from the registry that defines them (``{choices:<name>}`` in help).
+
+    A new block, data set, arch, constraint or loss appears in ``--help`` without an edit here.
+    """
+    from ..config import AMP_CHOICES, OPTIMIZER_CHOICES
+    from ..datasets import DATASETS
+    from ..models import DOWNSAMPLERS, UPSAMPLERS
+    from ..models.build import ARCHS
+    from ..pooling import CONSTRAINTS
+    from ..task_kinds import TASK_KINDS
+
+    listed = {
+        "down": lambda: _by_kind(DOWNSAMPLERS),
+        "up": lambda: _by_kind(UPSAMPLERS),
+        "dataset": lambda: ", ".join(DATASETS) + "; for --task recon also photos (or any of them: its images)",
+        "arch": lambda: ", ".join(ARCHS),
+        "constraint": lambda: ", ".join(CONSTRAINTS),
+        "task": lambda: ", ".join(f"{k} ({v.title})" for k, v in TASK_KINDS.items()),
+        "loss": lambda: "; ".join(f"{k}: {', '.join(v.losses)}" for k, v in TASK_KINDS.items()),
+        "amp": lambda: ", ".join(AMP_CHOICES),
+        "optimizer": lambda: ", ".join(OPTIMIZER_CHOICES),
+    }
+    if name not in listed:
+        raise KeyError(f"no registry named {name!r} for help text; known: {', '.join(listed)}")
+    return listed[name]()
+
+
 class _DefaultsHelp(TyperCommand):
     """A command whose help may name config fields as ``{section.field}``: ``--help`` shows their
     :func:`config_default` there.
@@ -62,6 +101,7 @@ class _DefaultsHelp(TyperCommand):
 
     def format_help(self, ctx, formatter) -> None:
         def fill(text: str | None) -> str | None:
+            text = text and _CHOICES.sub(lambda m: choices(m.group(1)), text)
             return text and _CONFIG_FIELD.sub(lambda m: config_default(m.group(1)), text)
 
         self.help = fill(self.help)

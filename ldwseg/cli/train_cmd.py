@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -20,20 +22,27 @@ def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
     return apply_overrides(cfg, overrides)
 
 
-_FLAG_KEYS = {
-    "task": "train.task", "dataset": "data.dataset", "data_root": "data.root", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "lr": "optim.lr", "wavelet_weight": "train.wavelet_weight",
-    "constraint": "model.constraint", "down": "model.down", "up": "model.up", "device": "train.device",
-    "seed": "train.seed", "amp": "train.amp", "channels_last": "train.channels_last", "download": "data.download",
-    "skip_bad": "data.skip_bad", "sync_bn": "train.sync_bn", "arch": "model.arch", "encoder": "model.encoder",
-    "init_from": "train.init_from",
-}  # fmt: skip
-"""The config field each option of ``ldwseg train`` sets (``--set`` sets any)."""
+@dataclass(frozen=True)
+class Sets:
+    """Marks an option of ``ldwseg train`` with the config field it sets (``--set`` sets any field)."""
+
+    key: str
+
+
+def _option_fields() -> dict[str, str]:
+    """Option name -> the config field it sets, read from the :class:`Sets` marks of :func:`train`'s parameters."""
+    hints = typing.get_type_hints(train, include_extras=True)
+    return {
+        name: mark.key
+        for name, hint in hints.items()
+        for mark in getattr(hint, "__metadata__", ())
+        if isinstance(mark, Sets)
+    }
 
 
 def config_of(params: dict):
     """The config that ``ldwseg train`` runs for its parsed options ``params`` (also used by ``compare``)."""
-    flags = {key: params.get(name) for name, key in _FLAG_KEYS.items()}
+    flags = {key: params.get(name) for name, key in _option_fields().items()}
     for key in ("data.root", "train.init_from"):
         if flags[key] is not None:
             flags[key] = str(flags[key])
@@ -122,15 +131,13 @@ def train(
     config: Optional[Path] = typer.Option(
         None, "--config", help="YAML config (see configs/); flags below override it [default: none, the defaults shown]."
     ),
-    task: Optional[str] = typer.Option(
-        None, help="seg (segmentation) or recon (autoencoding; its own defaults are marked 'for --task recon') "
-        "[default: {train.task}]."
+    task: Annotated[Optional[str], Sets("train.task")] = typer.Option(
+        None, help="{choices:task}; a task's own defaults are marked 'for --task recon' [default: {train.task}]."
     ),
-    dataset: Optional[str] = typer.Option(
-        None, help="voc12, voc12-aug, camvid, drive, folder or synthetic; photos or folder for --task recon "
-        "[default: {data.dataset}]."
+    dataset: Annotated[Optional[str], Sets("data.dataset")] = typer.Option(
+        None, help="{choices:dataset} [default: {data.dataset}]."
     ),
-    data_root: Optional[Path] = typer.Option(
+    data_root: Annotated[Optional[Path], Sets("data.root")] = typer.Option(
         None, help="Folder of the data set (VOCdevkit for voc12) [default: $LDWSEG_DATA/<dataset>, else "
         "./data/<dataset>, for synthetic and photos (made there); the others need it]."
     ),
@@ -138,54 +145,52 @@ def train(
         None, help="Output folder for checkpoints and logs [default: runs/<dataset> (runs/recon-<dataset> for --task "
         "recon) plus the model settings that differ, e.g. runs/synthetic-maxpool-deconv]."
     ),
-    epochs: Optional[int] = typer.Option(None, min=1, help="Number of epochs [default: {train.epochs}]."),
-    batch_size: Optional[int] = typer.Option(
+    epochs: Annotated[Optional[int], Sets("train.epochs")] = typer.Option(None, min=1, help="Number of epochs [default: {train.epochs}]."),
+    batch_size: Annotated[Optional[int], Sets("train.batch_size")] = typer.Option(
         None, min=1, help="Batch size per process [default: {train.batch_size}]."
     ),
-    lr: Optional[float] = typer.Option(
-        None, help="Learning rate of Adam [default: {optim.lr}]; optim.schedule (step, poly or cosine) decays it."
+    lr: Annotated[Optional[float], Sets("optim.lr")] = typer.Option(
+        None, help="Learning rate [default: {optim.lr}]; optim.schedule (step, poly or cosine) decays it, "
+        "optim.name ({choices:optimizer}) takes it."
     ),
-    wavelet_weight: Optional[float] = typer.Option(
+    wavelet_weight: Annotated[Optional[float], Sets("train.wavelet_weight")] = typer.Option(
         None, min=0.0, help="Weight of the constraint loss (lambda) [default: {train.wavelet_weight}]."
     ),
-    constraint: Optional[str] = typer.Option(
-        None, help="paper, orthogonal or lattice [default: {model.constraint}]."
+    constraint: Annotated[Optional[str], Sets("model.constraint")] = typer.Option(
+        None, help="{choices:constraint} [default: {model.constraint}]."
     ),
-    down: Optional[str] = typer.Option(
-        None, help="Downsampler: maxpool; ldw (the paper's, 63% more parameters); the controls avgpool, conv, "
-        "blurpool, spd; the equal-parameter LDW designs ldw-efficient, ldw-grouped, ldw-ll, ldw-maxblur, ldw-hwd, "
-        "ldw-shortcut and their twins spd-efficient, spd-grouped, spd-hwd, spd-shortcut; maxpool-detail, max "
-        "pooling with a detail bypass for up unpool-detail (see the README) "
+    down: Annotated[Optional[str], Sets("model.down")] = typer.Option(
+        None, help="Downsampler, by kind ({choices:down}); the manual's Segmentation page says what each is "
         "[default: {model.down}]."
     ),
-    up: Optional[str] = typer.Option(
-        None, help="Upsampler: ldw, ldw-detail, deconv, shuffle or unpool-detail [default: {model.up}]."
+    up: Annotated[Optional[str], Sets("model.up")] = typer.Option(
+        None, help="Upsampler, by kind ({choices:up}) [default: {model.up}]."
     ),
-    arch: Optional[str] = typer.Option(
-        None, help="Network: unet (the paper's UNet: --down, --up, model.base_width, model.depth), or smp-unet, "
-        "smp-unetplusplus, smp-fpn or smp-deeplabv3plus on --encoder, whose decoders upsample by interpolation "
-        "(no --up) and whose --down is ldw (the encoder's stride-2 pools and convs become LDW blocks) or maxpool "
-        "(as smp builds it) [default: {model.arch}]."
+    arch: Annotated[Optional[str], Sets("model.arch")] = typer.Option(
+        None, help="Network: {choices:arch}; unet is the paper's UNet (--down, --up, model.base_width, model.depth), "
+        "the smp ones run on --encoder, their decoders upsample by interpolation (no --up) and their --down is ldw "
+        "(the encoder's stride-2 pools and convs become LDW blocks) or maxpool (as smp builds it) "
+        "[default: {model.arch}]."
     ),
-    encoder: Optional[str] = typer.Option(
+    encoder: Annotated[Optional[str], Sets("model.encoder")] = typer.Option(
         None, help="Encoder of an smp --arch: a name of smp.encoders.get_encoder_names() (resnet18, resnet50, "
         "efficientnet-b0, ...) or tu-<timm model>; ImageNet weights with --set model.encoder_weights=imagenet "
         "(downloaded once) [default: {model.encoder}, encoder_weights {model.encoder_weights}]."
     ),
-    device: Optional[str] = typer.Option(
+    device: Annotated[Optional[str], Sets("train.device")] = typer.Option(
         None, help="auto (cuda when there is a GPU, else cpu), cpu, cuda or cuda:N [default: {train.device}]."
     ),
-    seed: Optional[int] = typer.Option(None, help="Random seed [default: {train.seed}]."),
-    amp: Optional[str] = typer.Option(None, help="Mixed precision: off, bf16 or fp16 [default: {train.amp}]."),
-    channels_last: Optional[bool] = typer.Option(
+    seed: Annotated[Optional[int], Sets("train.seed")] = typer.Option(None, help="Random seed [default: {train.seed}]."),
+    amp: Annotated[Optional[str], Sets("train.amp")] = typer.Option(None, help="Mixed precision: {choices:amp} [default: {train.amp}]."),
+    channels_last: Annotated[Optional[bool], Sets("train.channels_last")] = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format [default: {train.channels_last}]."
     ),
-    sync_bn: Optional[bool] = typer.Option(
+    sync_bn: Annotated[Optional[bool], Sets("train.sync_bn")] = typer.Option(
         None, "--sync-bn/--no-sync-bn", help="BatchNorm statistics over all torchrun ranks (torch's SyncBatchNorm on CUDA, ldwseg's on CPU and gloo) [default: {train.sync_bn}]."
     ),
-    download: bool = typer.Option(False, help="Download the data set first (voc12)."),
-    skip_bad: bool = typer.Option(False, help="Skip unreadable files instead of failing (they are listed)."),
-    init_from: Optional[Path] = typer.Option(
+    download: Annotated[bool, Sets("data.download")] = typer.Option(False, help="Download the data set first (voc12)."),
+    skip_bad: Annotated[bool, Sets("data.skip_bad")] = typer.Option(False, help="Skip unreadable files instead of failing (they are listed)."),
+    init_from: Annotated[Optional[Path], Sets("train.init_from")] = typer.Option(
         None, help="Start from the weights of this checkpoint (or save_pretrained folder) that fit: fine-tuning, e.g. "
         "on another class count (the head starts anew); one line says what was not loaded [default: none]."
     ),
@@ -197,8 +202,7 @@ def train(
     overrides: list[str] = typer.Option(
         [], "--set", help="Any config field, e.g. --set data.crop_size=128 (repeatable) [defaults: data.crop_size "
         "{data.crop_size}, model.base_width {model.base_width}, model.depth {model.depth}, train.loss {train.loss} "
-        "(seg: ce, ce+dice or smp's focal, lovasz, jaccard; recon: l1, mse); a run's config.yaml lists "
-        "every field]."
+        "({choices:loss}); a run's config.yaml lists every field]."
     ),
 ) -> None:
     """Train a UNet (max-pool or LDW) or an smp network (--arch) for segmentation, or a UNet as an autoencoder
@@ -253,7 +257,7 @@ def _short_runs_config(task, config, dataset, data_root, epochs, overrides):
 @app.command()
 @user_errors
 def sweep(
-    task: str = typer.Option("seg", help="seg or recon."),
+    task: str = typer.Option("seg", help="{choices:task}."),
     wavelet_weights: str = typer.Option("0,0.01,0.1,1,10", help="Comma-separated constraint weights (lambda)."),
     constraint: list[str] = typer.Option(["paper", "orthogonal"], help="Constraint modes (repeatable)."),
     config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
@@ -300,7 +304,7 @@ def ablate(
         "LDW subbands, so max pooling has none to gate); table6: initial filters that meet the constraints "
         "('pretrain') or not x L_wavelet on or off (4 runs)."
     ),
-    task: str = typer.Option("seg", help="seg or recon."),
+    task: str = typer.Option("seg", help="{choices:task}."),
     config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
     dataset: Optional[str] = typer.Option(None, help="Data set [default: {data.dataset}]."),
     data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),

@@ -97,15 +97,15 @@ def test_train_help_shows_the_config_and_task_defaults():
     for option, value, key in [
         ("Number of epochs", cfg.train.epochs, "train.epochs"),
         ("Batch size per process", cfg.train.batch_size, "train.batch_size"),
-        ("or synthetic; photos or folder for --task recon", cfg.data.dataset, "data.dataset"),
-        ("shuffle or unpool-detail", cfg.model.up, "model.up"),
+        ("(or any of them: its images)", cfg.data.dataset, "data.dataset"),
+        ("bypass: unpool-detail)", cfg.model.up, "model.up"),
     ]:
         shown = value if recon[key] == value else f"{value}; {recon[key]} for --task recon"  # equal: shown once
         assert f"{option} [default: {shown}]" in text
-    assert f"Learning rate of Adam [default: {cfg.optim.lr:g}]" in text
+    assert f"Learning rate [default: {cfg.optim.lr:g}]" in text
     assert f"(lambda) [default: {cfg.train.wavelet_weight:g}]" in text
-    assert f"paper, orthogonal or lattice [default: {cfg.model.constraint}; orthogonal for --task recon]" in text
-    assert f"(see the README) [default: {cfg.model.down}; {recon['model.down']} for --task recon]" in text
+    assert f"paper, orthogonal, lattice [default: {cfg.model.constraint}; orthogonal for --task recon]" in text
+    assert f"what each is [default: {cfg.model.down}; {recon['model.down']} for --task recon]" in text
     assert f"Random seed [default: {cfg.train.seed}]" in text
     assert f"data.crop_size {cfg.data.crop_size}; {recon['data.crop_size']} for --task recon" in text
     assert "[default: runs/<dataset>" in text and "runs/synthetic-maxpool-deconv" in text  # not eaten as markup
@@ -129,6 +129,27 @@ def test_other_commands_show_their_defaults():
     assert "[default: 15;" in help_text("bench")
     assert "[default: <ckpt>_filters.png" in help_text("filters")
     assert "3 runs" in help_text("ablate")  # table3 says why it is not 2 x 2
+
+
+def test_help_lists_come_from_the_registries():
+    """A new block, data set, arch, constraint, loss or task appears in --help without an edit of the help text."""
+    from ldwseg.cli.help import choices
+    from ldwseg.datasets import DATASETS
+    from ldwseg.models import DOWNSAMPLERS, UPSAMPLERS
+    from ldwseg.models.build import ARCHS
+    from ldwseg.pooling import CONSTRAINTS
+    from ldwseg.task_kinds import TASK_KINDS
+
+    for registry, names in [
+        ("down", DOWNSAMPLERS), ("up", UPSAMPLERS), ("dataset", DATASETS), ("arch", ARCHS),
+        ("constraint", CONSTRAINTS), ("task", TASK_KINDS), ("loss", [x for k in TASK_KINDS.values() for x in k.losses]),
+    ]:  # fmt: skip
+        listed = choices(registry)
+        for name in names:
+            assert re.search(rf"(?<![\w+-]){re.escape(name)}(?![\w+-])", listed), (registry, name)
+    assert choices("down").startswith("maxpool: maxpool; ldw: ldw; controls: ")  # grouped by the defining module
+    with pytest.raises(KeyError, match="no registry named 'blocks'"):
+        choices("blocks")
 
 
 def test_train_help_names_every_block():

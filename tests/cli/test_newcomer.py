@@ -207,7 +207,7 @@ def test_sweep_labels_its_epoch_lines_and_goes_on_where_it_stopped(tmp_path):
     assert re.search(r"^orthogonal_w0: seg on synthetic: ", first.stderr, re.MULTILINE)
     run = snapshot(out / "orthogonal_w0")
     again = invoke(*args)
-    assert "holds a finished run" in again.stderr and "epoch 1/1" not in again.stderr
+    assert "orthogonal_w0: finished earlier, kept" in again.stderr and "epoch 1/1" not in again.stderr
     assert again.stdout == first.stdout
     assert {k: v for k, v in snapshot(out / "orthogonal_w0").items() if k.endswith("safetensors")} == {
         k: v for k, v in run.items() if k.endswith("safetensors")
