@@ -115,7 +115,9 @@ def heldout_tables(spec: dict, out: Path, seeds: list[int], split: str, metric: 
     """Score each run's best checkpoint on ``split`` and print the study's tables for those scores
     (for the variants in ``only``, all when empty)."""
     names = [_name(v) for v in spec["variants"] if not only or _name(v) in only]
-    missing = [name for name in names if not all((out / name / f"seed{s}" / "best.safetensors").is_file() for s in seeds)]
+    missing = [
+        name for name in names if not all((out / name / f"seed{s}" / "best.safetensors").is_file() for s in seeds)
+    ]
     if missing:
         raise typer.BadParameter(f"{out} has no finished runs of {', '.join(missing)}; run the study first")
     rows = []
@@ -148,7 +150,9 @@ def main(
     known = [_name(v) for v in spec["variants"]]
     unknown = [name for name in chosen if name not in known]
     if unknown:
-        raise typer.BadParameter(f"--only names {', '.join(unknown)}, not a {study} variant; choose from {', '.join(known)}")
+        raise typer.BadParameter(
+            f"--only names {', '.join(unknown)}, not a {study} variant; choose from {', '.join(known)}"
+        )
     if heldout is not None:
         if study == "recon":
             raise typer.BadParameter("score the recon study with: python bench/recon_photos.py --compare " + str(out))

@@ -175,7 +175,7 @@ def check_ops(setup: Setup, report: Report) -> None:
             y64 = torch.randn(n, 4 * c, (h + 1) // 2, (w + 1) // 2, generator=gen, dtype=torch.float64)
             for name, fn, inp in (
                 ("ldw_analysis", lambda t, lo, hi: ldw_analysis(t, lo, hi), x64),
-                ("ldw_synthesis", lambda t, lo, hi: ldw_synthesis(t, lo, hi, output_size=(h, w)), y64),
+                ("ldw_synthesis", lambda t, lo, hi, h=h, w=w: ldw_synthesis(t, lo, hi, output_size=(h, w)), y64),
             ):
                 ref_in, ref_lo, ref_hi = (t.clone().requires_grad_() for t in (inp, low, high))
                 ref = fn(ref_in, ref_lo, ref_hi)
@@ -193,7 +193,7 @@ def check_ops(setup: Setup, report: Report) -> None:
                 dev_module = copy.deepcopy(module).to(device)
                 ref_in = inp.clone().requires_grad_()
                 dev_in = inp.float().to(device).contiguous(memory_format=layout).requires_grad_()
-                call = (lambda m, t: m(t)) if name == "LDWPool2d" else (lambda m, t: m(t, output_size=(h, w)))
+                call = (lambda m, t: m(t)) if name == "LDWPool2d" else (lambda m, t, h=h, w=w: m(t, output_size=(h, w)))
                 ref = call(ref_module, ref_in)
                 g = torch.randn(ref.shape, generator=gen, dtype=torch.float64)
                 ref_grads = _grads(ref, [ref_in, *ref_module.parameters()], g)

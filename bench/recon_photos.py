@@ -20,7 +20,6 @@ import json
 import statistics
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -72,7 +71,7 @@ def compare_table(folder: Path, files: list[Path], tmp: Path, *, echo) -> list[d
     return variants
 
 
-def parse_pair(pair: str, folder: Optional[Path]) -> list[str]:
+def parse_pair(pair: str, folder: Path | None) -> list[str]:
     """The two variant names of ``--pair "A,B"``, each a variant folder of ``folder``."""
     names = [name.strip() for name in pair.split(",")]
     if folder is None or len(names) != 2 or not all((folder / n).is_dir() for n in names):
@@ -100,12 +99,12 @@ def pair_tables(variants: list[dict], names: list[str], n_photos: int) -> str:
 
 @user_errors
 def main(
-    checkpoints: Optional[list[Path]] = typer.Argument(None, help="Reconstruction checkpoints."),
-    compare: Optional[Path] = typer.Option(None, help="An `ldwseg compare --task recon` output folder."),
+    checkpoints: list[Path] | None = typer.Argument(None, help="Reconstruction checkpoints."),
+    compare: Path | None = typer.Option(None, help="An `ldwseg compare --task recon` output folder."),
     shared: Path = typer.Option(SHARED, help="The shared data folder."),
     camvid_frames: int = typer.Option(5, help="How many CamVid val frames to include."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every score."),
-    pair: Optional[list[str]] = typer.Option(None, help="With --compare: 'A,B', the paired table of B against A."),
+    pair: list[str] | None = typer.Option(None, help="With --compare: 'A,B', the paired table of B against A."),
 ) -> None:
     files = photos(shared, camvid_frames)
     if not files:

@@ -20,9 +20,9 @@ import yaml
 
 from .errors import ConfigError
 from .io.atomic import atomic_write
-from .task_kinds import TASK_KINDS
 from .io.yaml_file import coerce_value, read_yaml
 from .models.build import check_network_spec
+from .task_kinds import TASK_KINDS
 
 __all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
 

@@ -23,18 +23,32 @@ def test_paper_recipe_in_the_voc_configs():
         assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.optim.step_size, cfg.optim.gamma) == (1e-4, 1e-4, 100, 0.1)
         assert (cfg.train.epochs, cfg.train.batch_size, cfg.model.base_width) == (400, 64, 64)
     paper = load_config(CONFIGS[0].parent / "voc12_unet_ldw_paper.yaml").model
-    assert (paper.down, paper.up, paper.wavelet, paper.constraint, paper.attention) == ("ldw", "ldw", "haar", "paper", True)
+    assert (paper.down, paper.up, paper.wavelet, paper.constraint, paper.attention) == (
+        "ldw",
+        "ldw",
+        "haar",
+        "paper",
+        True,
+    )
 
 
 def test_ldw_configs_are_the_default_design_and_differ_from_their_baseline_only_in_the_model():
     """The LDW configs carry the library's default design; each max-pool config is its twin."""
     default = Config().model
-    for ldw, baseline in (("voc12_unet_ldw.yaml", "voc12_unet_maxpool.yaml"), ("camvid_unet_ldw.yaml", "camvid_unet_maxpool.yaml")):
+    for ldw, baseline in (
+        ("voc12_unet_ldw.yaml", "voc12_unet_maxpool.yaml"),
+        ("camvid_unet_ldw.yaml", "camvid_unet_maxpool.yaml"),
+    ):
         a, b = (load_config(CONFIGS[0].parent / name) for name in (ldw, baseline))
         fields = ("down", "up", "wavelet", "constraint", "attention", "efficient", "norm")
         assert [getattr(a.model, f) for f in fields] == [getattr(default, f) for f in fields]
         assert (b.model.down, b.model.up) == ("maxpool", "deconv")
-        assert (a.data, a.optim, a.train.epochs, a.model.base_width) == (b.data, b.optim, b.train.epochs, b.model.base_width)
+        assert (a.data, a.optim, a.train.epochs, a.model.base_width) == (
+            b.data,
+            b.optim,
+            b.train.epochs,
+            b.model.base_width,
+        )
 
 
 def test_recon_long_is_the_recon_default_model_and_data_trained_longer():

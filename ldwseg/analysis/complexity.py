@@ -61,9 +61,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int], *, device: torch.d
     first = next(model.parameters(), None)
     model_device = torch.device("cpu") if first is None else first.device
     device = model_device if device is None else torch.device(device)
-    if first is not None and (
-        device.type != model_device.type or device.index not in (None, model_device.index)
-    ):
+    if first is not None and (device.type != model_device.type or device.index not in (None, model_device.index)):
         raise ValueError(
             f"the model is on {model_device} but device={str(device)!r}; move the model with "
             f"model.to({str(device)!r}) or leave device unset"

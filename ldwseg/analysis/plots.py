@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["compare_figure", "filters_figure", "plot_compare", "plot_filters", "plot_sweep", "sweep_figure", "write_csv"]
+__all__ = [
+    "compare_figure",
+    "filters_figure",
+    "plot_compare",
+    "plot_filters",
+    "plot_sweep",
+    "sweep_figure",
+    "write_csv",
+]
 
 DPI = 100
 SWEEP_KEYS = ("wavelet_weight", "constraint", "roundtrip_psnr", "wavelet_loss", "pr_error")
@@ -75,8 +83,9 @@ def filters_figure(reports: Sequence[PoolReport], *, n: int = 256) -> Figure:
             start = taps_ax.stem(taps + shift, initial, linefmt=f"{color}--", markerfmt=f"{color}o", basefmt=" ")
             start.markerline.set_markerfacecolor("none")
             start.set_label(f"{label} initial")
-            taps_ax.stem(taps + shift, learned, linefmt=f"{color}-", markerfmt=f"{color}o", basefmt=" ",
-                         label=f"{label} learned")
+            taps_ax.stem(
+                taps + shift, learned, linefmt=f"{color}-", markerfmt=f"{color}o", basefmt=" ", label=f"{label} learned"
+            )
             change_ax.stem(taps + shift, learned - initial, linefmt=f"{color}-", markerfmt=f"{color}o", basefmt=" ",
                            label=f"{label} learned - initial")  # fmt: skip
             omega, initial_mag = frequency_response(initial, n)
@@ -160,7 +169,9 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], *, task_metric: str, task_la
     ]
     clipped = {key: False for _, key, _, _ in panels}
     for constraint in dict.fromkeys(str(r["constraint"]) for r in rows):
-        group = sorted((r for r in rows if str(r["constraint"]) == constraint), key=lambda r: float(r["wavelet_weight"]))
+        group = sorted(
+            (r for r in rows if str(r["constraint"]) == constraint), key=lambda r: float(r["wavelet_weight"])
+        )
         x = _column(group, "wavelet_weight")
         for ax, key, _, log in panels:
             y = _column(group, key)
@@ -185,12 +196,26 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], *, task_metric: str, task_la
             ax.set_yscale("log")
         if key == "roundtrip_psnr" and clipped[key]:
             ax.axhline(PSNR_CEILING, color="0.5", linestyle=":", linewidth=1.0)
-            ax.annotate("exact (PSNR = ∞)", (0.02, PSNR_CEILING), xycoords=("axes fraction", "data"),
-                        xytext=(0, -12), textcoords="offset points", fontsize="small", color="0.3")
+            ax.annotate(
+                "exact (PSNR = ∞)",
+                (0.02, PSNR_CEILING),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, -12),
+                textcoords="offset points",
+                fontsize="small",
+                color="0.3",
+            )
         elif log and clipped[key]:
             ax.axhline(LOG_FLOOR, color="0.5", linestyle=":", linewidth=1.0)
-            ax.annotate(f"0 or ≤ {LOG_FLOOR:.0e}, drawn here", (0.02, LOG_FLOOR), xycoords=("axes fraction", "data"),
-                        xytext=(0, 6), textcoords="offset points", fontsize="small", color="0.3")
+            ax.annotate(
+                f"0 or ≤ {LOG_FLOOR:.0e}, drawn here",
+                (0.02, LOG_FLOOR),
+                xycoords=("axes fraction", "data"),
+                xytext=(0, 6),
+                textcoords="offset points",
+                fontsize="small",
+                color="0.3",
+            )
     for ax in axes[1]:
         ax.set_xlabel("λ (wavelet loss weight)")
     axes[0, 0].legend(title="constraint", fontsize="small")

@@ -36,9 +36,7 @@ RESULT_FILE = RunFolder(Path()).result.name
 """Written into a run's folder when it finishes: the :class:`~ldwseg.engine.fit.FitResult` as JSON."""
 
 
-def train_labelled(
-    cfg: Config, out: Path, *, label: str, whose: str, progress: Callable | None = None
-) -> FitResult:
+def train_labelled(cfg: Config, out: Path, *, label: str, whose: str, progress: Callable | None = None) -> FitResult:
     """Train ``cfg`` into ``out`` unless it finished there (see the module docstring); its result.
 
     Args:

@@ -125,9 +125,17 @@ def run_sweep(
         raise ConfigError("a sweep needs at least one constraint weight and one constraint mode")
     # every run's config is checked before the first one trains, so a bad value fails at once
     runs = [
-        (constraint, weight, apply_overrides(Config.from_dict(cfg.to_dict()), {
-            "model.constraint": constraint, "train.wavelet_weight": weight,
-        }))  # fmt: skip
+        (
+            constraint,
+            weight,
+            apply_overrides(
+                Config.from_dict(cfg.to_dict()),
+                {
+                    "model.constraint": constraint,
+                    "train.wavelet_weight": weight,
+                },
+            ),
+        )  # fmt: skip
         for constraint in constraints
         for weight in weights
     ]
@@ -142,9 +150,7 @@ def run_sweep(
     return rows
 
 
-def run_ablation(
-    cfg: Config, out: str | Path, *, table: str, progress: Callable | None = None
-) -> list[dict[str, Any]]:
+def run_ablation(cfg: Config, out: str | Path, *, table: str, progress: Callable | None = None) -> list[dict[str, Any]]:
     """The paper's ablation ``table`` ("table3" or "table6") as runs of ``cfg``."""
     from .plots import write_csv
 

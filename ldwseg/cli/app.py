@@ -69,7 +69,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global_options(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only warnings and results."),
 ) -> None:
     """Segmentation and reconstruction with Learnable Discrete Wavelet Pooling."""

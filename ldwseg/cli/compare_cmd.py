@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -48,7 +47,7 @@ def compare(
         ..., "--variant", help='"NAME: section.field=value ..." (repeatable); the first is the reference.'
     ),
     seeds: str = typer.Option("0,1,2", help="Comma-separated seeds; every variant trains once per seed."),
-    metric: Optional[str] = typer.Option(
+    metric: str | None = typer.Option(
         None, help="Val metric to compare, a val_* column of metrics.csv (e.g. fg_iou) [default: {task.score}]."
     ),
     pair: list[str] = typer.Option(
@@ -63,13 +62,13 @@ def compare(
         help="The first pair is the pre-registered primary one (not corrected); "
         "--no-primary corrects every pair together (Holm).",
     ),
-    margin: Optional[float] = typer.Option(
+    margin: float | None = typer.Option(
         None,
         min=0.0,
         help="Equivalence margin of the pairs' TOST, in the metric's units (0.01 = 1 mIoU point) "
         "[default: no equivalence test].",
     ),
-    classes: Optional[str] = typer.Option(
+    classes: str | None = typer.Option(
         None,
         help="Comma-separated classes whose IoU the table shows (iou_<name> columns without iou_, e.g. "
         "pole,signsymbol) [default: all].",

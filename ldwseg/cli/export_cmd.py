@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -18,13 +17,13 @@ from .app import app, check_output, user_errors
 def export_command(
     checkpoint: Path = typer.Argument(..., help="A segmentation or reconstruction checkpoint (best.safetensors, ...)."),
     out: Path = typer.Argument(..., help="The ONNX file to write (model.onnx)."),
-    exporter: Optional[str] = typer.Option(
+    exporter: str | None = typer.Option(
         None,
         help=f"ONNX exporter: {' or '.join(EXPORTERS)} [default: {EXPORTERS[0]}: 0.5 s against about 30 s for "
         "the default UNet, and exact for every LDW filter length].",
     ),
-    opset: Optional[int] = typer.Option(None, help="ONNX opset [default: the exporter's]."),
-    size: Optional[tuple[int, int]] = typer.Option(
+    opset: int | None = typer.Option(None, help="ONNX opset [default: the exporter's]."),
+    size: tuple[int, int] | None = typer.Option(
         None, metavar="H W", help="Example input size; the file accepts any size [default: the run's crop size]."
     ),
     check_size: tuple[int, int] = typer.Option(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -19,7 +18,7 @@ def _db(value: float) -> str:
     return "inf (exact)" if math.isinf(value) else f"{value:.2f} dB"
 
 
-def _check_wavelet(value: Optional[str]) -> Optional[str]:
+def _check_wavelet(value: str | None) -> str | None:
     """Callback of ``--wavelet``: the round trip needs the fixed filters of a named orthogonal wavelet."""
     if value is None:
         return None
@@ -37,27 +36,32 @@ def _check_wavelet(value: Optional[str]) -> Optional[str]:
 @user_errors
 def reconstruct(
     image: Path = typer.Argument(..., help="PNG, JPEG, TIFF, ...: gray, RGB or RGBA, 8 or 16 bit."),
-    checkpoint: Optional[Path] = typer.Option(
+    checkpoint: Path | None = typer.Option(
         None, help="A reconstruction checkpoint [default: none: the pure LDW round trip]."
     ),
-    out: Optional[Path] = typer.Option(
-        None, help="Output file [default: <name>_recon.png beside the input; <name>_ae.png with --checkpoint; "
-        "TIFF inputs keep .tif]."
+    out: Path | None = typer.Option(
+        None,
+        help="Output file [default: <name>_recon.png beside the input; <name>_ae.png with --checkpoint; "
+        "TIFF inputs keep .tif].",
     ),
-    levels: Optional[int] = typer.Option(
+    levels: int | None = typer.Option(
         None, min=1, help=f"Levels of the round trip without --checkpoint [default: {DEFAULT_LEVELS}]."
     ),
-    wavelet: Optional[str] = typer.Option(
-        None, callback=_check_wavelet, help=f"Wavelet of the round trip without --checkpoint [default: {DEFAULT_WAVELET}]."
+    wavelet: str | None = typer.Option(
+        None,
+        callback=_check_wavelet,
+        help=f"Wavelet of the round trip without --checkpoint [default: {DEFAULT_WAVELET}].",
     ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     as_json: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help='Print one strict JSON object {"psnr", "exact", "ssim", "output"}: an exact reconstruction has '
         '"psnr": null and "exact": true (its PSNR is infinite, which strict JSON cannot write).',
     ),
     tile: int = typer.Option(
-        DEFAULT_TILE, min=0,
+        DEFAULT_TILE,
+        min=0,
         help="Run larger images in tiles of at most NxN pixels (overlapping with --checkpoint); 0 = whole image.",
     ),
     max_pixels: int = typer.Option(
@@ -87,12 +91,14 @@ def reconstruct(
 @user_errors
 def filters(
     checkpoint: Path = typer.Argument(..., help="A segmentation or reconstruction checkpoint."),
-    out: Optional[Path] = typer.Option(
-        None, help="PNG of taps, their change and frequency responses [default: <ckpt>_filters.png beside the "
-        "checkpoint; none with --json]."
+    out: Path | None = typer.Option(
+        None,
+        help="PNG of taps, their change and frequency responses [default: <ckpt>_filters.png beside the "
+        "checkpoint; none with --json].",
     ),
     as_json: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help='Print strict JSON instead of the table: {"checkpoint", "task", "pools": [{"name", "constraint", '
         '"wavelet", "kernel_size", "low", "high", "initial_low", "initial_high", "constraint_terms", '
         '"wavelet_loss", "pr_error", "max_change"}]}; a non-finite number is null. Writes the PNG only with --out.',

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -22,35 +21,41 @@ AMP_HELP = (
 @user_errors
 def evaluate(
     checkpoint: Path = typer.Argument(..., help="A segmentation checkpoint (best.safetensors or last.safetensors)."),
-    dataset: Optional[str] = typer.Option(None, help="Data set name [default: the one it was trained on]."),
-    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: the training run's]."),
-    split: Optional[str] = typer.Option(
+    dataset: str | None = typer.Option(None, help="Data set name [default: the one it was trained on]."),
+    data_root: Path | None = typer.Option(None, help="Data set folder [default: the training run's]."),
+    split: str | None = typer.Option(
         None, help="Split to evaluate [default: the run's validation split, its data.val_split]."
     ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     batch_size: int = typer.Option(
         1, min=1, help="Images per batch; only images of one size share a batch, so the scores do not depend on it."
     ),
-    eval_scale: Optional[float] = typer.Option(
-        None, min=0.0, help="Resize each image by this factor before the network; the logits are resized back and "
-        "scored at the label's size [default: the run's data.eval_scale, as its validation ran]."
+    eval_scale: float | None = typer.Option(
+        None,
+        min=0.0,
+        help="Resize each image by this factor before the network; the logits are resized back and "
+        "scored at the label's size [default: the run's data.eval_scale, as its validation ran].",
     ),
-    tta: Optional[str] = typer.Option(
-        None, help="Test-time augmentation: 'flip' and/or factors of the eval scale, e.g. flip or flip,0.75,1,1.25; "
-        "the class probabilities are averaged [default: none]."
+    tta: str | None = typer.Option(
+        None,
+        help="Test-time augmentation: 'flip' and/or factors of the eval scale, e.g. flip or flip,0.75,1,1.25; "
+        "the class probabilities are averaged [default: none].",
     ),
     tile: int = typer.Option(
-        0, min=0, help="Run each image in overlapping windows of at most NxN pixels, as predict does [default: 0, "
-        "whole images]."
+        0,
+        min=0,
+        help="Run each image in overlapping windows of at most NxN pixels, as predict does [default: 0, whole images].",
     ),
     skip_bad: bool = typer.Option(False, help="Leave out unusable samples instead of failing (they are listed)."),
-    amp: Optional[str] = typer.Option(None, help=AMP_HELP),
-    report: Optional[Path] = typer.Option(
-        None, help="Also write per_class.csv (IoU, accuracy, precision, pixels per class), confusion.csv and "
-        "confusion.png (row-normalised) into this folder [default: none]."
+    amp: str | None = typer.Option(None, help=AMP_HELP),
+    report: Path | None = typer.Option(
+        None,
+        help="Also write per_class.csv (IoU, accuracy, precision, pixels per class), confusion.csv and "
+        "confusion.png (row-normalised) into this folder [default: none].",
     ),
     as_json: bool = typer.Option(
-        False, "--json",
+        False,
+        "--json",
         help="Print one strict JSON object: miou, pixel_acc, mean_acc, per_class_iou / per_class_acc / "
         "per_class_precision {class name: score}, confusion (pixels, [target][prediction]), fg_iou and dice "
         "(2 classes), class_names, dataset, split, eval_scale, tta, tile, amp, images, skipped. An undefined score "
@@ -100,8 +105,9 @@ def predict(
     out: Path = typer.Option(Path("predictions"), help="Folder for <name>_mask.png and <name>_overlay.png."),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
     overlay: bool = typer.Option(
-        True, help="Also write the image with the class colours blended in (background untinted), above a legend "
-        "of the classes it shows."
+        True,
+        help="Also write the image with the class colours blended in (background untinted), above a legend "
+        "of the classes it shows.",
     ),
     tile: int = typer.Option(
         DEFAULT_TILE, min=0, help="Run larger images in overlapping tiles of at most NxN pixels; 0 = whole image."
@@ -109,7 +115,7 @@ def predict(
     max_pixels: int = typer.Option(
         DEFAULT_MAX_PIXELS, min=1, help="Refuse images with more pixels, before decoding them (about 35 bytes each)."
     ),
-    amp: Optional[str] = typer.Option(None, help=AMP_HELP),
+    amp: str | None = typer.Option(None, help=AMP_HELP),
 ) -> None:
     """Colour-coded masks (dataset palette) and overlays with a legend for image files or folders.
 

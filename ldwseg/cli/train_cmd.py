@@ -6,14 +6,14 @@ import logging
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from .app import app, check_output, check_run_folder, new_output, progress, user_errors
 
 
-def resolve_config(config: Optional[Path], flags: dict, overrides: list[str]):
+def resolve_config(config: Path | None, flags: dict, overrides: list[str]):
     """Defaults < task defaults < ``--config`` file < flags < ``--set`` overrides."""
     from ..config import apply_overrides
     from ..tasks import load_config
@@ -128,81 +128,101 @@ def check_start(cfg, out: Path) -> None:
 @user_errors
 def train(
     ctx: typer.Context,
-    config: Optional[Path] = typer.Option(
-        None, "--config", help="YAML config (see configs/); flags below override it [default: none, the defaults shown]."
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        help="YAML config (see configs/); flags below override it [default: none, the defaults shown].",
     ),
-    task: Annotated[Optional[str], Sets("train.task")] = typer.Option(
+    task: Annotated[str | None, Sets("train.task")] = typer.Option(
         None, help="{choices:task}; a task's own defaults are marked 'for --task recon' [default: {train.task}]."
     ),
-    dataset: Annotated[Optional[str], Sets("data.dataset")] = typer.Option(
+    dataset: Annotated[str | None, Sets("data.dataset")] = typer.Option(
         None, help="{choices:dataset} [default: {data.dataset}]."
     ),
-    data_root: Annotated[Optional[Path], Sets("data.root")] = typer.Option(
-        None, help="Folder of the data set (VOCdevkit for voc12) [default: $LDWSEG_DATA/<dataset>, else "
-        "./data/<dataset>, for synthetic and photos (made there); the others need it]."
+    data_root: Annotated[Path | None, Sets("data.root")] = typer.Option(
+        None,
+        help="Folder of the data set (VOCdevkit for voc12) [default: $LDWSEG_DATA/<dataset>, else "
+        "./data/<dataset>, for synthetic and photos (made there); the others need it].",
     ),
-    out: Optional[Path] = typer.Option(
-        None, help="Output folder for checkpoints and logs [default: runs/<dataset> (runs/recon-<dataset> for --task "
-        "recon) plus the model settings that differ, e.g. runs/synthetic-maxpool-deconv]."
+    out: Path | None = typer.Option(
+        None,
+        help="Output folder for checkpoints and logs [default: runs/<dataset> (runs/recon-<dataset> for --task "
+        "recon) plus the model settings that differ, e.g. runs/synthetic-maxpool-deconv].",
     ),
-    epochs: Annotated[Optional[int], Sets("train.epochs")] = typer.Option(None, min=1, help="Number of epochs [default: {train.epochs}]."),
-    batch_size: Annotated[Optional[int], Sets("train.batch_size")] = typer.Option(
+    epochs: Annotated[int | None, Sets("train.epochs")] = typer.Option(
+        None, min=1, help="Number of epochs [default: {train.epochs}]."
+    ),
+    batch_size: Annotated[int | None, Sets("train.batch_size")] = typer.Option(
         None, min=1, help="Batch size per process [default: {train.batch_size}]."
     ),
-    lr: Annotated[Optional[float], Sets("optim.lr")] = typer.Option(
-        None, help="Learning rate [default: {optim.lr}]; optim.schedule (step, poly or cosine) decays it, "
-        "optim.name ({choices:optimizer}) takes it."
+    lr: Annotated[float | None, Sets("optim.lr")] = typer.Option(
+        None,
+        help="Learning rate [default: {optim.lr}]; optim.schedule (step, poly or cosine) decays it, "
+        "optim.name ({choices:optimizer}) takes it.",
     ),
-    wavelet_weight: Annotated[Optional[float], Sets("train.wavelet_weight")] = typer.Option(
+    wavelet_weight: Annotated[float | None, Sets("train.wavelet_weight")] = typer.Option(
         None, min=0.0, help="Weight of the constraint loss (lambda) [default: {train.wavelet_weight}]."
     ),
-    constraint: Annotated[Optional[str], Sets("model.constraint")] = typer.Option(
+    constraint: Annotated[str | None, Sets("model.constraint")] = typer.Option(
         None, help="{choices:constraint} [default: {model.constraint}]."
     ),
-    down: Annotated[Optional[str], Sets("model.down")] = typer.Option(
-        None, help="Downsampler, by kind ({choices:down}); the manual's Segmentation page says what each is "
-        "[default: {model.down}]."
+    down: Annotated[str | None, Sets("model.down")] = typer.Option(
+        None,
+        help="Downsampler, by kind ({choices:down}); the manual's Segmentation page says what each is "
+        "[default: {model.down}].",
     ),
-    up: Annotated[Optional[str], Sets("model.up")] = typer.Option(
+    up: Annotated[str | None, Sets("model.up")] = typer.Option(
         None, help="Upsampler, by kind ({choices:up}) [default: {model.up}]."
     ),
-    arch: Annotated[Optional[str], Sets("model.arch")] = typer.Option(
-        None, help="Network: {choices:arch}; unet is the paper's UNet (--down, --up, model.base_width, model.depth), "
+    arch: Annotated[str | None, Sets("model.arch")] = typer.Option(
+        None,
+        help="Network: {choices:arch}; unet is the paper's UNet (--down, --up, model.base_width, model.depth), "
         "the smp ones run on --encoder, their decoders upsample by interpolation (no --up) and their --down is ldw "
         "(the encoder's stride-2 pools and convs become LDW blocks) or maxpool (as smp builds it) "
-        "[default: {model.arch}]."
+        "[default: {model.arch}].",
     ),
-    encoder: Annotated[Optional[str], Sets("model.encoder")] = typer.Option(
-        None, help="Encoder of an smp --arch: a name of smp.encoders.get_encoder_names() (resnet18, resnet50, "
+    encoder: Annotated[str | None, Sets("model.encoder")] = typer.Option(
+        None,
+        help="Encoder of an smp --arch: a name of smp.encoders.get_encoder_names() (resnet18, resnet50, "
         "efficientnet-b0, ...) or tu-<timm model>; ImageNet weights with --set model.encoder_weights=imagenet "
-        "(downloaded once) [default: {model.encoder}, encoder_weights {model.encoder_weights}]."
+        "(downloaded once) [default: {model.encoder}, encoder_weights {model.encoder_weights}].",
     ),
-    device: Annotated[Optional[str], Sets("train.device")] = typer.Option(
+    device: Annotated[str | None, Sets("train.device")] = typer.Option(
         None, help="auto (cuda when there is a GPU, else cpu), cpu, cuda or cuda:N [default: {train.device}]."
     ),
-    seed: Annotated[Optional[int], Sets("train.seed")] = typer.Option(None, help="Random seed [default: {train.seed}]."),
-    amp: Annotated[Optional[str], Sets("train.amp")] = typer.Option(None, help="Mixed precision: {choices:amp} [default: {train.amp}]."),
-    channels_last: Annotated[Optional[bool], Sets("train.channels_last")] = typer.Option(
+    seed: Annotated[int | None, Sets("train.seed")] = typer.Option(None, help="Random seed [default: {train.seed}]."),
+    amp: Annotated[str | None, Sets("train.amp")] = typer.Option(
+        None, help="Mixed precision: {choices:amp} [default: {train.amp}]."
+    ),
+    channels_last: Annotated[bool | None, Sets("train.channels_last")] = typer.Option(
         None, "--channels-last/--no-channels-last", help="NHWC memory format [default: {train.channels_last}]."
     ),
-    sync_bn: Annotated[Optional[bool], Sets("train.sync_bn")] = typer.Option(
-        None, "--sync-bn/--no-sync-bn", help="BatchNorm statistics over all torchrun ranks (torch's SyncBatchNorm on CUDA, ldwseg's on CPU and gloo) [default: {train.sync_bn}]."
+    sync_bn: Annotated[bool | None, Sets("train.sync_bn")] = typer.Option(
+        None,
+        "--sync-bn/--no-sync-bn",
+        help="BatchNorm statistics over all torchrun ranks (torch's SyncBatchNorm on CUDA, ldwseg's on CPU and gloo) [default: {train.sync_bn}].",
     ),
     download: Annotated[bool, Sets("data.download")] = typer.Option(False, help="Download the data set first (voc12)."),
-    skip_bad: Annotated[bool, Sets("data.skip_bad")] = typer.Option(False, help="Skip unreadable files instead of failing (they are listed)."),
-    init_from: Annotated[Optional[Path], Sets("train.init_from")] = typer.Option(
-        None, help="Start from the weights of this checkpoint (or save_pretrained folder) that fit: fine-tuning, e.g. "
-        "on another class count (the head starts anew); one line says what was not loaded [default: none]."
+    skip_bad: Annotated[bool, Sets("data.skip_bad")] = typer.Option(
+        False, help="Skip unreadable files instead of failing (they are listed)."
+    ),
+    init_from: Annotated[Path | None, Sets("train.init_from")] = typer.Option(
+        None,
+        help="Start from the weights of this checkpoint (or save_pretrained folder) that fit: fine-tuning, e.g. "
+        "on another class count (the head starts anew); one line says what was not loaded [default: none].",
     ),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last.state.pt."),
     overwrite: bool = typer.Option(
-        False, help="Replace the run in --out: remove its checkpoints, metrics.csv, config.yaml and tensorboard/ "
-        "first. Without --resume or --overwrite a folder that holds a run is refused."
+        False,
+        help="Replace the run in --out: remove its checkpoints, metrics.csv, config.yaml and tensorboard/ "
+        "first. Without --resume or --overwrite a folder that holds a run is refused.",
     ),
     overrides: list[str] = typer.Option(
-        [], "--set", help="Any config field, e.g. --set data.crop_size=128 (repeatable) [defaults: data.crop_size "
+        [],
+        "--set",
+        help="Any config field, e.g. --set data.crop_size=128 (repeatable) [defaults: data.crop_size "
         "{data.crop_size}, model.base_width {model.base_width}, model.depth {model.depth}, train.loss {train.loss} "
-        "({choices:loss}); a run's config.yaml lists every field]."
+        "({choices:loss}); a run's config.yaml lists every field].",
     ),
 ) -> None:
     """Train a UNet (max-pool or LDW) or an smp network (--arch) for segmentation, or a UNet as an autoencoder
@@ -260,10 +280,10 @@ def sweep(
     task: str = typer.Option("seg", help="{choices:task}."),
     wavelet_weights: str = typer.Option("0,0.01,0.1,1,10", help="Comma-separated constraint weights (lambda)."),
     constraint: list[str] = typer.Option(["paper", "orthogonal"], help="Constraint modes (repeatable)."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: {data.dataset}]."),
-    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
-    epochs: Optional[int] = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
+    config: Path | None = typer.Option(None, "--config", help="Base YAML config [default: none]."),
+    dataset: str | None = typer.Option(None, help="Data set [default: {data.dataset}]."),
+    data_root: Path | None = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
+    epochs: int | None = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
     out: Path = typer.Option(Path("runs/sweep"), help="Folder for the runs, sweep.csv and sweep.png."),
     overrides: list[str] = typer.Option(
         [], "--set", help="Any config field (repeatable) [defaults: those of ldwseg train --help]."
@@ -300,15 +320,16 @@ def sweep(
 @user_errors
 def ablate(
     table: str = typer.Argument(
-        ..., help="table3: LDW with and without energy attention, and max pooling (3 runs: the attention gates the "
+        ...,
+        help="table3: LDW with and without energy attention, and max pooling (3 runs: the attention gates the "
         "LDW subbands, so max pooling has none to gate); table6: initial filters that meet the constraints "
-        "('pretrain') or not x L_wavelet on or off (4 runs)."
+        "('pretrain') or not x L_wavelet on or off (4 runs).",
     ),
     task: str = typer.Option("seg", help="{choices:task}."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Base YAML config [default: none]."),
-    dataset: Optional[str] = typer.Option(None, help="Data set [default: {data.dataset}]."),
-    data_root: Optional[Path] = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
-    epochs: Optional[int] = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
+    config: Path | None = typer.Option(None, "--config", help="Base YAML config [default: none]."),
+    dataset: str | None = typer.Option(None, help="Data set [default: {data.dataset}]."),
+    data_root: Path | None = typer.Option(None, help="Data set folder [default: as for ldwseg train]."),
+    epochs: int | None = typer.Option(None, min=1, help=f"Epochs per run [default: {SHORT_RUN_EPOCHS}]."),
     out: Path = typer.Option(Path("runs/ablation"), help="Folder for the runs, in <out>/<table>/, and <table>.csv."),
     overrides: list[str] = typer.Option(
         [], "--set", help="Any config field (repeatable) [defaults: those of ldwseg train --help]."

@@ -69,7 +69,9 @@ def _read_array(path: Path, max_pixels: int) -> np.ndarray:
     try:
         array = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
-        raise SampleError(path, f"image file {path} is not a readable .npy array ({err}); save it with numpy.save")
+        raise SampleError(
+            path, f"image file {path} is not a readable .npy array ({err}); save it with numpy.save"
+        ) from None
     if array.ndim == 2:
         array = array[..., None]
     if array.ndim != 3 or array.shape[0] * array.shape[1] > max_pixels:

@@ -50,7 +50,9 @@ TASK_NAMES = {name: kind.title for name, kind in TASK_KINDS.items()}
 _STATE_FORMAT = 3
 
 
-def save_run_checkpoint(path: Path, model: nn.Module, cfg: Config, dataset: dict[str, Any], *, epoch: int, metrics: dict) -> None:
+def save_run_checkpoint(
+    path: Path, model: nn.Module, cfg: Config, dataset: dict[str, Any], *, epoch: int, metrics: dict
+) -> None:
     """Weights plus everything ``evaluate``/``predict`` need, written atomically."""
     meta = {
         "task": cfg.train.task,

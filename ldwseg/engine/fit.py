@@ -67,12 +67,12 @@ from .logs import MetricLog, time_left
 from .optim import build_optimizer, build_scheduler, steps_per_epoch
 from .precision import Precision, cudnn_autotuner
 from .resume import resume_point
-from .sync_bn import sync_batchnorm
 from .run_folder import RunFolder
 from .runlock import RunLock
 from .sampling import EpochShardSampler, seed_everything
 from .state import TrainingState
 from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
+from .sync_bn import sync_batchnorm
 from .task import Task, TaskData
 
 __all__ = ["FitResult", "fit"]
@@ -265,9 +265,18 @@ def _log_start(run: _Run) -> None:
     group = f"world size {info.world_size} ({torch.distributed.get_backend()})" if info.enabled else "1 process"
     params, threads = sum(p.numel() for p in run.state.model.parameters()), torch.get_num_threads()
     log.info(
-        "%s on %s: %d train / %d val samples, %s; %s, %d thread%s, %s; %s parameters; writing to %s", run.task.name,
-        run.cfg.data.dataset, len(data.train), len(data.val), outputs, run.precision.device, threads,
-        "" if threads == 1 else "s", group, f"{params:,}", run.out,
+        "%s on %s: %d train / %d val samples, %s; %s, %d thread%s, %s; %s parameters; writing to %s",
+        run.task.name,
+        run.cfg.data.dataset,
+        len(data.train),
+        len(data.val),
+        outputs,
+        run.precision.device,
+        threads,
+        "" if threads == 1 else "s",
+        group,
+        f"{params:,}",
+        run.out,
     )
 
 
@@ -343,9 +352,15 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
     run.saver.save(ResumePoint(epoch + 1, 0, None, run.best), row)
     scored = f"val_{run.task.score}" in row
     log.info(
-        "epoch %d/%d  loss %.4f (task %.4f, wavelet %.4f)%s  %.1fs%s", epoch + 1, t.epochs, row["train_loss"],
-        row["task_loss"], row["wavelet_loss"], f"  val {run.task.score} {run.last_score:.4f}" if scored else "",
-        row["seconds"], time_left(row["seconds"], t.epochs - epoch - 1),  # at this epoch's pace
+        "epoch %d/%d  loss %.4f (task %.4f, wavelet %.4f)%s  %.1fs%s",
+        epoch + 1,
+        t.epochs,
+        row["train_loss"],
+        row["task_loss"],
+        row["wavelet_loss"],
+        f"  val {run.task.score} {run.last_score:.4f}" if scored else "",
+        row["seconds"],
+        time_left(row["seconds"], t.epochs - epoch - 1),  # at this epoch's pace
     )
     barrier(run.dist_info)
     signal_name = agreed_signal(run.stop, run.dist_info, run.precision.device)

@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-
 from ..config import Config
 from .checkpoints import ResumePoint, apply_resume_state, read_resume_state
 from .distributed import DistInfo, from_main

@@ -75,7 +75,8 @@ CHECKPOINT_FILES = tuple(p.name for p in (_NAMES.best, _NAMES.last, _NAMES.state
 """The files whose presence means that a folder holds a run (what a new run would replace)."""
 
 RUN_FILES = (
-    *CHECKPOINT_FILES, *(p.name for p in (_NAMES.metrics, _NAMES.config, _NAMES.environment, _NAMES.tensorboard))
+    *CHECKPOINT_FILES,
+    *(p.name for p in (_NAMES.metrics, _NAMES.config, _NAMES.environment, _NAMES.tensorboard)),
 )
 """Everything a training run writes into its folder (``tensorboard`` is a folder, there when TensorBoard is)."""
 

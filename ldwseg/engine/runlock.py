@@ -65,7 +65,10 @@ class RunLock:
         except OSError as exc:
             if exc.errno in STORAGE_ERRORS:  # a full or read-only disk: the machine's problem, not the folder's kind
                 raise WriteFailed(
-                    f"{exc.strerror or exc}", self.path, errno=exc.errno, kept="nothing of this run was written yet",
+                    f"{exc.strerror or exc}",
+                    self.path,
+                    errno=exc.errno,
+                    kept="nothing of this run was written yet",
                     advice=remedy(exc.errno),
                 ) from None
             raise ConfigError(  # e.g. a network file system without flock

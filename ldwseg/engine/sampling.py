@@ -31,7 +31,9 @@ class EpochShardSampler(Sampler[int]):
     ``start=k * B``.
     """
 
-    def __init__(self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world: int = 1, pad: bool = True):
+    def __init__(
+        self, size: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0, world: int = 1, pad: bool = True
+    ):
         self.size, self.seed, self.shuffle, self.rank, self.world, self.pad = size, seed, shuffle, rank, world, pad
         self.epoch = 0
         self.start = 0

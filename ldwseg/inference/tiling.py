@@ -49,6 +49,7 @@ DEFAULT_MARGIN = 64
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class TileOptions:
     """How a large image is cut into windows (see :func:`apply_tiled`).

@@ -297,8 +297,12 @@ def load_image(path: str | Path, *, min_size: int = 2, max_pixels: int = DEFAULT
     path = Path(path)
     stored = _read_stored(path, exact=True, min_size=min_size, max_pixels=max_pixels, limit_option=LIMIT_OPTION)
     return LoadedImage(
-        array=scaled(stored.values, stored.bit_depth), mode=stored.mode, bit_depth=stored.bit_depth,
-        format=stored.format, path=path, has_alpha=stored.has_alpha,
+        array=scaled(stored.values, stored.bit_depth),
+        mode=stored.mode,
+        bit_depth=stored.bit_depth,
+        format=stored.format,
+        path=path,
+        has_alpha=stored.has_alpha,
     )
 
 

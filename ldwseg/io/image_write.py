@@ -51,8 +51,7 @@ def output_format(path: str | Path, like: LoadedImage) -> str:
     suffix = path.suffix.lower()
     if suffix not in SAVE_FORMATS:
         raise DataError(
-            f"cannot write {path}: unknown image suffix {path.suffix!r}; "
-            f"use one of {', '.join(SAVE_FORMATS)}"
+            f"cannot write {path}: unknown image suffix {path.suffix!r}; use one of {', '.join(SAVE_FORMATS)}"
         )
     fmt = SAVE_FORMATS[suffix]
     mode = like.pixel_mode

@@ -66,6 +66,7 @@ def converts(down: str) -> bool:
     block = DOWNSAMPLERS.get(down)
     return down == "ldw" or (block is not None and block.ldw_pool)
 
+
 _EXAMPLE_ENCODERS = "resnet18, resnet34, resnet50, mobilenet_v2, efficientnet-b0"
 
 

@@ -50,9 +50,9 @@ def shift_correlations(a: Tensor, b: Tensor) -> Tensor:
     Returned for ``k = -(K - 1) // 2 .. (K - 1) // 2`` (index ``k + (K - 1) // 2``).
     """
     k = a.shape[-1]
-    full = torch.nn.functional.conv1d(
-        torch.nn.functional.pad(b, (k - 1, k - 1)).view(1, 1, -1), a.view(1, 1, -1)
-    ).view(-1)
+    full = torch.nn.functional.conv1d(torch.nn.functional.pad(b, (k - 1, k - 1)).view(1, 1, -1), a.view(1, 1, -1)).view(
+        -1
+    )
     # full[j] = sum_n a[n] b[n + j - (k - 1)], shifts j - (k - 1) = -(k-1) .. k-1
     centre = k - 1
     reach = (k - 1) // 2

@@ -10,7 +10,15 @@ from .constraints import pr_error
 from .filters import WaveletSpec, initial_filters
 from .functional import ldw_analysis, ldw_synthesis
 
-__all__ = ["PR_TOLERANCE", "RANDOM_WAVELETS", "check_fixed_wavelet", "check_levels", "is_perfect_reconstruction", "max_levels", "wavelet_round_trip"]
+__all__ = [
+    "PR_TOLERANCE",
+    "RANDOM_WAVELETS",
+    "check_fixed_wavelet",
+    "check_levels",
+    "is_perfect_reconstruction",
+    "max_levels",
+    "wavelet_round_trip",
+]
 
 PR_TOLERANCE = 1e-9
 """The largest PR error (:func:`~ldwseg.pooling.pr_error`) of a bank called perfect-reconstruction:

@@ -51,9 +51,7 @@ def _as_hwc(image: ImageLike, name: str) -> np.ndarray:
         if t.dim() == 4 and t.shape[0] == 1:
             t = t[0]
         if t.dim() != 3:
-            raise ValueError(
-                f"{name} must be a (C, H, W) or (1, C, H, W) tensor, got shape {tuple(image.shape)}"
-            )
+            raise ValueError(f"{name} must be a (C, H, W) or (1, C, H, W) tensor, got shape {tuple(image.shape)}")
         return t.to(device="cpu", dtype=torch.float64).permute(1, 2, 0).numpy()
     array = np.asarray(image)
     if array.dtype.kind not in "iuf":

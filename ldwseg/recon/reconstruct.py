@@ -156,7 +156,12 @@ def reconstruct_file(
             y = _round_trip_tiled(x, levels, DEFAULT_WAVELET if wavelet is None else wavelet, tiles.tile)
         else:
             y = apply_tiled(
-                _checked_model(model_fn, path), x, tile=tiles.tile, margin=tiles.margin, multiple=tiles.multiple, model=model,
+                _checked_model(model_fn, path),
+                x,
+                tile=tiles.tile,
+                margin=tiles.margin,
+                multiple=tiles.multiple,
+                model=model,
                 progress=progress,
             )
     written = save_image_stored(target, y[0].permute(1, 2, 0).numpy(), like=image)

@@ -157,7 +157,9 @@ def overlay_with_legend(
         the classes present, in label order.
     """
     height = rgb.shape[0]
-    counts = sum(np.bincount(mask[row : row + BLOCK_ROWS].ravel(), minlength=256) for row in range(0, height, BLOCK_ROWS))
+    counts = sum(
+        np.bincount(mask[row : row + BLOCK_ROWS].ravel(), minlength=256) for row in range(0, height, BLOCK_ROWS)
+    )
     present = np.flatnonzero(counts[: len(palette)])  # a block at a time: bincount makes int64 copies
     entries = [(class_names[k], None if k == background else tuple(int(v) for v in palette[k])) for k in present]
     strip = legend_strip(entries, rgb.shape[1])
@@ -293,9 +295,9 @@ def predict_images(
     for path in paths:
         pixels, rgb = _read(path, channels, max_pixels)
         x = torch.from_numpy(pixels).permute(2, 0, 1)[None]
-        mask = apply_tiled(
-            labels, x, tile=tile, margin=margin, multiple=multiple, model=model, progress=progress
-        )[0, 0].numpy()
+        mask = apply_tiled(labels, x, tile=tile, margin=margin, multiple=multiple, model=model, progress=progress)[
+            0, 0
+        ].numpy()
         mask_path = out_dir / f"{path.stem}_mask.png"
         write_pil_image(mask_path, colorize(mask, palette), "PNG")
         written.append(mask_path)

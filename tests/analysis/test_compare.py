@@ -169,7 +169,10 @@ def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_da
     assert json.loads((out / "summary.json").read_text()) == summary
     assert (out / "compare.png").stat().st_size > 0 and len((out / "compare.csv").read_text().splitlines()) == 5
 
-    for variant, overrides in (("max", {"model.down": "maxpool", "model.up": "deconv"}), ("ldw", {"model.down": "ldw"})):
+    for variant, overrides in (
+        ("max", {"model.down": "maxpool", "model.up": "deconv"}),
+        ("ldw", {"model.down": "ldw"}),
+    ):
         for i, seed in enumerate([0, 1]):
             alone = train(load_config(None, {**TINY, **overrides, "train.seed": seed}), tmp_path / f"{variant}{seed}")
             score = next(v for v in summary["variants"] if v["name"] == variant)["scores"][i]

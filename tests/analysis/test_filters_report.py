@@ -193,15 +193,20 @@ def test_load_run_model_with_default_config(tmp_path):
     # the brief's tiny case: a full default config but narrow layers
     cfg = Config.from_dict({"model": {"base_width": 4}})
     path = tmp_path / "seg.safetensors"
-    save_weights(path, build_unet(cfg.model, 3, 3),
-                 metadata={"task": "seg", "config": cfg.to_dict(), "dataset": {"num_classes": 3}})
+    save_weights(
+        path,
+        build_unet(cfg.model, 3, 3),
+        metadata={"task": "seg", "config": cfg.to_dict(), "dataset": {"num_classes": 3}},
+    )
     model, _, _ = load_run_model(path)
     assert len(pool_reports(model)) == cfg.model.depth
 
 
 def test_load_run_model_rejects_unknown_task(tmp_path):
     path, _ = checkpoint(tmp_path, "detect")
-    with pytest.raises(CheckpointError, match=r"'detect' checkpoint; ldwseg rebuilds the models of the tasks seg, recon only"):
+    with pytest.raises(
+        CheckpointError, match=r"'detect' checkpoint; ldwseg rebuilds the models of the tasks seg, recon only"
+    ):
         load_run_model(path)
 
 

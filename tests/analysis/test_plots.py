@@ -64,7 +64,9 @@ def no_temporaries(folder) -> bool:
 
 
 def test_import_ldwseg_does_not_load_matplotlib():
-    code = "import sys, ldwseg, ldwseg.analysis.plots, ldwseg.analysis.filter_report; print('matplotlib' in sys.modules)"
+    code = (
+        "import sys, ldwseg, ldwseg.analysis.plots, ldwseg.analysis.filter_report; print('matplotlib' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -175,7 +177,13 @@ def test_write_csv_round_trip_with_stable_columns(tmp_path):
         reader = csv.DictReader(f)
         back = list(reader)
     assert reader.fieldnames == [
-        "constraint", "wavelet_weight", "miou", "roundtrip_psnr", "wavelet_loss", "pr_error", "note"
+        "constraint",
+        "wavelet_weight",
+        "miou",
+        "roundtrip_psnr",
+        "wavelet_loss",
+        "pr_error",
+        "note",
     ]
     assert len(back) == len(rows)
     for row, read in zip(rows, back):

@@ -107,8 +107,14 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
 
     d = tmp_path_factory.mktemp("ckpts")
     info = dataset_info("synthetic")
-    record = {"name": "synthetic", "num_classes": info.num_classes, "class_names": list(info.class_names),
-              "palette": info.palette.tolist(), "ignore_index": info.ignore_index, "out_channels": info.num_classes}
+    record = {
+        "name": "synthetic",
+        "num_classes": info.num_classes,
+        "class_names": list(info.class_names),
+        "palette": info.palette.tolist(),
+        "ignore_index": info.ignore_index,
+        "out_channels": info.num_classes,
+    }
     seg = make_checkpoint(d / "seg.safetensors", "seg", record)
     make_checkpoint(d / "recon.safetensors", "recon", {"name": "photos", "out_channels": 3})
     (d / "garbage.safetensors").write_bytes(np.random.default_rng(0).bytes(4096))
@@ -696,7 +702,12 @@ def test_predict_refuses_an_edited_palette(ckpts, images, palette, tmp_path):
     from ldwseg.datasets import dataset_info
 
     info = dataset_info("synthetic")
-    record = {"name": "synthetic", "num_classes": info.num_classes, "palette": palette, "out_channels": info.num_classes}
+    record = {
+        "name": "synthetic",
+        "num_classes": info.num_classes,
+        "palette": palette,
+        "out_channels": info.num_classes,
+    }
     ckpt = make_checkpoint(tmp_path / "edited.safetensors", "seg", record)
     out = tmp_path / "out"
     error_line(cli("predict", ckpt, images["good"], "--out", out, "--device", "cpu"), "dataset.palette", code=2)

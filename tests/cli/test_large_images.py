@@ -5,7 +5,6 @@ huge image is smooth (a colour ramp), written once per module as a fast-compress
 """
 
 import json
-import math
 import resource
 from pathlib import Path
 
@@ -14,18 +13,12 @@ import pytest
 import torch
 from bad_files import png_bytes
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-from torch import nn
 from typer.testing import CliRunner
 
 from ldwseg.cli import app
 from ldwseg.config import Config
 from ldwseg.engine.checkpoints import save_run_checkpoint
-from ldwseg.errors import ConfigError
-from ldwseg.inference.tiling import apply_tiled, tile_spans
 from ldwseg.models import build_unet
-from ldwseg.pooling import EnergyAttention, LDWPool2d, LDWUnpool2d
-from ldwseg.recon import psnr, quality, ssim
 
 runner = CliRunner()
 HUGE = 12000
@@ -90,152 +83,6 @@ def seg_checkpoint(tmp_path_factory) -> Path:
     return checkpoint(tmp_path_factory.mktemp("seg") / "seg.safetensors", "seg", base_width=4, depth=1, attention=False)
 
 
-# --- tiling ----------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("size", "tile", "margin", "multiple"), [(1, 64, 16, 16), (97, 32, 8, 8), (131, 48, 8, 16), (1000, 100, 10, 4)]
-)
-def test_tile_spans_cover_the_axis_with_interior_cores(size, tile, margin, multiple):
-    spans = tile_spans(size, tile, margin, multiple)
-    tile, margin = tile // multiple * multiple, -(-margin // multiple) * multiple
-    assert spans[0][0] == 0 and spans[-1][1] == size
-    for (core_start, core_stop, start, stop), following in zip(spans, spans[1:] + [None]):
-        assert start % multiple == 0 and (stop - start <= tile or len(spans) == 1)
-        assert start <= core_start < core_stop <= stop
-        assert core_start - start >= margin or start == 0
-        assert stop - core_stop >= margin or stop == size
-        if following is not None:
-            assert following[0] == core_stop
-
-
-@pytest.mark.parametrize("shape", [(1, 3, 97, 131), (2, 1, 50, 33), (1, 4, 16, 300)])
-def test_pointwise_fn_tiled_equals_untiled_exactly(shape):
-    x = torch.rand(shape, dtype=torch.float64)
-
-    def fn(w: torch.Tensor) -> torch.Tensor:  # two channels out, another dtype
-        return torch.cat([w.sum(1, keepdim=True), w.amax(1, keepdim=True) * 7], 1).float()
-
-    expected = torch.cat([x.sum(1, keepdim=True), x.amax(1, keepdim=True) * 7], 1).float()
-    tiled = apply_tiled(fn, x, tile=32, margin=8, multiple=8)
-    assert tiled.dtype == torch.float32
-    torch.testing.assert_close(tiled, expected, rtol=0, atol=0)
-    labels = apply_tiled(lambda w: (w[:, :1] * 255).to(torch.uint8), x, tile=24, margin=4, multiple=1)
-    torch.testing.assert_close(labels, (x[:, :1] * 255).to(torch.uint8), rtol=0, atol=0)
-
-
-def test_conv_net_tiled_equals_untiled_when_the_margin_covers_its_receptive_field(one_thread):
-    net = nn.Sequential(*(nn.Conv2d(3, 3, 3, padding=1) for _ in range(4))).eval()  # reach: 4 px
-    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 2, "attention": False}}).model, 3, 3).eval()
-    x = torch.rand(1, 3, 203, 301)
-    with torch.no_grad():
-        torch.testing.assert_close(apply_tiled(net, x, tile=40, margin=4, multiple=1), net(x))
-        whole = unet(x)
-        torch.testing.assert_close(apply_tiled(unet, x, tile=96, margin=24, multiple=4), whole)  # reach ~22 px
-        assert not torch.allclose(apply_tiled(unet, x, tile=40, margin=4, multiple=4), whole, atol=1e-4)
-
-
-class _GatedPair(nn.Module):
-    """conv, LDW pool, energy attention on the half-size bands, reverse pool, conv: reach 3 px."""
-
-    def __init__(self, energy: str) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-        self.pool = LDWPool2d(4)
-        self.attention = EnergyAttention(16, energy=energy)
-        self.unpool = LDWUnpool2d(self.pool)
-        self.head = nn.Conv2d(4, 3, 1)
-        with torch.no_grad():
-            self.attention.excite[0].weight.mul_(20)  # gates that react to energy strongly
-            self.attention.norm.running_var.fill_(0.1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.unpool(self.attention(self.pool(self.conv(x))), output_size=x.shape[-2:]))
-
-
-@pytest.mark.parametrize("energy", ["mean", "sum"])
-def test_tiled_attention_uses_the_whole_image_gates(energy):
-    """Energy attention gates come from the whole map: given the model, the tiled result
-    equals the whole image's; without it each window gates by its own energy."""
-    torch.manual_seed(0)
-    net = _GatedPair(energy).eval()
-    x = torch.rand(1, 3, 61, 83)
-    x[..., :30, :40] *= 0.1  # a dark corner, so windows see different energies
-    with torch.no_grad():
-        whole = net(x)
-        tiled = apply_tiled(net, x, tile=24, margin=4, multiple=2, model=net)
-        per_window = apply_tiled(net, x, tile=24, margin=4, multiple=2)
-    torch.testing.assert_close(tiled, whole)
-    assert (per_window - whole).abs().max() > 1e-2
-    assert net.attention.fixed_gates is None  # the model is left as it was
-
-
-@pytest.mark.parametrize("with_model", [False, True])
-def test_progress_advances_once_per_model_run(with_model):
-    net = _GatedPair("mean").eval()
-    calls, runs = [], []
-    seen = []
-
-    def fn(window):
-        calls.append(1)
-        return net(window)
-
-    def progress(items):
-        runs.append(len(items))
-        for item in items:
-            seen.append(item)
-            yield item
-
-    x = torch.rand(1, 3, 61, 83)
-    windows = len(tile_spans(61, 24, 4, 2)) * len(tile_spans(83, 24, 4, 2))
-    with torch.no_grad():
-        apply_tiled(fn, x, tile=24, margin=4, multiple=2, model=net if with_model else None, progress=progress)
-        apply_tiled(fn, x[..., :20, :20], tile=24, margin=4, multiple=2, model=net, progress=progress)  # one window
-    assert runs == [windows * (2 if with_model else 1)]
-    assert seen == list(range(runs[0])) and len(calls) == runs[0] + 1
-
-
-def test_attention_unet_tiled_equals_untiled(one_thread):
-    torch.manual_seed(0)
-    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 2, "attention": True}}).model, 3, 3).eval()
-    x = torch.rand(1, 3, 203, 301)
-    with torch.no_grad():
-        torch.testing.assert_close(apply_tiled(unet, x, tile=96, margin=24, multiple=4, model=unet), unet(x))
-
-
-def test_whole_image_gates_need_the_model_fn_runs():
-    unet = build_unet(Config.from_dict({"model": {**PAPER_LDW, "base_width": 4, "depth": 1, "attention": True}}).model, 3, 3).eval()
-    with torch.no_grad(), pytest.raises(ValueError, match="pass the model that fn runs"):
-        apply_tiled(lambda w: w, torch.rand(1, 3, 40, 40), tile=24, margin=4, multiple=2, model=unet)
-    assert all(m.fixed_gates is None for m in unet.modules() if isinstance(m, EnergyAttention))
-
-
-def test_bad_tiling_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"tile=100 .* leaves no interior with margin=64.*at least 144"):
-        apply_tiled(lambda w: w, torch.zeros(1, 1, 500, 500), tile=100, margin=64, multiple=16)
-    with pytest.raises(ConfigError, match="margin must be an integer >= 0"):
-        tile_spans(10, 8, -1)
-
-
-# --- quality in strips ------------------------------------------------------------------
-
-
-def test_strip_psnr_and_ssim_equal_the_whole_image_values(monkeypatch):
-    rng = np.random.default_rng(0)
-    reference = rng.integers(0, 256, (203, 151, 3)).astype(np.uint8)
-    test = np.clip(reference + rng.integers(-30, 31, reference.shape), 0, 255).astype(np.uint8)
-    test[60:90] = reference[60:90]  # identical strips take the shortcut
-    a, b = reference / 255.0, test / 255.0
-    options = {"gaussian_weights": True, "use_sample_covariance": False, "data_range": 1.0, "channel_axis": -1}
-    whole_ssim = structural_similarity(a, b, win_size=11, sigma=1.5, **options)
-    whole_psnr = peak_signal_noise_ratio(a, b, data_range=1.0)
-    monkeypatch.setattr(quality, "STRIP_PIXELS", 151 * 7)  # 7-row strips
-    assert ssim(a, b) == pytest.approx(whole_ssim, abs=1e-12)
-    assert ssim(reference, test, data_range=255) == pytest.approx(whole_ssim, abs=1e-12)
-    assert psnr(reference, test, data_range=255) == pytest.approx(whole_psnr, abs=1e-9)
-    assert ssim(reference, reference, data_range=255) == 1.0 and psnr(reference, reference) == math.inf
-
-
 # --- 12000 x 12000 through the command line ----------------------------------------------
 
 
@@ -263,7 +110,9 @@ def test_tiled_predict_with_attention_equals_the_whole_image(tmp_path):
     source = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (333, 517, 3)).astype(np.uint8)).save(source)
     for tile in (0, 256):  # 256: 2 x 3 windows, margin 64
-        invoke("predict", ckpt, source, "--out", tmp_path / str(tile), "--device", "cpu", "--tile", tile, "--no-overlay")
+        invoke(
+            "predict", ckpt, source, "--out", tmp_path / str(tile), "--device", "cpu", "--tile", tile, "--no-overlay"
+        )
     whole = np.asarray(Image.open(tmp_path / "0" / "photo_mask.png"))
     tiled = np.asarray(Image.open(tmp_path / "256" / "photo_mask.png"))
     assert np.mean(whole != tiled) < 1e-3  # float rounding may flip a near tie of the untrained logits

@@ -300,7 +300,12 @@ def test_reconstruct_with_and_without_a_checkpoint_write_different_files(tmp_pat
     image = tmp_path / "photo.png"
     Image.fromarray(np.random.default_rng(2).integers(0, 256, (40, 48, 3), dtype=np.uint8)).save(image)
     exact = strict_json(invoke("reconstruct", image, "--json").stdout)
-    assert exact == {"psnr": None, "exact": True, "ssim": pytest.approx(1.0), "output": str(tmp_path / "photo_recon.png")}
+    assert exact == {
+        "psnr": None,
+        "exact": True,
+        "ssim": pytest.approx(1.0),
+        "output": str(tmp_path / "photo_recon.png"),
+    }
     ckpt = checkpoint(tmp_path / "recon.safetensors", "recon")
     model = strict_json(invoke("reconstruct", image, "--checkpoint", ckpt, "--device", "cpu", "--json").stdout)
     assert model["output"] == str(tmp_path / "photo_ae.png") and model["exact"] is False

@@ -69,7 +69,13 @@ def test_time_left_and_durations():
     assert time_left(3.2, 25) == ", ~1m20s left"
     assert time_left(3.2, 0) == ""
     assert [format_duration(s) for s in (0.04, 9.94, 9.96, 59.4, 3599, 3600, 7500)] == [
-        "0.0s", "9.9s", "10s", "59s", "59m59s", "1h00m", "2h05m",
+        "0.0s",
+        "9.9s",
+        "10s",
+        "59s",
+        "59m59s",
+        "1h00m",
+        "2h05m",
     ]
 
 
@@ -81,5 +87,7 @@ def test_log_label_prefixes_the_training_loop_lines_only_while_active(caplog):
             logging.getLogger("ldwseg.other").info("untouched")
         loop.info("epoch %d/%d", 4, 8)
     assert [r.getMessage() for r in caplog.records] == [
-        "LDW, no attention: epoch 3/8  loss 0.5", "untouched", "epoch 4/8",
+        "LDW, no attention: epoch 3/8  loss 0.5",
+        "untouched",
+        "epoch 4/8",
     ]

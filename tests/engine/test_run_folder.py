@@ -29,5 +29,7 @@ def test_other_or_unreadable_settings_are_refused(tmp_path, change):
     for section, values in change.items():
         stored.setdefault(section, {}).update(values)
     _store(tmp_path / "run", stored)
-    with pytest.raises(ConfigError, match=r"run holds a run with other settings than this compare's; give another --out"):
+    with pytest.raises(
+        ConfigError, match=r"run holds a run with other settings than this compare's; give another --out"
+    ):
         check_same_settings(tmp_path / "run", cfg, whose="this compare's")

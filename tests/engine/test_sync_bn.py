@@ -4,7 +4,6 @@ The reference is torch's own ``nn.BatchNorm2d`` run on the whole batch in this p
 the synced layer runs in 2 gloo ranks (``torch.multiprocessing``), each on its part.
 """
 
-
 import pytest
 import torch
 import torch.distributed as dist

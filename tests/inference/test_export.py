@@ -57,7 +57,8 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
     return {
         "seg": make_checkpoint(d / "seg.safetensors", "seg", **{"model.wavelet": "db2"}),  # K = 4
         "seg_haar": make_checkpoint(
-            d / "seg_haar.safetensors", "seg",
+            d / "seg_haar.safetensors",
+            "seg",
             **{"model.down": "ldw", "model.wavelet": "haar", "model.constraint": "orthogonal", "model.attention": True},
         ),  # fmt: skip
         "recon": make_checkpoint(d / "recon.safetensors", "recon", **{"model.skip": False}),
@@ -75,7 +76,9 @@ def assert_matches_pytorch(checkpoint: Path, onnx_file: Path) -> None:
         x = torch.randn(shape)
         with torch.no_grad():
             expected = model(x)
-        assert_close(run_onnx(onnx_file, x), expected, atol=1e-5, rtol=1e-4, msg=lambda m: f"input {shape}: {m}")
+        assert_close(
+            run_onnx(onnx_file, x), expected, atol=1e-5, rtol=1e-4, msg=lambda m, shape=shape: f"input {shape}: {m}"
+        )
 
 
 def test_seg_checkpoint_with_attention_is_exact_at_other_sizes(ckpts, tmp_path):

@@ -153,7 +153,10 @@ def test_recon_needs_the_unet():
 
 
 def test_an_encoder_the_arch_refuses_is_one_line():
-    with pytest.raises(ConfigError, match="model.arch=smp-deeplabv3plus cannot use model.encoder=vgg11: .VGG. models do not support dilated mode"):
+    with pytest.raises(
+        ConfigError,
+        match="model.arch=smp-deeplabv3plus cannot use model.encoder=vgg11: .VGG. models do not support dilated mode",
+    ):
         build_network(spec("model.arch=smp-deeplabv3plus", "model.encoder=vgg11"), 3, 2)
 
 

@@ -91,4 +91,3 @@ def test_ldw_up_reuses_the_paired_pool_and_detail_needs_its_bands():
         up(torch.randn(1, 8, 4, 4), torch.randn(1, 4, 8, 8))
     with pytest.raises(ValueError, match="pool built for a known number of channels"):
         LDWDetailUp(8, 4, 4, pool=LDWPool2d())
-

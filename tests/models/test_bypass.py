@@ -54,7 +54,9 @@ def test_up_with_the_true_max_gives_the_input_back(size):
 
 
 def test_pair_has_the_parameters_of_ldw_ll_with_ldw_detail():
-    wavelet = UNet(3, 3, base_width=8, depth=3, down="ldw-ll", up="ldw-detail", skip=False, pool=PoolOptions(wavelet="db2"))
+    wavelet = UNet(
+        3, 3, base_width=8, depth=3, down="ldw-ll", up="ldw-detail", skip=False, pool=PoolOptions(wavelet="db2")
+    )
     bypass = UNet(3, 3, base_width=8, depth=3, down="maxpool-detail", up="unpool-detail", skip=False)
     taps = sum(p.numel() for name, p in wavelet.named_parameters() if name.endswith((".low", ".high")))
     assert sum(p.numel() for p in bypass.parameters()) == sum(p.numel() for p in wavelet.parameters()) - taps

@@ -272,7 +272,10 @@ def test_skip_unsupported_leaves_the_layer_and_warns(caplog):
     ("options", "message"),
     [
         ({"strided_conv": "yes"}, "strided_conv='yes' is not valid; choose one of none, 1x1, all"),
-        ({"pool": PoolOptions(wavelet="bior2.2")}, "pool.wavelet='bior2.2' cannot be used: wavelet 'bior2.2' is biorthogonal"),
+        (
+            {"pool": PoolOptions(wavelet="bior2.2")},
+            "pool.wavelet='bior2.2' cannot be used: wavelet 'bior2.2' is biorthogonal",
+        ),
         ({"pool": PoolOptions(wavelet="db2", kernel_size=6)}, "kernel_size=6 does not match the 4-tap filters"),
         ({"pool": PoolOptions(constraint="tight")}, "pool.constraint='tight' is not valid"),
     ],
@@ -326,7 +329,9 @@ CASES = {
     "mobilenet_v3_small": Case(
         lambda: torchvision.models.mobilenet_v3_small(weights=None), {"strided_conv": "all"}, {"LDWStridedConv": 5}
     ),
-    "timm-resnet10t": Case(_timm_resnet10t, {"avgpool": True, "pool": PoolOptions(wavelet="db2", attention=False)}, {"LDWPoolMix": 4}),
+    "timm-resnet10t": Case(
+        _timm_resnet10t, {"avgpool": True, "pool": PoolOptions(wavelet="db2", attention=False)}, {"LDWPoolMix": 4}
+    ),
     "smp-unet": Case(
         _smp_unet, {"strided_conv": "1x1"}, {"LDWPoolMix": 4}, _unet_outputs, [(64, 64), (96, 160), (67, 81)]
     ),

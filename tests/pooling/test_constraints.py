@@ -66,9 +66,7 @@ def test_shift_correlations_match_a_loop():
     a, b = torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
     got = shift_correlations(a, b)
     reach = 2
-    expected = [
-        sum(a[n] * b[n + 2 * k] for n in range(6) if 0 <= n + 2 * k < 6) for k in range(-reach, reach + 1)
-    ]
+    expected = [sum(a[n] * b[n + 2 * k] for n in range(6) if 0 <= n + 2 * k < 6) for k in range(-reach, reach + 1)]
     assert_close(got, torch.stack(expected))
 
 

@@ -1,6 +1,5 @@
 """LDWPool2d, LDWUnpool2d, EnergyAttention and wavelet_loss as modules."""
 
-
 import numpy as np
 import pytest
 import torch

@@ -89,7 +89,7 @@ def test_dynamic_export_is_exact_at_every_size(tmp_path, exporter, wavelet, buil
         x = torch.randn(n, channels, h, w)
         with torch.no_grad():
             expected = model(x)
-        assert_close(_run(session, x), expected, **TOL, msg=lambda m: f"input {tuple(x.shape)}: {m}")
+        assert_close(_run(session, x), expected, **TOL, msg=lambda m, x=x: f"input {tuple(x.shape)}: {m}")
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

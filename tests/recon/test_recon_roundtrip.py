@@ -111,7 +111,14 @@ def test_psnr_and_ssim_agree_with_torchmetrics_and_the_formula(name):
     # included); skimage drops the 5-px border where the window leaves the image. Cropped to
     # the same pixels, the two compute the same windowed sums.
     uncropped, full = structural_similarity_index_measure(
-        test_t, ref_t, gaussian_kernel=True, sigma=1.5, kernel_size=11, data_range=1.0, k1=0.01, k2=0.03,
+        test_t,
+        ref_t,
+        gaussian_kernel=True,
+        sigma=1.5,
+        kernel_size=11,
+        data_range=1.0,
+        k1=0.01,
+        k2=0.03,
         return_full_image=True,
     )
     ours_ssim = ssim(reference, test)

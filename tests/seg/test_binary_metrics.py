@@ -165,7 +165,9 @@ def test_task_evaluate_reports_dice_for_two_classes(k):
     assert set(result) - {"dice", "fg_iou"} == {"miou", "pixel_acc", "mean_acc", "per_class_iou", *per_class}
     iou = [result[f"iou_class{c}"] for c in range(k)]
     expected_iou = [math.nan if v is None else v for v in result["per_class_iou"]]
-    assert_close(torch.tensor(iou, dtype=torch.float64), torch.tensor(expected_iou, dtype=torch.float64), equal_nan=True)
+    assert_close(
+        torch.tensor(iou, dtype=torch.float64), torch.tensor(expected_iou, dtype=torch.float64), equal_nan=True
+    )
 
 
 # --- the JSON of ldwseg evaluate -------------------------------------------------------

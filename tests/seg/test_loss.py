@@ -1,6 +1,5 @@
 """The segmentation cross-entropy: the mean over the labelled pixels, in one process or over 2 gloo ranks."""
 
-
 import pytest
 import torch
 import torch.distributed as dist

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 STRIDED_CONV = ("none", "1x1", "all")
 """Which stride-2 convs :func:`convert` replaces: none, the pointwise ones, or all."""
 
+
 def _pair(value: int | tuple[int, ...]) -> tuple[int, int]:
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[-1]))
 

@@ -56,7 +56,10 @@ class PoolOptions:
     def of(cls, spec: PoolSpec) -> PoolOptions:
         """The pool options a flat model description (e.g. :class:`ldwseg.config.ModelConfig`) holds."""
         return cls(
-            wavelet=spec.wavelet, kernel_size=spec.kernel_size, constraint=spec.constraint, attention=spec.attention,
+            wavelet=spec.wavelet,
+            kernel_size=spec.kernel_size,
+            constraint=spec.constraint,
+            attention=spec.attention,
             learn_filters=spec.learn_filters,
         )
 

@@ -23,7 +23,9 @@ def pad_to_multiple(x: Tensor, multiple: int, *, mode: str = "constant") -> Tens
     ``"replicate"`` (the last row and column repeated, as the LDW pool pads an odd size).
     """
     height, width = x.shape[-2], x.shape[-1]
-    return F.pad(x, (0, (multiple - width % multiple) % multiple, 0, (multiple - height % multiple) % multiple), mode=mode)
+    return F.pad(
+        x, (0, (multiple - width % multiple) % multiple, 0, (multiple - height % multiple) % multiple), mode=mode
+    )
 
 
 def run_padded(net: Callable[[Tensor], Tensor], x: Tensor, multiple: int, *, mode: str = "constant") -> Tensor:

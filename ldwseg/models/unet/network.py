@@ -170,14 +170,28 @@ class UNetSpec(PoolSpec, Protocol):
 def check_unet_spec(spec: UNetSpec, *, prefix: str = "") -> None:
     """:func:`check_unet` for the UNet that :func:`build_unet` makes of ``spec``."""
     check_unet(
-        base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up, efficient=spec.efficient,
-        pool=PoolOptions.of(spec), norm=spec.norm, prefix=prefix,
+        base_width=spec.base_width,
+        depth=spec.depth,
+        down=spec.down,
+        up=spec.up,
+        efficient=spec.efficient,
+        pool=PoolOptions.of(spec),
+        norm=spec.norm,
+        prefix=prefix,
     )
 
 
 def build_unet(spec: UNetSpec, in_channels: int, out_channels: int) -> UNet:
     """The UNet that ``spec`` (for example a config's ``model`` section) describes."""
     return UNet(
-        in_channels, out_channels, base_width=spec.base_width, depth=spec.depth, down=spec.down, up=spec.up,
-        skip=spec.skip, efficient=spec.efficient, norm=spec.norm, pool=PoolOptions.of(spec),
+        in_channels,
+        out_channels,
+        base_width=spec.base_width,
+        depth=spec.depth,
+        down=spec.down,
+        up=spec.up,
+        skip=spec.skip,
+        efficient=spec.efficient,
+        norm=spec.norm,
+        pool=PoolOptions.of(spec),
     )

@@ -193,7 +193,9 @@ class LDWShortcutDown(DownBlock):
         self.conv = DoubleConv(in_channels, out_channels)
         self.pool = make_split(self.split, in_channels, pool)
         self.attention = make_attention(4 * in_channels, pool)
-        self.shortcut = nn.Sequential(nn.Conv2d(4 * in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
+        self.shortcut = nn.Sequential(
+            nn.Conv2d(4 * in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels)
+        )
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         bands = self.pool(x)
