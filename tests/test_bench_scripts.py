@@ -124,3 +124,20 @@ def test_evidence_only_runs_the_named_variants_and_their_pairs(tmp_path):
     assert list(tmp_path.iterdir()) == []  # --print runs nothing
     wrong = run_script(BENCH / "evidence.py", "camvid", "--print", "--only", "max,nope", cwd=tmp_path)
     assert wrong.returncode != 0 and "nope" in wrong.stderr and "ldw-grouped-db2" in wrong.stderr
+
+
+def test_archive_runs_keeps_the_small_files_of_finished_runs_only(tmp_path):
+    source = tmp_path / "cmp"
+    for run, finished in (("max/seed0", True), ("max/seed1", False)):
+        folder = source / run
+        folder.mkdir(parents=True)
+        for name in ("metrics.csv", "config.yaml", "environment.json", "best.safetensors", "last.state.pt"):
+            (folder / name).write_text(name)
+        if finished:
+            (folder / "result.json").write_text("{}")
+    (source / "summary.json").write_text("{}")
+    result = run_script(BENCH / "archive_runs.py", str(source), str(tmp_path / "kept"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*") if p.is_file())
+    assert kept == ["max/seed0/config.yaml", "max/seed0/environment.json", "max/seed0/metrics.csv",
+                    "max/seed0/result.json", "summary.json"]  # fmt: skip

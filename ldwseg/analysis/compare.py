@@ -151,7 +151,9 @@ def run_compare(
 ) -> dict[str, Any]:
     """Train every variant with every seed into ``out`` and return the summary (also written).
 
-    Writes ``out/compare.csv`` (one row per run), ``out/summary.json`` (see
+    The runs train seed by seed, every variant of a seed before the next seed, so a compare
+    stopped part-way holds complete pairs. Writes ``out/compare.csv`` (one row per run,
+    updated after each), ``out/summary.json`` (see
     :func:`summarise`) and ``out/compare.png`` (per-seed scores with mean ± std).
     ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``);
     ``pairs``, ``margin`` and ``primary`` are :func:`summarise`'s.
@@ -168,20 +170,21 @@ def run_compare(
     metric = metric or task.score
     # every run's config is checked before the first one trains, so a bad value fails at once
     configs = {(v.name, s): _run_config(base, v, s) for v in variants for s in seeds}
-    rows = []
-    for variant in variants:
-        cost = None
-        for seed in seeds:
+    by_run: dict[tuple[str, int], dict[str, Any]] = {}
+    for seed in seeds:  # seed by seed: a stopped compare leaves whole pairs, comparable already
+        for variant in variants:
             cfg, run = configs[variant.name, seed], out / variant.name / f"seed{seed}"
             train_labelled(cfg, run, label=f"{variant.name} seed {seed}", whose="this compare's", progress=progress)
-            if cost is None:
-                cost = _cost(cfg, task, out / variant.name)
+            cost = _cost(cfg, task, out / variant.name)
             final, best, per_class = _scores(run, metric)
-            rows.append({
+            by_run[variant.name, seed] = {
                 "variant": variant.name, "seed": seed, "score": final, "best_score": best, **cost,
                 **{f"iou_{k}": v for k, v in per_class.items()},
-            })  # fmt: skip
-            _write_csv(rows, out / "compare.csv")
+            }  # fmt: skip
+            _write_csv(
+                [by_run[key] for key in sorted(by_run, key=lambda k: (names.index(k[0]), k[1]))], out / "compare.csv"
+            )
+    rows = [by_run[v, s] for v in names for s in seeds]
     summary = summarise(
         rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
     )
