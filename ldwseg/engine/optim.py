@@ -67,11 +67,13 @@ def build_optimizer(model: nn.Module, optim) -> torch.optim.Optimizer:
         {"params": filters, "lr": filter_lr, "weight_decay": 0.0},
     ]
     groups = [g for g in groups if g["params"]]
+    # on CUDA one fused kernel per step, whose inf check lets the fp16 loss scaler skip steps without a host sync
+    fused = {"fused": True} if groups and all(p.is_cuda for g in groups for p in g["params"]) else {}
     if optim.name == "sgd":
-        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov)
+        return torch.optim.SGD(groups, lr=optim.lr, momentum=optim.momentum, nesterov=optim.nesterov, **fused)
     if optim.name == "adamw":
-        return torch.optim.AdamW(groups, lr=optim.lr)
-    return torch.optim.Adam(groups, lr=optim.lr)
+        return torch.optim.AdamW(groups, lr=optim.lr, **fused)
+    return torch.optim.Adam(groups, lr=optim.lr, **fused)
 
 
 def steps_per_epoch(loader: Sized, max_steps: int | None = None) -> int:

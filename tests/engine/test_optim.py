@@ -180,3 +180,11 @@ def test_bad_optim_values_are_named(field, value, message):
     setattr(cfg.optim, field, value)
     with pytest.raises(ConfigError, match=message):
         cfg.validate()
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_the_optimizer_is_fused_on_cuda_only(device):
+    model = torch.nn.Conv2d(1, 2, 3).to(device)
+    for name in ("adam", "adamw", "sgd"):
+        group = build_optimizer(model, OptimConfig(name=name)).param_groups[0]
+        assert bool(group.get("fused")) == (device == "cuda")
