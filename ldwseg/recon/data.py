@@ -176,6 +176,9 @@ class ImageCrops(Dataset):
         return img
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        # the sequence protocol: plain iteration ends at the first IndexError
+        if not 0 <= index < len(self):
+            raise IndexError(f"crop {index} of a data set of {len(self)}")
         img = self._crop(self._image(index % len(self.files)))
         x = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
         return x, x

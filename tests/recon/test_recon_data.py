@@ -57,3 +57,13 @@ def test_the_cache_stops_at_its_budget(photos, monkeypatch):
         for i in range(len(dataset)):
             dataset[i]
     assert reads.count(photos[0]) == 1 and reads.count(photos[1]) == 1 and reads.count(photos[2]) == 2
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_iterating_a_data_set_ends_after_its_length(photos, train):
+    dataset = ImageCrops(photos, crop_size=16, train=train, crops_per_image=2)
+    crops = [x for x, _ in dataset]
+    expected = [(3, 16, 16)] * 6 if train else [(3, 40, 50), (3, 30, 20), (3, 64, 64)]
+    assert [tuple(x.shape) for x in crops] == expected
+    with pytest.raises(IndexError):
+        dataset[len(dataset)]
