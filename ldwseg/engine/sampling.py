@@ -89,6 +89,8 @@ class SeededSamples(Dataset):
         return len(self.dataset) * self.repeat  # type: ignore[arg-type]
 
     def __getitem__(self, index: int):
+        if not 0 <= index < len(self):
+            raise IndexError(f"sample {index} of a data set of {len(self)}")
         value = sample_seed(self.seed, self.epoch, index)
         random.seed(value)
         np.random.seed(value)

@@ -44,3 +44,10 @@ def test_the_loader_of_a_repeated_set_has_repeat_times_the_batches():
     assert len(sampler) == 12 and len(train_loader) == 6
     with pytest.raises(ConfigError, match="data.repeat must be >= 1"):
         load_config(None, {"data.repeat": 0})
+
+
+def test_iterating_repeated_samples_ends_after_every_pass():
+    samples = SeededSamples(Pairs(), seed=0, repeat=2)
+    assert [int(y.flatten()[0]) for _, y in samples] == [0, 1, 2, 0, 1, 2]
+    with pytest.raises(IndexError):
+        samples[6]
