@@ -50,8 +50,8 @@ class ModelConfig:
     replaces the UNet's BatchNorm by a learned per-channel scale and shift
     (:mod:`ldwseg.models.layers.norm`; the autoencoder's default).
 
-    The defaults are the design that led the like-for-like CamVid and DRIVE studies at the
-    max-pool UNet's parameters (``docs/results.md``; no design won by its rule):
+    The defaults are an LDW design at the max-pool UNet's parameters (whether it beats max
+    pooling is the question of the comparisons in ``docs/results.md``):
     ``ldw-efficient`` (a 1x1 conv ``C -> C/4``, then the pool) with the paired reverse pool,
     db2 on the lattice (learnable, always orthogonal), no energy attention. The
     paper-literal LDW-UNet is ``down=ldw, wavelet=haar, constraint=paper, attention=true``.

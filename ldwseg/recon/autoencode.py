@@ -2,11 +2,10 @@
 
 The training crops (64 px by default) are multiples of ``2**depth``, so every level of the
 UNet sees even sizes. An image of odd height or width is padded by the LDW pools
-themselves at each level where a size is odd, a case the network never trained on: its
-last rows and columns came back wrong (a 513 x 513 photo at 27.2 dB whole, 38.2 dB
-without its last row and column). Padding the image once, at the bottom and right by
-repeating its last row and column, up to a multiple of ``2**depth``, and cropping the
-output back keeps every level even (47.3 dB for that photo, ``docs/results.md``).
+themselves at each level where a size is odd, a case the network never trained on, so
+its last rows and columns come back wrong. Padding the image once, at the bottom and
+right by repeating its last row and column, up to a multiple of ``2**depth``, and
+cropping the output back keeps every level even (``docs/results.md`` measures both).
 Validation, ``ldwseg reconstruct --checkpoint`` and ``bench/recon_photos.py`` all go
 through :func:`autoencode`; the network itself (and its ONNX export) takes any size
 unpadded.

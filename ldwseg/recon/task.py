@@ -52,16 +52,14 @@ class ReconstructionTask:
         "model.constraint": "orthogonal",
         "model.attention": False,  # ldw-ll's conv sees one band: there is nothing to gate
         # no batch statistics: training and evaluation compute the same function
-        # (docs/results.md, "Reconstruction": +5.8 dB on the unseen photos at 24 epochs, 3/3)
         "model.norm": "affine",
         "train.loss": "l1",
-        # many small steps: at one budget, batch 4 beat batch 16 and batch 8 on the unseen
-        # photos; 36 epochs, as without BatchNorm a run leaves its early plateau (L1 ~0.07)
-        # after 5 to 22 epochs (docs/results.md, "Reconstruction")
+        # many small steps at one budget; enough epochs for a run without BatchNorm to
+        # leave its early plateau (the measurements: docs/results.md, "Reconstruction")
         "train.epochs": 36,
         "train.batch_size": 4,
         "optim.schedule": "cosine",
-        # the average of the last ~200 steps: +0.84 dB val in every seed (docs/results.md)
+        # the average of the last ~200 steps (1 / (1 - 0.995)) is scored and saved
         "train.ema_decay": 0.995,
     }
 

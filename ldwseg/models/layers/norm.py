@@ -6,8 +6,9 @@ decoders, as Ronneberger's UNet has them. ``"affine"`` replaces each of them by
 the normalisation by batch statistics, so training and evaluation compute the same
 function and no running statistics exist. An autoencoder needs that: BatchNorm
 normalises by statistics of a few crops while training and of running averages when
-evaluated, and a reconstruction error of a few 1/255 per pixel is what separates 30 dB
-from 35 dB (``docs/results.md``, "Reconstruction"). The energy attention's own
+evaluated, and a reconstruction error of a few 1/255 per pixel is what separates a
+blurred reconstruction from a faithful one (PSNR = -10 log10 of the mean squared error).
+The energy attention's own
 normalisation (no learned affine) is part of its definition and stays.
 """
 

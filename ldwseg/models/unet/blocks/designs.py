@@ -19,7 +19,7 @@ or fewer parameters with these designs:
 * ``ldw-efficient`` (:class:`LDWReduceFirstDown`): all subbands of ``C/4`` channels, reduced
   by a 1x1 conv before the pool, so the next conv sees ``C`` maps as after max pooling
   (the paper's section 3.4; ``down=ldw, efficient=true``). The default of ``ldwseg
-  train``: the best equal-parameter design of the CamVid study (``docs/results.md``).
+  train``, at the max-pool UNet's parameters (+0.3%).
   Twin: ``spd-efficient``.
 * ``ldw-shortcut`` (:class:`LDWShortcutDown`): the max-pool block with the LDW pool on a
   residual shortcut (the LDW authors' ``Bottleneck_LDW``, paper section 3.4 and Fig. 4).
