@@ -141,3 +141,19 @@ def test_archive_runs_keeps_the_small_files_of_finished_runs_only(tmp_path):
     kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*") if p.is_file())
     assert kept == ["max/seed0/config.yaml", "max/seed0/environment.json", "max/seed0/metrics.csv",
                     "max/seed0/result.json", "summary.json"]  # fmt: skip
+
+
+def test_learning_curve_reports_best_final_and_the_budget_rule(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    # best 0.63 at 25; within 0.01 of it: 0.62 at 15 (not a multiple of 10) and 0.625 at 30
+    scores = {5: 0.30, 10: 0.50, 15: 0.62, 20: 0.58, 25: 0.63, 30: 0.625}
+    lines = ["epoch,train_loss,val_miou"] + [f"{e},1.0,{scores.get(e, '')}" for e in range(1, 31)]
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    result = run_script(BENCH / "learning_curve.py", str(run), "--out", str(tmp_path / "c.png"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith(f"| {run} "))
+    assert row == f"| {run} | 0.6300 (25) | 0.6250 (30) | 30 |"
+    assert (tmp_path / "c.png").stat().st_size > 0
+    wrong = run_script(BENCH / "learning_curve.py", str(run), "--metric", "dice", cwd=tmp_path)
+    assert wrong.returncode != 0 and "val_miou" in wrong.stderr
