@@ -8,8 +8,8 @@ function and no running statistics exist. An autoencoder needs that: BatchNorm
 normalises by statistics of a few crops while training and of running averages when
 evaluated, and a reconstruction error of a few 1/255 per pixel is what separates a
 blurred reconstruction from a faithful one (PSNR = -10 log10 of the mean squared error).
-The energy attention's own
-normalisation (no learned affine) is part of its definition and stays.
+The energy attention's own normalisation (no learned affine) is part of its definition
+and stays.
 """
 
 from __future__ import annotations
