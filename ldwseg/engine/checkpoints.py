@@ -26,15 +26,8 @@ from torch import nn
 from .. import __version__
 from ..config import Config
 from ..errors import CheckpointError
-from ..io.weights import (
-    capture_rng_state,
-    load_training_state,
-    load_weights,
-    read_metadata,
-    restore_rng_state,
-    save_training_state,
-    save_weights,
-)
+from ..io.training_state import capture_rng_state, load_training_state, restore_rng_state, save_training_state
+from ..io.weights import load_weights, read_metadata, save_weights
 from ..models.build import build_network
 from ..provenance import environment
 from ..task_kinds import TASK_KINDS

@@ -24,7 +24,7 @@ import torch.distributed as dist
 from ..config import Config
 from ..errors import CheckpointError, Interrupted, WriteFailed
 from ..io.atomic import remedy
-from ..io.weights import load_training_state
+from ..io.training_state import load_training_state
 from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
 from .distributed import DistInfo
 from .epoch import EpochProgress, NonFiniteLossError

@@ -10,7 +10,8 @@
   palette indices).
 * :func:`quantize` and :func:`scaled` convert between the floats and the stored integers.
 * :func:`atomic_write` and :func:`atomic_folder` make every file ldwseg writes appear
-  complete or not at all; :mod:`ldwseg.io.weights` holds the checkpoint files.
+  complete or not at all; :mod:`ldwseg.io.weights` and
+  :mod:`ldwseg.io.training_state` hold the checkpoint files.
 
 Pixel layout used here and by :mod:`ldwseg.recon` (file mode -> array channels ``C``,
 mode written back, bit depth):

@@ -112,7 +112,7 @@ def test_train_help_shows_the_config_and_task_defaults():
 
 
 def test_other_commands_show_their_defaults():
-    from ldwseg.cli.train_cmd import SHORT_RUN_EPOCHS
+    from ldwseg.cli.sweep_cmd import SHORT_RUN_EPOCHS
     from ldwseg.inference.tiling import DEFAULT_TILE
     from ldwseg.recon.reconstruct import DEFAULT_LEVELS, DEFAULT_WAVELET
 

@@ -3,7 +3,7 @@
 A malicious pickle (its ``__reduce__`` creates a marker file) is saved under every name
 a checkpoint goes by. Every command and API that reads checkpoints must refuse it with
 one clear line, and the marker must never appear. The low-level readers of
-:mod:`ldwseg.io.weights` are tested on such files in ``tests/io/test_weights.py``; here are the
+:mod:`ldwseg.io.weights` and :mod:`ldwseg.io.training_state` are tested on such files in ``tests/io/test_weights.py``; here are the
 commands, the run-level API and checkpoints whose metadata was edited.
 """
 
@@ -25,7 +25,8 @@ from typer.testing import CliRunner
 from ldwseg.cli import main
 from ldwseg.engine.checkpoints import load_run_model
 from ldwseg.errors import CheckpointError, ConfigError
-from ldwseg.io.weights import load_training_state, load_weights, read_metadata
+from ldwseg.io.training_state import load_training_state
+from ldwseg.io.weights import load_weights, read_metadata
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 

@@ -22,7 +22,7 @@ from run_checks import Run, assert_same_run, cli, final_state
 from ldwseg.config import Config
 from ldwseg.engine import fit, stopping
 from ldwseg.errors import WriteFailed
-from ldwseg.io.weights import load_training_state
+from ldwseg.io.training_state import load_training_state
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs
 

@@ -9,7 +9,7 @@ from torch import nn
 from ldwseg.config import Config, apply_overrides
 from ldwseg.engine.ema import WeightAverage, build_weight_average
 from ldwseg.errors import ConfigError
-from ldwseg.io.weights import load_training_state
+from ldwseg.io.training_state import load_training_state
 
 TINY = [
     "--set", "model.base_width=4", "--set", "data.crop_size=32", "--set", "train.batch_size=4",

@@ -23,7 +23,8 @@ from ldwseg.config import apply_overrides
 from ldwseg.engine.build import get_loaders
 from ldwseg.engine.distributed import DistInfo
 from ldwseg.engine.runlock import RunLock
-from ldwseg.io.weights import load_training_state, read_metadata
+from ldwseg.io.training_state import load_training_state
+from ldwseg.io.weights import read_metadata
 from ldwseg.tasks import get_task, load_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("private_data")]  # end-to-end runs

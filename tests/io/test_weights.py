@@ -13,15 +13,8 @@ from torch import nn
 
 from ldwseg import LDWPool2d, LDWUnpool2d
 from ldwseg.errors import CheckpointError
-from ldwseg.io.weights import (
-    capture_rng_state,
-    load_training_state,
-    load_weights,
-    read_metadata,
-    restore_rng_state,
-    save_training_state,
-    save_weights,
-)
+from ldwseg.io.training_state import capture_rng_state, load_training_state, restore_rng_state, save_training_state
+from ldwseg.io.weights import load_weights, read_metadata, save_weights
 
 
 class Tiny(nn.Module):
