@@ -5,99 +5,25 @@ stacked polyphase planes ``P`` (see :mod:`ldwseg.pooling.functional` for the mat
 backward passes are written by hand: the input gradient of analysis is synthesis and vice
 versa, and the gradient of the mixing matrices is a 4x4 gram of the planes and the bands.
 
-Memory: a map is processed in pieces of about ``_CHUNK_BYTES`` (a few samples, or a block of
-channels of one sample) through scratch buffers of that size allocated once per call, so
-the only input-sized allocations are the results (the output, the input gradient). A
-piece's planes carry a periodic margin of ``m - 1`` rows and columns, so every shifted
-product reads a view of them. For the filter gradient analysis keeps a tensor that the
+How a map is laid out and cut into pieces, and the scratch buffers, is
+:mod:`ldwseg.pooling.pieces`. For the filter gradient analysis keeps a tensor that the
 network holds anyway, never a copy of its planes: its input, split again piece by piece in
 backward, or for ``K = 2`` its output, whose bands are ``M @ P`` (:func:`_output_inverse`).
-
-Layouts: NCHW and channels-last maps are read and written in place, and every result has
-its input's layout. A map is viewed as ``(N, Co, h, 2, w, 2, Ci)`` and its subbands as
-``(N, 4, Co, h, w, Ci)``, with ``(Co, Ci) = (C, 1)`` in NCHW memory and ``(1, C)`` in
-channels-last memory; the planes of a piece are ``(n, 4, Co, h, w, Ci)`` in the same order,
-so the same products serve both layouts. In NCHW memory a piece's bands are rows that the
-products read and write directly; channels-last bands go through a scratch buffer, by
-copies of runs of ``C`` contiguous values.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-_CHUNK_BYTES = 2**21
+from .pieces import Pieces, bands_view, buffer_view, empty_in_layout, image_view, is_channels_last
 
 _MAX_CONDITION = 16.0
 """The largest condition number of ``M`` for which the filter gradient of a K = 2 analysis is
 taken from its output: the output's rounding is amplified by at most this factor."""
-
-
-def is_channels_last(t: Tensor) -> bool:
-    """Whether ``t`` is channels-last in memory and not also NCHW-contiguous (``C = 1`` or ``H = W = 1``)."""
-    return not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last)
-
-
-def _empty(like: Tensor, shape: Sequence[int], channels_last: bool) -> Tensor:
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format)
-
-
-def _image(x: Tensor, channels_last: bool) -> Tensor:
-    """The ``(N, Co, h, 2, w, 2, Ci)`` view of a map ``(N, C, 2h, 2w)``."""
-    n, c, h2, w2 = x.shape
-    if channels_last:
-        return x.permute(0, 2, 3, 1).view(n, 1, h2 // 2, 2, w2 // 2, 2, c)
-    return x.view(n, c, h2 // 2, 2, w2 // 2, 2, 1)
-
-
-def _bands(y: Tensor, channels_last: bool) -> Tensor:
-    """The ``(N, 4, Co, h, w, Ci)`` view of subbands ``(N, 4C, h, w)`` ordered ``[LL | LH | HL | HH]``."""
-    n, c4, h, w = y.shape
-    if channels_last:
-        return y.permute(0, 2, 3, 1).view(n, h, w, 4, 1, c4 // 4).permute(0, 3, 4, 1, 2, 5)
-    return y.view(n, 4, c4 // 4, h, w, 1)
-
-
-class _Pieces:
-    """How a map with subbands of shape ``(N, 4C, h, w)`` is cut: ``samples`` samples of all
-    channels, or ``channels`` channels of one sample, about ``_CHUNK_BYTES`` of planes each on
-    the CPU (where the scratch buffers then stay in cache); the whole map elsewhere."""
-
-    def __init__(self, y_shape: Sequence[int], like: Tensor, channels_last: bool, pad: int) -> None:
-        n, c, self.h, self.w = y_shape[0], y_shape[1] // 4, y_shape[2], y_shape[3]
-        self.channels_last, self.pad, self.like = channels_last, pad, like
-        per_channel = 4 * self.h * self.w * like.element_size()
-        if like.device.type != "cpu":
-            self.samples, self.channels = n, c
-        elif c * per_channel <= _CHUNK_BYTES:
-            self.samples, self.channels = min(n, _CHUNK_BYTES // (c * per_channel)), c
-        else:
-            self.samples, self.channels = 1, max(1, _CHUNK_BYTES // per_channel)
-        self.whole_samples = self.channels == c
-
-    def cut(self, view: Tensor, image: bool) -> list[Tensor]:
-        """The pieces of an :func:`_image` (``image=True``) or :func:`_bands` view, in the same order."""
-        if self.whole_samples:
-            return list(view.split(self.samples))
-        dim = (6 if image else 5) if self.channels_last else (1 if image else 2)
-        return [piece for sample in view.split(1) for piece in sample.split(self.channels, dim)]
-
-    def scratch(self, *needed: bool) -> list[Tensor | None]:
-        """One flat buffer per ``True`` in ``needed`` (``None`` for the others), each large enough
-        for the padded planes of a piece; all of them are one allocation."""
-        numel = self.samples * 4 * self.channels * (self.h + self.pad) * (self.w + self.pad)
-        block = iter(torch.empty((sum(needed), numel), dtype=self.like.dtype, device=self.like.device).unbind(0))
-        return [next(block) if need else None for need in needed]
-
-
-def _buffer(flat: Tensor, shape: Sequence[int]) -> Tensor:
-    return flat[: math.prod(shape)].view(shape)
 
 
 def _split(image: Tensor, pad: int, flat: Tensor) -> Tensor:
@@ -108,7 +34,7 @@ def _split(image: Tensor, pad: int, flat: Tensor) -> Tensor:
     view reads each input row once: measured 10-30% faster on the CPU than four copies of the
     strided phases."""
     n, co, h, _, w, _, ci = image.shape
-    planes = _buffer(flat, (n, 4, co, h + pad, w + pad, ci))
+    planes = buffer_view(flat, (n, 4, co, h + pad, w + pad, ci))
     phases = image.permute(0, 3, 5, 1, 2, 4, 6)
     target = planes.view(n, 2, 2, co, h + pad, w + pad, ci)
     (target[..., :h, :w, :] if pad else target).copy_(phases)
@@ -136,7 +62,7 @@ def _zero_pad(bands: Tensor, pad: int, flat: Tensor | None) -> Tensor:
     if flat is None:
         return bands
     n, _, co, h, w, ci = bands.shape
-    padded = _buffer(flat, (n, 4, co, h + pad, w + pad, ci))
+    padded = buffer_view(flat, (n, 4, co, h + pad, w + pad, ci))
     padded[..., :h, :w, :].copy_(bands)
     if pad:
         padded[..., h:, :, :].zero_()
@@ -192,7 +118,7 @@ def _mix(planes: Tensor, mix: Tensor, out: Tensor, flat: Tensor | None) -> None:
     if flat is None:
         torch.bmm(mix[0].expand(n, 4, 4), rows, out=out.view(n, 4, -1))
         return
-    acc = _buffer(flat, rows.shape)
+    acc = buffer_view(flat, rows.shape)
     for k, offset, length in _windows(planes, mix.shape[0]):
         window = rows[:, :, offset : offset + length]
         if k == 0:
@@ -209,7 +135,7 @@ def _unmix(padded: Tensor, mix: Tensor, flat: Tensor) -> Tensor:
     ``padded`` holds the bands with a zero margin (:func:`_zero_pad`)."""
     n = padded.shape[0]
     rows = padded.view(n, 4, -1)
-    acc = _buffer(flat, rows.shape)
+    acc = buffer_view(flat, rows.shape)
     for k, offset, length in _windows(padded, mix.shape[0]):
         product = mix[k].T.expand(n, 4, 4)
         if k == 0:
@@ -256,10 +182,10 @@ def _analysis(x: Tensor, mix: Tensor) -> Tensor:
     """Analysis of an even-sized map ``x`` (NCHW- or channels-last-contiguous), in ``x``'s layout."""
     channels_last, pad = is_channels_last(x), _margin(mix)
     n, c, h2, w2 = x.shape
-    out = _empty(x, (n, 4 * c, h2 // 2, w2 // 2), channels_last)
-    pieces = _Pieces(out.shape, x, channels_last, pad)
+    out = empty_in_layout(x, (n, 4 * c, h2 // 2, w2 // 2), channels_last)
+    pieces = Pieces(out.shape, x, channels_last, pad)
     planes_buf, acc_buf = pieces.scratch(True, pad > 0 or channels_last)
-    images, bands = pieces.cut(_image(x, channels_last), True), pieces.cut(_bands(out, channels_last), False)
+    images, bands = pieces.cut(image_view(x, channels_last), True), pieces.cut(bands_view(out, channels_last), False)
     for image, band in zip(images, bands):
         _mix(_split(image, pad, planes_buf), mix, band, acc_buf)
     return out
@@ -269,10 +195,10 @@ def _synthesis(y: Tensor, mix: Tensor) -> Tensor:
     """Synthesis of subbands ``y`` (NCHW- or channels-last-contiguous) to ``(N, C, 2h, 2w)``, in ``y``'s layout."""
     channels_last, pad = is_channels_last(y), _margin(mix)
     n, c4, h, w = y.shape
-    out = _empty(y, (n, c4 // 4, 2 * h, 2 * w), channels_last)
-    pieces = _Pieces(y.shape, y, channels_last, pad)
+    out = empty_in_layout(y, (n, c4 // 4, 2 * h, 2 * w), channels_last)
+    pieces = Pieces(y.shape, y, channels_last, pad)
     padded_buf, acc_buf = pieces.scratch(pad > 0 or channels_last, True)
-    images, bands = pieces.cut(_image(out, channels_last), True), pieces.cut(_bands(y, channels_last), False)
+    images, bands = pieces.cut(image_view(out, channels_last), True), pieces.cut(bands_view(y, channels_last), False)
     for image, band in zip(images, bands):
         _merge(_unmix(_zero_pad(band, pad, padded_buf), mix, acc_buf), image)
     return out
@@ -283,13 +209,13 @@ def _analysis_backward(x: Tensor | None, g: Tensor, mix: Tensor, channels_last: 
     pad = _margin(mix)
     g = g.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     n, c4, h, w = g.shape
-    grad_x = _empty(g, (n, c4 // 4, 2 * h, 2 * w), channels_last) if need_x else None
+    grad_x = empty_in_layout(g, (n, c4 // 4, 2 * h, 2 * w), channels_last) if need_x else None
     gram = torch.zeros_like(mix) if need_mix else None
-    pieces = _Pieces(g.shape, g, channels_last, pad)
+    pieces = Pieces(g.shape, g, channels_last, pad)
     padded_buf, acc_buf, planes_buf = pieces.scratch(pad > 0 or channels_last, need_x, need_mix)
-    bands = pieces.cut(_bands(g, channels_last), False)
-    grad_images = pieces.cut(_image(grad_x, channels_last), True) if need_x else [None] * len(bands)
-    images = pieces.cut(_image(x, channels_last), True) if need_mix else [None] * len(bands)
+    bands = pieces.cut(bands_view(g, channels_last), False)
+    grad_images = pieces.cut(image_view(grad_x, channels_last), True) if need_x else [None] * len(bands)
+    images = pieces.cut(image_view(x, channels_last), True) if need_mix else [None] * len(bands)
     for band, grad_image, image in zip(bands, grad_images, images):
         padded = _zero_pad(band, pad, padded_buf)
         if grad_image is not None:
@@ -306,14 +232,14 @@ def _synthesis_backward(y: Tensor | None, g: Tensor, mix: Tensor, channels_last:
     g = g.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     n, c, h2, w2 = g.shape
     y_shape = (n, 4 * c, h2 // 2, w2 // 2)
-    grad_y = _empty(g, y_shape, channels_last) if need_y else None
+    grad_y = empty_in_layout(g, y_shape, channels_last) if need_y else None
     gram = torch.zeros_like(mix) if need_mix else None
-    pieces = _Pieces(y_shape, g, channels_last, pad)
+    pieces = Pieces(y_shape, g, channels_last, pad)
     through_buffer = pad > 0 or channels_last
     planes_buf, acc_buf, padded_buf = pieces.scratch(True, need_y and through_buffer, need_mix and through_buffer)
-    images = pieces.cut(_image(g, channels_last), True)
-    grad_bands = pieces.cut(_bands(grad_y, channels_last), False) if need_y else [None] * len(images)
-    bands = pieces.cut(_bands(y, channels_last), False) if need_mix else [None] * len(images)
+    images = pieces.cut(image_view(g, channels_last), True)
+    grad_bands = pieces.cut(bands_view(grad_y, channels_last), False) if need_y else [None] * len(images)
+    bands = pieces.cut(bands_view(y, channels_last), False) if need_mix else [None] * len(images)
     for image, grad_band, band in zip(images, grad_bands, bands):
         planes = _split(image, pad, planes_buf)
         if grad_band is not None:

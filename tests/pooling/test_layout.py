@@ -7,7 +7,7 @@ from torch import nn
 from torch.testing import assert_close
 
 from ldwseg import LDWPool2d, LDWUnpool2d, ldw_analysis, ldw_synthesis
-from ldwseg.pooling import polyphase
+from ldwseg.pooling import pieces
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 CL = torch.channels_last
@@ -72,7 +72,7 @@ def test_pieces_over_samples_and_channel_blocks_agree(monkeypatch, layout, name)
     whole_syn = grads(ldw_synthesis, whole[0].detach().requires_grad_(), low, high)
     per_channel = 4 * 6 * 4 * 8  # bytes of one channel's planes
     for chunk in (2 * 10 * per_channel, 3 * per_channel, 1):  # two samples, 3 channels, 1 channel
-        monkeypatch.setattr(polyphase, "_CHUNK_BYTES", chunk)
+        monkeypatch.setattr(pieces, "CHUNK_BYTES", chunk)
         for g, e in zip(grads(ldw_analysis, x.detach().requires_grad_(), low, high), whole):
             assert_close(g, e)
         for g, e in zip(grads(ldw_synthesis, whole[0].detach().requires_grad_(), low, high), whole_syn):
