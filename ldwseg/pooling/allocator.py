@@ -31,7 +31,7 @@ import ctypes.util
 import logging
 import os
 
-__all__ = ["ENV", "keep_default_allocator", "keep_freed_memory"]
+__all__ = ["ENV", "keep_default_allocator", "keep_freed_memory", "keeps_freed_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,7 @@ _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 2**31 - 1  # mallopt takes a C int: 4 GiB would wrap to 0 (trim always)
 ENV = "LDWSEG_MALLOC"
 """Set to ``default`` to leave glibc's allocator as it is."""
+_state = {"kept": False}
 
 
 def keep_freed_memory() -> bool:
@@ -55,6 +56,7 @@ def keep_freed_memory() -> bool:
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     done = mallopt(_M_MMAP_MAX, 0) == 1 and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD) == 1
+    _state["kept"] = _state["kept"] or done
     log.debug("glibc malloc: mmap off, trim threshold 2 GiB (%s)", "done" if done else "refused")
     return done
 
@@ -65,3 +67,8 @@ def keep_default_allocator() -> bool:
     not kept), like a refused :func:`keep_freed_memory`."""
     os.environ[ENV] = "default"
     return False
+
+
+def keeps_freed_memory() -> bool:
+    """Whether :func:`keep_freed_memory` has tuned this process."""
+    return _state["kept"]

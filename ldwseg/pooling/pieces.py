@@ -25,6 +25,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from .huge_pages import advise_huge_pages
+
 __all__ = ["CHUNK_BYTES", "Pieces", "bands_view", "buffer_view", "empty_in_layout", "image_view", "is_channels_last"]
 
 CHUNK_BYTES = 2**21
@@ -37,8 +39,9 @@ def is_channels_last(t: Tensor) -> bool:
 
 
 def empty_in_layout(like: Tensor, shape: Sequence[int], channels_last: bool) -> Tensor:
+    """A new result of the op in the given layout; large CPU results get huge pages (:mod:`.huge_pages`)."""
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format)
+    return advise_huge_pages(torch.empty(shape, dtype=like.dtype, device=like.device, memory_format=memory_format))
 
 
 def image_view(x: Tensor, channels_last: bool) -> Tensor:
