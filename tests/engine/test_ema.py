@@ -48,6 +48,43 @@ def test_the_average_copies_the_first_step_then_follows_the_recurrence():
     assert not any(p.requires_grad for p in average.module.parameters())
 
 
+def test_the_update_is_torchs_averaged_model_bit_for_bit():
+    """Against torch's own ``AveragedModel.update_parameters`` with its EMA function: every
+    parameter and buffer (BatchNorm's integer counter too) and the step count, exactly."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    model, decay = _net(), 0.9
+    average = WeightAverage(model, decay)
+    reference = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    g = torch.Generator().manual_seed(5)
+    for _ in range(5):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(
+            model(torch.randn(2, 3, 6, 6, generator=g)), torch.randn(2, 2, 6, 6, generator=g)
+        ).backward()
+        optimizer.step()
+        average.update()
+        reference.update_parameters(model)
+        got, expected = average.state_dict(), reference.state_dict()
+        assert got.keys() == expected.keys()
+        for name in got:
+            torch.testing.assert_close(got[name], expected[name], rtol=0, atol=0, msg=name)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_an_update_never_waits_for_the_gpu():
+    model = _net().cuda()
+    average = WeightAverage(model, 0.9)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")  # a synchronising call raises
+    try:
+        for _ in range(3):
+            average.update()
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+
+
 def test_a_decay_of_zero_keeps_no_average_and_one_is_refused():
     assert build_weight_average(_net(), 0.0) is None
     for bad in ("1.0", "-0.1"):
