@@ -35,7 +35,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ from .distributed import (
 from .ema import build_weight_average
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
-from .logs import MetricLog, time_left
+from .logs import MetricLog, epoch_pace, time_left
 from .optim import build_optimizer, build_scheduler, steps_per_epoch
 from .precision import Precision, cudnn_autotuner
 from .resume import resume_point
@@ -134,6 +134,7 @@ class _Run:
     start: ResumePoint
     best: dict[str, Any]
     last_score: float | None = None
+    epoch_seconds: list[float] = field(default_factory=list)
 
 
 def fit(
@@ -349,6 +350,7 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
     """Log ``row``, save the checkpoint of the epoch's end, and stop here if a signal asked to."""
     t = run.cfg.train
     run.metric_log.write(epoch, row)
+    run.epoch_seconds.append(row["seconds"])
     run.saver.save(ResumePoint(epoch + 1, 0, None, run.best), row)
     scored = f"val_{run.task.score}" in row
     log.info(
@@ -360,7 +362,7 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
         row["wavelet_loss"],
         f"  val {run.task.score} {run.last_score:.4f}" if scored else "",
         row["seconds"],
-        time_left(row["seconds"], t.epochs - epoch - 1),  # at this epoch's pace
+        time_left(epoch_pace(run.epoch_seconds), t.epochs - epoch - 1),
     )
     barrier(run.dist_info)
     signal_name = agreed_signal(run.stop, run.dist_info, run.precision.device)

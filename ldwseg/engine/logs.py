@@ -11,14 +11,15 @@ from __future__ import annotations
 import contextlib
 import csv
 import logging
-from collections.abc import Iterator
+import statistics
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_write
 from .run_folder import RunFolder
 
-__all__ = ["TRAINING_LOGGER", "MetricLog", "format_duration", "log_label", "time_left"]
+__all__ = ["TRAINING_LOGGER", "MetricLog", "epoch_pace", "format_duration", "log_label", "time_left"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,23 @@ def format_duration(seconds: float) -> str:
     if whole < 3600:
         return f"{whole // 60}m{whole % 60:02d}s"
     return f"{whole // 3600}h{whole % 3600 // 60:02d}m"
+
+
+PACE_EPOCHS = 10
+"""The recent epochs whose median time predicts the rest of a run."""
+
+
+def epoch_pace(seconds: Sequence[float]) -> float:
+    """Seconds per epoch for the time left: the median of the last :data:`PACE_EPOCHS` epochs.
+
+    The median, so that one slow epoch (a paused process, a burst of load on the machine)
+    does not multiply the estimate; it leaves out the occasional validation epoch's extra
+    time too, which is a small part of a run.
+
+    >>> epoch_pace([12.0, 11.0, 13.0, 1660.0])
+    12.5
+    """
+    return statistics.median(list(seconds)[-PACE_EPOCHS:])
 
 
 def time_left(seconds_per_epoch: float, epochs_left: int) -> str:

@@ -5,7 +5,15 @@ import logging
 
 import pytest
 
-from ldwseg.engine.logs import TRAINING_LOGGER, MetricLog, format_duration, log_label, time_left
+from ldwseg.engine.logs import (
+    PACE_EPOCHS,
+    TRAINING_LOGGER,
+    MetricLog,
+    epoch_pace,
+    format_duration,
+    log_label,
+    time_left,
+)
 
 
 def _read(path):
@@ -91,3 +99,13 @@ def test_log_label_prefixes_the_training_loop_lines_only_while_active(caplog):
         "untouched",
         "epoch 4/8",
     ]
+
+
+def test_the_pace_is_the_median_of_recent_epochs_and_ignores_a_paused_one():
+    steady = [30.0 + (i % 3) for i in range(40)]  # 30, 31, 32, ...
+    paused = steady[:-1] + [1660.0]  # the process stopped for 27 minutes in the last epoch
+    assert epoch_pace(steady) == 31.0
+    assert epoch_pace(paused) == 31.0
+    assert epoch_pace([1660.0]) == 1660.0  # the first epoch is all there is to go by
+    faster = [60.0] * 20 + [30.0] * PACE_EPOCHS  # the machine got quieter: only recent epochs count
+    assert epoch_pace(faster) == 30.0
