@@ -10,7 +10,7 @@ Unlike :func:`~ldwseg.pooling.keep_freed_memory` this is no setting of the proce
 advice covers only the pages of a result that the op has just allocated, blocks that glibc
 maps for that tensor alone (:data:`MIN_BYTES` and more) and unmaps when it is freed, so the
 advice ends with them. It is not given once the process keeps freed memory (its blocks
-then come from the heap, already faulted in), off Linux, on other devices and while
+then come from the heap, already faulted in), off Linux, on other devices, for tensor subclasses (fake tensors hold no memory) and while
 ``torch.compile`` traces; where transparent huge pages are off
 (``/sys/kernel/mm/transparent_hugepage/enabled`` is ``never``) the kernel ignores it.
 ``LDWSEG_HUGE_PAGES=off`` in the environment turns it off (a kernel whose huge-page
@@ -63,7 +63,9 @@ def advise_huge_pages(t: Tensor) -> Tensor:
     write of fresh memory. A refusal of the kernel (``EINVAL`` without huge-page support)
     is ignored: the tensor is then faulted in as usual.
     """
-    nbytes = t.untyped_storage().nbytes() if t.device.type == "cpu" else 0
+    if type(t) is not Tensor or t.device.type != "cpu":  # subclasses: fake and functional tensors hold no memory
+        return t
+    nbytes = t.untyped_storage().nbytes()
     if nbytes < MIN_BYTES or torch.compiler.is_compiling() or keeps_freed_memory():
         return t
     if os.environ.get(ENV, "").strip().lower() in ("off", "0", "false", "no"):
