@@ -10,9 +10,10 @@ Unlike :func:`~ldwseg.pooling.keep_freed_memory` this is no setting of the proce
 advice covers only the pages of a result that the op has just allocated, blocks that glibc
 maps for that tensor alone (:data:`MIN_BYTES` and more) and unmaps when it is freed, so the
 advice ends with them. It is not given once the process keeps freed memory (its blocks
-then come from the heap, already faulted in), off Linux, on other devices, for tensor subclasses (fake tensors hold no memory) and while
-``torch.compile`` traces; where transparent huge pages are off
-(``/sys/kernel/mm/transparent_hugepage/enabled`` is ``never``) the kernel ignores it.
+then come from the heap, already faulted in), off Linux, on other devices, to tensor
+subclasses (fake tensors hold no memory) and while ``torch.compile`` traces; where
+transparent huge pages are off (``/sys/kernel/mm/transparent_hugepage/enabled`` is
+``never``) the kernel ignores it.
 ``LDWSEG_HUGE_PAGES=off`` in the environment turns it off (a kernel whose huge-page
 compaction stalls, for example).
 """
