@@ -40,7 +40,7 @@ _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 2**31 - 1  # mallopt takes a C int: 4 GiB would wrap to 0 (trim always)
 ENV = "LDWSEG_MALLOC"
 """Set to ``default`` to leave glibc's allocator as it is."""
-_state = {"kept": False}
+_state = {"kept": False}  # mirrors mallopt, itself a setting of the whole process: glibc has no getter
 
 
 def keep_freed_memory() -> bool:
