@@ -4,9 +4,7 @@ Memory: a map is processed in pieces of about :data:`CHUNK_BYTES` (a few samples
 channels of one sample) through scratch buffers of that size allocated once per call, so
 the only input-sized allocations are the results (the output, the input gradient). A
 piece's planes carry a periodic margin of ``m - 1`` rows and columns, so every shifted
-product reads a view of them. For the filter gradient analysis keeps a tensor that the
-network holds anyway, never a copy of its planes: its input, split again piece by piece in
-backward, or for ``K = 2`` its output, whose bands are ``M @ P`` (:func:`_output_inverse`).
+product reads a view of them.
 
 Layouts: NCHW and channels-last maps are read and written in place, and every result has
 its input's layout. A map is viewed as ``(N, Co, h, 2, w, 2, Ci)`` and its subbands as
