@@ -29,7 +29,8 @@ from ..config import AMP_CHOICES
 from ..errors import ConfigError, LDWSegError
 
 __all__ = [
-    "DistInfo", "PeerLost", "barrier", "check_precision", "cleanup_distributed", "from_main", "inference_amp",
+    "DistInfo", "PeerLost", "barrier", "check_precision", "cleanup_distributed", "control_group", "from_main",
+    "inference_amp",
     "init_distributed", "is_main_process", "main_rank_logs", "peer_lost", "resolve_device",
 ]  # fmt: skip
 
@@ -38,6 +39,11 @@ T = TypeVar("T")
 _CLOSED = ("connection closed by peer", "connection reset by peer", "broken pipe", "remote process exited",
            "ncclremoteerror")  # fmt: skip
 """How gloo and nccl word a collective that failed because another rank's process is gone (lower case)."""
+
+
+_CONTROL: dict[str, dist.ProcessGroup] = {}
+"""The gloo group of :func:`control_group`, made once per process group: ``new_group`` is a collective,
+so every rank makes it at the same call; :func:`cleanup_distributed` forgets it with the group."""
 
 
 class PeerLost(LDWSegError):
@@ -208,6 +214,22 @@ def main_rank_logs(info: DistInfo) -> Iterator[None]:
         logger.setLevel(previous)
 
 
+def control_group() -> dist.ProcessGroup | None:
+    """The group in which the ranks agree on host values (stop, save) with CPU tensors; ``None``: the default group.
+
+    The default group serves when its backend takes CPU tensors (gloo). Beside nccl a gloo group
+    of the same ranks is made at the first call, which every rank must reach at the same point
+    (as for any collective): an agreement there never waits for the GPU, where one through nccl
+    would put the host's values on the device and read the result back, a host synchronisation.
+    """
+    if "gloo" in str(dist.get_backend()):
+        return None
+    if "group" not in _CONTROL:
+        _CONTROL["group"] = dist.new_group(backend="gloo")
+    return _CONTROL["group"]
+
+
 def cleanup_distributed() -> None:
+    _CONTROL.clear()
     if dist.is_initialized():
         dist.destroy_process_group()

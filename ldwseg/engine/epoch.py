@@ -23,9 +23,10 @@ from ..errors import LDWSegError
 from ..pooling import wavelet_loss
 from .precision import Precision
 
-__all__ = ["DEVICE_READ_EVERY", "EpochProgress", "LossTotals", "NonFiniteLossError", "train_one_epoch"]
+__all__ = ["DEVICE_READ_EVERY", "LOSS_NAMES", "EpochProgress", "LossTotals", "NonFiniteLossError", "train_one_epoch"]
 
-_LOSSES = ("train_loss", "task_loss", "wavelet_loss")
+LOSS_NAMES = ("train_loss", "task_loss", "wavelet_loss")
+"""The losses an epoch sums, in the order of :meth:`EpochProgress.device_sums`."""
 
 DEVICE_READ_EVERY = 100
 """Steps between two reads of the loss sums off the CPU (besides checkpoints and the epoch's end):
@@ -58,7 +59,7 @@ class LossTotals:
     @classmethod
     def start(cls, sums: dict[str, float] | None, *, epoch: int, device: torch.device) -> LossTotals:
         """The totals of ``epoch`` after the steps whose sums are ``sums`` (``None``: no step yet)."""
-        values = [0.0] * len(_LOSSES) if sums is None else [sums[k] for k in _LOSSES]
+        values = [0.0] * len(LOSS_NAMES) if sums is None else [sums[k] for k in LOSS_NAMES]
         first_bad = torch.full((4,), -1.0, dtype=torch.float64, device=device)
         return cls(torch.tensor(values, dtype=torch.float64, device=device), first_bad, epoch)
 
@@ -71,6 +72,10 @@ class LossTotals:
         record = torch.cat([values.new_full((1,), step), values])
         totals = LossTotals(self._sums + values, torch.where(first, record, self._first_bad), self._epoch)
         return totals, finite
+
+    def on_device(self) -> Tensor:
+        """The sums as they are, a float64 tensor in :data:`LOSS_NAMES` order on the device, not read."""
+        return self._sums
 
     def read(self) -> dict[str, float]:
         """The sums on the host (one synchronisation, then kept).
@@ -87,7 +92,7 @@ class LossTotals:
                     epoch=self._epoch,
                     step=int(step),
                 )
-            self._read = dict(zip(_LOSSES, sums))
+            self._read = dict(zip(LOSS_NAMES, sums))
         return dict(self._read)
 
 
@@ -112,6 +117,14 @@ class EpochProgress:
             NonFiniteLossError: a step up to this one had a NaN or infinite loss.
         """
         return self.totals.read() if isinstance(self.totals, LossTotals) else self.totals
+
+    def device_sums(self, device: torch.device) -> Tensor:
+        """The loss sums as a float64 tensor in :data:`LOSS_NAMES` order on ``device``, without a read
+        (a running epoch's own tensor; zeros before the first step)."""
+        if isinstance(self.totals, LossTotals):
+            return self.totals.on_device()
+        sums = self.totals or {}
+        return torch.tensor([sums.get(k, 0.0) for k in LOSS_NAMES], dtype=torch.float64, device=device)
 
 
 def _mean_across_ranks(values: dict[str, float], count: int, device: torch.device) -> dict[str, float]:

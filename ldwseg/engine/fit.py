@@ -365,7 +365,7 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
         time_left(epoch_pace(run.epoch_seconds), t.epochs - epoch - 1),
     )
     barrier(run.dist_info)
-    signal_name = agreed_signal(run.stop, run.dist_info, run.precision.device)
+    signal_name = agreed_signal(run.stop, run.dist_info)
     if signal_name is not None and epoch + 1 < t.epochs:
         raise interrupted(run.out, signal_name, f"after epoch {epoch + 1}")
 

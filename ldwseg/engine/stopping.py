@@ -4,8 +4,8 @@
 asks for it; :class:`StepWatch`, called after every optimizer step, remembers the last
 completed step, saves on schedule and turns a SIGINT/SIGTERM into a saved checkpoint
 plus :class:`~ldwseg.errors.Interrupted`. Under ``torchrun`` the ranks agree after every
-step, in one collective, on whether to stop or save, and rank 0 saves the loss sums of
-every rank, so a resumed run reports the same epoch losses as an uninterrupted one.
+step, on the host, on whether to stop or save, and rank 0 saves the loss sums of every
+rank, so a resumed run reports the same epoch losses as an uninterrupted one.
 
 A checkpoint the disk refuses (full, read-only, failing) stops the run with
 :class:`~ldwseg.errors.WriteFailed` naming the checkpoint that survived, from which
@@ -26,8 +26,8 @@ from ..errors import CheckpointError, Interrupted, WriteFailed
 from ..io.atomic import remedy
 from ..io.training_state import load_training_state
 from .checkpoints import ResumePoint, save_resume_state, save_run_checkpoint
-from .distributed import DistInfo
-from .epoch import EpochProgress, NonFiniteLossError
+from .distributed import DistInfo, control_group
+from .epoch import LOSS_NAMES, EpochProgress, NonFiniteLossError
 from .interrupt import SIGNAL_EXIT_CODES, StopRequests
 from .run_folder import RunFolder
 from .state import TrainingState
@@ -42,13 +42,13 @@ def _point_words(point: ResumePoint) -> str:
     return f"epoch {point.epoch + 1}, step {point.step}" if point.step else f"the end of epoch {point.epoch}"
 
 
-def agreed_signal(stop: StopRequests, dist_info: DistInfo, device: torch.device) -> str | None:
-    """The signal that asked to stop, agreed on by all ranks (any rank's request stops all)."""
+def agreed_signal(stop: StopRequests, dist_info: DistInfo) -> str | None:
+    """The signal that asked to stop, agreed on by all ranks on the host (any rank's request stops all)."""
     if not dist_info.enabled:
         return stop.signal
-    flag = torch.tensor([SIGNAL_EXIT_CODES.get(stop.signal or "", 0)], device=device)
-    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-    return {code: name for name, code in SIGNAL_EXIT_CODES.items()}.get(int(flag.item()))
+    flag = torch.tensor([SIGNAL_EXIT_CODES.get(stop.signal or "", 0)])
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=control_group())
+    return {code: name for name, code in SIGNAL_EXIT_CODES.items()}.get(int(flag))
 
 
 def interrupted(out: Path, signal_name: str, where: str) -> Interrupted:
@@ -160,6 +160,12 @@ class StepWatch:
     ``best`` (the best validation score so far) goes into every checkpoint it saves; it
     cannot change inside an epoch. ``rank_sums``: every rank's loss sums at ``start``
     (under ``torchrun``, when the epoch resumes inside itself).
+
+    Under ``torchrun`` no step waits for the device: the ranks agree on stopping and saving
+    through CPU tensors (:func:`~ldwseg.engine.distributed.control_group`), and every rank's
+    loss sums are gathered on the training device without being read; a save reads the
+    gather of its own step. The previous step's gather is waited for before the next one
+    starts, which on CUDA orders the streams and leaves the host free.
     """
 
     def __init__(
@@ -167,11 +173,13 @@ class StepWatch:
         start: EpochProgress, best: dict[str, Any], rank_sums: list[dict[str, float]] | None = None,
     ) -> None:  # fmt: skip
         self.saver, self.stop, self.dist_info, self.device = saver, stop, dist_info, device
-        self.last, self.best, self.rank_sums = start, best, rank_sums
+        self.last, self.best, self._rank_sums = start, best, rank_sums
+        self._gather: tuple[list[torch.Tensor], dist.Work] | None = None  # the last step's, unread
 
     def __call__(self, progress: EpochProgress) -> None:
         if self.dist_info.enabled:
             signal_name, due = self._agree(progress)
+            self._gather_sums(progress)
         else:
             signal_name, due = self.stop.signal, self.saver.due(progress.step)
         self.last = progress
@@ -180,18 +188,33 @@ class StepWatch:
         if due:
             self._save()
 
+    @property
+    def rank_sums(self) -> list[dict[str, float]] | None:
+        """Every rank's loss sums at the last step (read off the device: a synchronisation)."""
+        if self._gather is not None:
+            rows, work = self._gather
+            work.wait()
+            self._rank_sums = [dict(zip(LOSS_NAMES, row.tolist())) for row in torch.stack(rows).cpu()]
+            self._gather = None
+        return self._rank_sums
+
     def _agree(self, progress: EpochProgress) -> tuple[str | None, bool]:
-        """One ``all_gather`` of (signal, due, loss sums) from every rank: any rank's request to stop, or
-        to save (``checkpoint_minutes`` is timed per rank), holds for all; keeps every rank's sums."""
-        keys = sorted(progress.sums or {})
-        row = [SIGNAL_EXIT_CODES.get(self.stop.signal or "", 0), self.saver.due(progress.step)]
-        mine = torch.tensor(row + [progress.sums[k] for k in keys], dtype=torch.float64, device=self.device)
+        """One ``all_gather`` of (signal, due) from every rank, on the host: any rank's request to stop,
+        or to save (``checkpoint_minutes`` is timed per rank), holds for all."""
+        mine = torch.tensor([SIGNAL_EXIT_CODES.get(self.stop.signal or "", 0), self.saver.due(progress.step)])
         rows = [torch.empty_like(mine) for _ in range(self.dist_info.world_size)]
-        dist.all_gather(rows, mine)
-        table = torch.stack(rows).cpu()
-        self.rank_sums = [dict(zip(keys, r[2:].tolist())) for r in table]
-        code = int(table[:, 0].max().item())
+        dist.all_gather(rows, mine, group=control_group())
+        table = torch.stack(rows)
+        code = int(table[:, 0].max())
         return {c: name for name, c in SIGNAL_EXIT_CODES.items()}.get(code), bool(table[:, 1].any())
+
+    def _gather_sums(self, progress: EpochProgress) -> None:
+        """Start gathering every rank's loss sums of ``progress`` on the training device."""
+        if self._gather is not None:
+            self._gather[1].wait()
+        mine = progress.device_sums(self.device)
+        rows = [torch.empty_like(mine) for _ in range(self.dist_info.world_size)]
+        self._gather = rows, dist.all_gather(rows, mine, async_op=True)
 
     def save_and_stop(self, signal_name: str) -> Interrupted:
         """Save the last completed step; the error to raise for ``signal_name``."""
