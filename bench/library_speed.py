@@ -10,12 +10,17 @@ The last row times ``LDWUnpool2d`` from ``(8, 4C, 64, 64)`` subbands against the
 ``ConvTranspose2d(2C, C, 2, stride=2)`` of the UNet decoder level that it replaces, both
 giving ``(8, C, 128, 128)`` with ``C = 64``.
 
-Usage: ``python bench/library_speed.py [--repeats 15] [--threads T] [--keep-freed-memory]``
-(``--keep-freed-memory`` first opts in to :func:`ldwseg.pooling.keep_freed_memory`, as
-``ldwseg train`` does).
+Usage: ``python bench/library_speed.py [--repeats 15] [--threads T] [--keep-freed-memory]
+[--shape N,C,H,W ...]`` (``--keep-freed-memory`` first opts in to
+:func:`ldwseg.pooling.keep_freed_memory`, as ``ldwseg train`` does; ``--shape`` times only
+the pools at the shapes given, in that order, and not the reverse pool). The last column
+counts the page faults of a layer's forward and backward (minor faults of the process per
+call, from ``getrusage``): the memory glibc hands back to the system and the layer then
+touches again, which is what the process's allocator state changes.
 """
 
 import argparse
+import resource
 import statistics
 import time
 
@@ -41,16 +46,32 @@ def fwd_bwd(module: nn.Module, x: torch.Tensor):
     return run
 
 
-def median_ms(runs: list, repeats: int) -> list[float]:
-    """Median milliseconds of each closure, interleaved, each timed run after an untimed one."""
-    times = [[] for _ in runs]
+def median_ms(runs: list, repeats: int, faults: list[float] | None = None) -> list[float]:
+    """Median milliseconds of each closure, interleaved, each timed run after an untimed one.
+
+    ``faults``, when given, receives each closure's mean minor page faults per call."""
+    times, counts = [[] for _ in runs], [0] * len(runs)
     for _ in range(repeats):
-        for run, spent in zip(runs, times):
+        for i, (run, spent) in enumerate(zip(runs, times)):
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             run()
             start = time.perf_counter()
             run()
             spent.append(1000 * (time.perf_counter() - start))
+            counts[i] += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    if faults is not None:
+        faults[:] = [count / (2 * repeats) for count in counts]
     return [statistics.median(t) for t in times]
+
+
+def shape_arg(text: str) -> tuple[int, int, int, int]:
+    try:
+        shape = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shape expects N,C,H,W such as 8,128,64,64, got {text!r}") from None
+    if len(shape) != 4 or min(shape) < 1 or shape[2] % 2 or shape[3] % 2:
+        raise argparse.ArgumentTypeError(f"--shape expects four positive sizes N,C,H,W with H, W even, got {text!r}")
+    return shape
 
 
 def main() -> None:
@@ -59,6 +80,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument(
         "--keep-freed-memory", action="store_true", help="opt in to ldwseg.pooling.keep_freed_memory() first"
+    )
+    parser.add_argument(
+        "--shape", type=shape_arg, action="append", help="N,C,H,W to time the pools at (repeatable) [default: four]"
     )
     args = parser.parse_args()
     kept = keep_freed_memory() if args.keep_freed_memory else False
@@ -69,18 +93,27 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}, allocator {allocator}"
     )
-    print("| input | LDW fwd+bwd ms | baseline | baseline fwd+bwd ms | LDW / baseline |")
-    print("|---|---|---|---|---|")
-    for shape in SHAPES:
+    print("| input | LDW fwd+bwd ms | baseline | baseline fwd+bwd ms | LDW / baseline | page faults LDW / baseline |")
+    print("|---|---|---|---|---|---|")
+    faults: list[float] = []
+    for shape in args.shape or SHAPES:
         x = torch.randn(shape)
-        ldw, maxpool = median_ms([fwd_bwd(LDWPool2d(shape[1]), x), fwd_bwd(nn.MaxPool2d(2), x)], args.repeats)
-        print(f"| {shape} | {ldw:.2f} | MaxPool2d(2) | {maxpool:.2f} | {ldw / maxpool:.2f}x |", flush=True)
+        runs = [fwd_bwd(LDWPool2d(shape[1]), x), fwd_bwd(nn.MaxPool2d(2), x)]
+        ldw, maxpool = median_ms(runs, args.repeats, faults)
+        print(
+            f"| {shape} | {ldw:.2f} | MaxPool2d(2) | {maxpool:.2f} | {ldw / maxpool:.2f}x | "
+            f"{faults[0]:.0f} / {faults[1]:.0f} |",
+            flush=True,
+        )
+    if args.shape:
+        return
     n, c, h, w = DECODER
     bands, decoder_in = torch.randn(n, 4 * c, h // 2, w // 2), torch.randn(n, 2 * c, h // 2, w // 2)
     unpool, deconv = LDWUnpool2d(LDWPool2d(c)), nn.ConvTranspose2d(2 * c, c, 2, stride=2)
-    ldw, conv = median_ms([fwd_bwd(unpool, bands), fwd_bwd(deconv, decoder_in)], args.repeats)
+    ldw, conv = median_ms([fwd_bwd(unpool, bands), fwd_bwd(deconv, decoder_in)], args.repeats, faults)
     print(
-        f"| {tuple(bands.shape)} | {ldw:.2f} | ConvTranspose2d({2 * c}, {c}, 2, 2) | {conv:.2f} | {ldw / conv:.2f}x |"
+        f"| {tuple(bands.shape)} | {ldw:.2f} | ConvTranspose2d({2 * c}, {c}, 2, 2) | {conv:.2f} | {ldw / conv:.2f}x | "
+        f"{faults[0]:.0f} / {faults[1]:.0f} |"
     )
 
 

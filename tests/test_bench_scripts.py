@@ -157,3 +157,14 @@ def test_learning_curve_reports_best_final_and_the_budget_rule(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 0
     wrong = run_script(BENCH / "learning_curve.py", str(run), "--metric", "dice", cwd=tmp_path)
     assert wrong.returncode != 0 and "val_miou" in wrong.stderr
+
+
+def test_library_speed_times_the_shapes_given_and_counts_page_faults(tmp_path):
+    result = run_script(BENCH / "library_speed.py", "--shape", "2,8,16,16", "--repeats", "1", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| (")]
+    assert len(rows) == 1 and rows[0].startswith("| (2, 8, 16, 16) |")  # the pools only, no reverse-pool row
+    faults = rows[0].rstrip(" |").rsplit("|", 1)[1].split(" / ")
+    assert len(faults) == 2 and all(f.strip().isdigit() for f in faults)
+    bad = run_script(BENCH / "library_speed.py", "--shape", "8,128,63,64", cwd=tmp_path)
+    assert bad.returncode == 2 and "H, W even" in bad.stderr
