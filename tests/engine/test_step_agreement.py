@@ -114,3 +114,15 @@ def test_every_checkpoint_holds_every_ranks_sums_of_its_own_step(records):
 def test_the_loss_sums_are_read_only_where_a_checkpoint_is_written(records):
     for record in records:
         assert sorted(set(record["reads"])) == [(0, SAVE_EVERY), (0, STOP_AT), (1, 2)]
+
+
+def test_beside_nccl_one_gloo_group_carries_the_agreements_until_the_group_ends(monkeypatch):
+    made = []
+    monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
+    monkeypatch.setattr(dist, "new_group", lambda **kwargs: made.append(kwargs) or object())
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    first = control_group()
+    assert control_group() is first and made == [{"backend": "gloo"}]  # new_group is a collective: made once
+    cleanup_distributed()
+    assert control_group() is not first and len(made) == 2
+    cleanup_distributed()
