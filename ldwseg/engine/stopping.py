@@ -14,6 +14,7 @@ A checkpoint the disk refuses (full, read-only, failing) stops the run with
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,8 @@ class StepWatch:
         start: EpochProgress, best: dict[str, Any], rank_sums: list[dict[str, float]] | None = None,
     ) -> None:  # fmt: skip
         self.saver, self.stop, self.dist_info, self.device = saver, stop, dist_info, device
-        self.last, self.best, self._rank_sums = start, best, rank_sums
+        # one process saves no rank sums: those of a group it resumed from would go stale beside its own
+        self.last, self.best, self._rank_sums = start, best, rank_sums if dist_info.enabled else None
         self._gather: tuple[list[torch.Tensor], dist.Work] | None = None  # the last step's, unread
 
     def __call__(self, progress: EpochProgress) -> None:
@@ -222,5 +224,17 @@ class StepWatch:
         return interrupted(self.saver.out, signal_name, f"at epoch {self.last.epoch + 1}, step {self.last.step}")
 
     def _save(self) -> None:
-        point = ResumePoint(self.last.epoch, self.last.step, self.last.sums, self.best, self.rank_sums)
+        """Save the last step, unless a rank's loss was not finite by then: every rank holds the same
+        gathered sums, so all of them raise together and none writes a checkpoint."""
+        sums = self.last.sums  # raises on a rank whose own loss was not finite, naming the step
+        rank_sums = self.rank_sums
+        for rank, values in enumerate(rank_sums or []):
+            if not all(math.isfinite(v) for v in values.values()):
+                raise NonFiniteLossError(
+                    f"the loss became NaN or infinite on rank {rank} of {self.dist_info.world_size} by epoch "
+                    f"{self.last.epoch + 1}, step {self.last.step} (that rank's log names the step)",
+                    epoch=self.last.epoch,
+                    step=self.last.step - 1,
+                )
+        point = ResumePoint(self.last.epoch, self.last.step, sums, self.best, rank_sums)
         self.saver.save(point, {"step_in_epoch": self.last.step})
