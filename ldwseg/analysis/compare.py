@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_overrides
+from ..engine.logs import format_duration
 from ..engine.run_folder import RunFolder
 from ..engine.task import Task
 from ..errors import ConfigError
@@ -170,20 +171,28 @@ def run_compare(
     metric = metric or task.score
     # every run's config is checked before the first one trains, so a bad value fails at once
     configs = {(v.name, s): _run_config(base, v, s) for v in variants for s in seeds}
+    order = [(v.name, s) for s in seeds for v in variants]  # seed by seed: a stopped compare leaves whole pairs
+    todo = [key for key in order if not RunFolder(out / key[0] / f"seed{key[1]}").result.is_file()]
+    spent: list[tuple[float, int]] = []  # (seconds, epochs) of the runs this call trained
     by_run: dict[tuple[str, int], dict[str, Any]] = {}
-    for seed in seeds:  # seed by seed: a stopped compare leaves whole pairs, comparable already
-        for variant in variants:
-            cfg, run = configs[variant.name, seed], out / variant.name / f"seed{seed}"
-            train_labelled(cfg, run, label=f"{variant.name} seed {seed}", whose="this compare's", progress=progress)
-            cost = _cost(cfg, task, out / variant.name)
-            final, best, per_class = _scores(run, metric)
-            by_run[variant.name, seed] = {
-                "variant": variant.name, "seed": seed, "score": final, "best_score": best, **cost,
-                **{f"iou_{k}": v for k, v in per_class.items()},
-            }  # fmt: skip
-            _write_csv(
-                [by_run[key] for key in sorted(by_run, key=lambda k: (names.index(k[0]), k[1]))], out / "compare.csv"
-            )
+    for name, seed in order:
+        cfg, run, label = configs[name, seed], out / name / f"seed{seed}", f"{name} seed {seed}"
+        if (name, seed) in todo:
+            index = todo.index((name, seed))
+            after = sum(configs[key].train.epochs for key in todo[index + 1 :])
+            log.info("%s", _run_position(index + 1, len(todo), spent, after, label=label))
+        result = train_labelled(cfg, run, label=label, whose="this compare's", progress=progress)
+        if (name, seed) in todo:
+            spent.append((result.seconds, result.epochs_run))
+        cost = _cost(cfg, task, out / name)
+        final, best, per_class = _scores(run, metric)
+        by_run[name, seed] = {
+            "variant": name, "seed": seed, "score": final, "best_score": best, **cost,
+            **{f"iou_{k}": v for k, v in per_class.items()},
+        }  # fmt: skip
+        _write_csv(
+            [by_run[key] for key in sorted(by_run, key=lambda k: (names.index(k[0]), k[1]))], out / "compare.csv"
+        )
     rows = [by_run[v, s] for v in names for s in seeds]
     summary = summarise(
         rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
@@ -194,6 +203,24 @@ def run_compare(
 
     plot_compare(summary, out / "compare.png", label=f"val {metric}")
     return summary
+
+
+def _run_position(number: int, count: int, spent: Sequence[tuple[float, int]], epochs_after: int, *, label: str) -> str:
+    """The line before a run of a compare: which of the runs to train it is and, once this call
+    has trained one, how long those after it take at the pace so far (``spent``: seconds and
+    epochs of each run trained; ``epochs_after``: the epochs of the runs after this one).
+
+    >>> _run_position(1, 3, [], 20, label="max seed 0")
+    'max seed 0: run 1 of 3 to train'
+    >>> _run_position(2, 3, [(100.0, 10)], 10, label="ldw seed 0")
+    'ldw seed 0: run 2 of 3 to train; the runs after it: ~1m40s at 10s an epoch'
+    """
+    line = f"{label}: run {number} of {count} to train"
+    epochs = sum(e for _, e in spent)
+    if epochs == 0 or epochs_after == 0:
+        return line
+    pace = sum(t for t, _ in spent) / epochs
+    return f"{line}; the runs after it: ~{format_duration(pace * epochs_after)} at {format_duration(pace)} an epoch"
 
 
 def _cost(cfg: Config, task: Task, folder: Path) -> dict[str, Any]:

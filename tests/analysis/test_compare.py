@@ -1,8 +1,10 @@
 """ldwseg.analysis.compare: variants x seeds through the training of ``ldwseg train``."""
 
 import json
+import logging
 import math
 import os
+import re
 import signal
 
 import pytest
@@ -152,14 +154,22 @@ def _stop_after_first_batch(iterable, desc):
 
 
 @pytest.mark.slow
-def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_data, monkeypatch):
+def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_data, monkeypatch, caplog):
     base = load_config(None, TINY)
     out = tmp_path / "cmp"
+    caplog.set_level(logging.INFO, logger="ldwseg.analysis.compare")
     with pytest.raises(Interrupted):
         run_compare(base, VARIANTS, [0, 1], out, progress=_stop_after_first_batch)
     assert (out / "ldw" / "seed1" / "last.state.pt").is_file() and not (out / "ldw" / "seed1" / "result.json").exists()
+    lines = [r.getMessage() for r in caplog.records if " to train" in r.getMessage()]
+    assert lines[0] == "max seed 0: run 1 of 4 to train"  # no pace before a run has trained
+    assert re.fullmatch(r"ldw seed 0: run 2 of 4 to train; the runs after it: ~\S+ at \S+ an epoch", lines[1])
+    assert lines[3].startswith("ldw seed 1: run 4 of 4 to train") and len(lines) == 4
+    caplog.clear()
 
     summary = run_compare(base, VARIANTS, [0, 1], out)  # skips the three finished runs, resumes the fourth
+    lines = [r.getMessage() for r in caplog.records if " to train" in r.getMessage()]
+    assert lines == ["ldw seed 1: run 1 of 1 to train"]
     assert [v["name"] for v in summary["variants"]] == ["max", "ldw"]
     for v in summary["variants"]:
         assert set(v) >= {"params", "flops", "step_ms", "peak_mem_mb", "scores", "best_scores", "mean", "std",
