@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_overrides
-from ..engine.logs import format_duration
 from ..engine.run_folder import RunFolder
 from ..engine.task import Task
 from ..errors import ConfigError
@@ -40,7 +39,7 @@ from ..io.weights import read_metadata
 from ..provenance import environment
 from ..tasks import get_task
 from .cost import training_cost
-from .runs import train_labelled
+from .runs import run_position, train_labelled
 from .statistics import decide, holm, paired_test
 
 __all__ = [
@@ -180,7 +179,7 @@ def run_compare(
         if (name, seed) in todo:
             index = todo.index((name, seed))
             after = sum(configs[key].train.epochs for key in todo[index + 1 :])
-            log.info("%s", _run_position(index + 1, len(todo), spent, after, label=label))
+            log.info("%s", run_position(index + 1, len(todo), spent, after, label=label))
         result = train_labelled(cfg, run, label=label, whose="this compare's", progress=progress)
         if (name, seed) in todo:
             spent.append((result.seconds, result.epochs_run))
@@ -203,24 +202,6 @@ def run_compare(
 
     plot_compare(summary, out / "compare.png", label=f"val {metric}")
     return summary
-
-
-def _run_position(number: int, count: int, spent: Sequence[tuple[float, int]], epochs_after: int, *, label: str) -> str:
-    """The line before a run of a compare: which of the runs to train it is and, once this call
-    has trained one, how long those after it take at the pace so far (``spent``: seconds and
-    epochs of each run trained; ``epochs_after``: the epochs of the runs after this one).
-
-    >>> _run_position(1, 3, [], 20, label="max seed 0")
-    'max seed 0: run 1 of 3 to train'
-    >>> _run_position(2, 3, [(100.0, 10)], 10, label="ldw seed 0")
-    'ldw seed 0: run 2 of 3 to train; the runs after it: ~1m40s at 10s an epoch'
-    """
-    line = f"{label}: run {number} of {count} to train"
-    epochs = sum(e for _, e in spent)
-    if epochs == 0 or epochs_after == 0:
-        return line
-    pace = sum(t for t, _ in spent) / epochs
-    return f"{line}; the runs after it: ~{format_duration(pace * epochs_after)} at {format_duration(pace)} an epoch"
 
 
 def _cost(cfg: Config, task: Task, folder: Path) -> dict[str, Any]:

@@ -16,19 +16,19 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..config import Config
 from ..engine.fit import FitResult
-from ..engine.logs import log_label
+from ..engine.logs import format_duration, log_label
 from ..engine.run_folder import RunFolder, check_same_settings
 from ..engine.stopping import rerun_goes_on
 from ..errors import WriteFailed
 from ..io.atomic import atomic_write
 from ..tasks import train
 
-__all__ = ["RESULT_FILE", "train_labelled"]
+__all__ = ["RESULT_FILE", "run_position", "train_labelled"]
 
 log = logging.getLogger(__name__)
 
@@ -66,3 +66,21 @@ def train_labelled(cfg: Config, out: Path, *, label: str, whose: str, progress: 
     except WriteFailed as err:
         raise rerun_goes_on(err) from err
     return result
+
+
+def run_position(number: int, count: int, spent: Sequence[tuple[float, int]], epochs_after: int, *, label: str) -> str:
+    """The line before a run of a compare: which of the runs to train it is and, once this call
+    has trained one, how long those after it take at the pace so far (``spent``: seconds and
+    epochs of each run trained; ``epochs_after``: the epochs of the runs after this one).
+
+    >>> run_position(1, 3, [], 20, label="max seed 0")
+    'max seed 0: run 1 of 3 to train'
+    >>> run_position(2, 3, [(100.0, 10)], 10, label="ldw seed 0")
+    'ldw seed 0: run 2 of 3 to train; the runs after it: ~1m40s at 10s an epoch'
+    """
+    line = f"{label}: run {number} of {count} to train"
+    epochs = sum(e for _, e in spent)
+    if epochs == 0 or epochs_after == 0:
+        return line
+    pace = sum(t for t, _ in spent) / epochs
+    return f"{line}; the runs after it: ~{format_duration(pace * epochs_after)} at {format_duration(pace)} an epoch"
