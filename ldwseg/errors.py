@@ -8,8 +8,9 @@ expected, what was found, and what to do. The CLI exits with the error's ``exit_
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
-__all__ = ["LDWSegError", "ConfigError", "DataError", "CheckpointError", "Interrupted", "WriteFailed"]
+__all__ = ["LDWSegError", "ConfigError", "DataError", "CheckpointError", "Interrupted", "WriteFailed", "check_choice"]
 
 
 class LDWSegError(Exception):
@@ -29,6 +30,17 @@ class DataError(LDWSegError, ValueError):
 
 class CheckpointError(LDWSegError, ValueError):
     """A checkpoint cannot be read, is unsafe, or does not fit the model or task."""
+
+
+def check_choice(label: str, name: str, choices: Iterable[str]) -> str:
+    """``name`` if it is one of ``choices``; else a :class:`ConfigError` listing them.
+
+    ``label`` names the argument in the message (``"model.down"`` for a config field).
+    """
+    choices = tuple(choices)
+    if name not in choices:
+        raise ConfigError(f"{label}={name!r} is not valid; choose one of {', '.join(choices)}")
+    return name
 
 
 class Interrupted(LDWSegError):

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from torch import nn
 
-from .layers.options import check_choice
+from ..errors import check_choice
 from .smp import SMP_ARCHS, SMPSegmenter, SMPSpec, build_smp, check_smp_spec
 from .unet.network import UNet, UNetSpec, build_unet, check_unet_spec
 

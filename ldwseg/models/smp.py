@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from torch import Tensor, nn
 
-from ..errors import ConfigError, LDWSegError
+from ..errors import ConfigError, LDWSegError, check_choice
 from .convert.replace import convert, converted_layers
-from .layers.options import PoolOptions, PoolSpec, check_choice, check_pool
+from .layers.options import PoolOptions, PoolSpec, check_pool
 from .layers.padding import run_padded
 from .sharing import PretrainedMixin
 from .unet.registry import DOWNSAMPLERS

@@ -42,8 +42,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from ...errors import ConfigError
-from ..layers.options import PoolOptions, check_choice, check_pool
+from ...errors import ConfigError, check_choice
+from ..layers.options import PoolOptions, check_pool
 from .blocks import CONVERT_POOL, LDWPoolMix, LDWStridedConv, size_offset
 
 __all__ = ["STRIDED_CONV", "LDWPoolMix", "LDWStridedConv", "convert", "converted_layers"]

@@ -8,14 +8,13 @@ model description (a config's ``model`` section) carries their fields, which
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ...errors import ConfigError
+from ...errors import ConfigError, check_choice
 from ...pooling import CONSTRAINTS, initial_filters
 
-__all__ = ["PoolOptions", "PoolSpec", "check_choice", "check_pool"]
+__all__ = ["PoolOptions", "PoolSpec", "check_pool"]
 
 
 class PoolSpec(Protocol):
@@ -62,17 +61,6 @@ class PoolOptions:
             attention=spec.attention,
             learn_filters=spec.learn_filters,
         )
-
-
-def check_choice(label: str, name: str, choices: Iterable[str]) -> str:
-    """``name`` if it is one of ``choices``; else a :class:`~ldwseg.errors.ConfigError` listing them.
-
-    ``label`` names the argument in the message (``"model.down"`` for a config field).
-    """
-    choices = tuple(choices)
-    if name not in choices:
-        raise ConfigError(f"{label}={name!r} is not valid; choose one of {', '.join(choices)}")
-    return name
 
 
 def check_pool(pool: PoolOptions, *, prefix: str = "") -> None:

@@ -6,10 +6,10 @@ from typing import Protocol
 
 from torch import Tensor, nn
 
-from ...errors import ConfigError
+from ...errors import ConfigError, check_choice
 from ...pooling import CONSTRAINTS
 from ..layers.norm import NORMS, replace_batchnorm
-from ..layers.options import PoolOptions, PoolSpec, check_choice, check_pool
+from ..layers.options import PoolOptions, PoolSpec, check_pool
 from ..sharing import PretrainedMixin
 from .blocks.base import DoubleConv
 from .registry import check_down_options, check_pairing, create_down, create_up, get_down

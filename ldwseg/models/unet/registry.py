@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 
-from ...errors import ConfigError
-from ..layers.options import PoolOptions, check_choice
+from ...errors import ConfigError, check_choice
+from ..layers.options import PoolOptions
 from .blocks.base import DownBlock, UpBlock
 from .blocks.bypass import MaxPoolDetailDown, ResidualUp
 from .blocks.controls import AvgPoolDown, BlurPoolDown, ShuffleUp, SpaceToDepthDown, StridedConvDown
@@ -32,7 +32,7 @@ from .blocks.ldw import LDWAllBandsDown, LDWDetailUp, LDWUp
 from .blocks.maxpool import DeconvUp, MaxPoolDown
 
 __all__ = [
-    "DOWNSAMPLERS", "UPSAMPLERS", "check_choice", "check_down_options", "check_pairing", "create_down", "create_up",
+    "DOWNSAMPLERS", "UPSAMPLERS", "check_down_options", "check_pairing", "create_down", "create_up",
     "downs_for", "get_down", "get_up", "ups_for",
 ]  # fmt: skip
 

@@ -1,30 +1,35 @@
-"""Typed, validated run configuration: YAML files plus ``section.field=value`` overrides.
+"""The four sections of a run configuration, each a dataclass that checks its own values.
 
-A :class:`Config` has four sections (``model``, ``data``, ``optim``, ``train``). Files in
-``configs/`` give any subset of fields; everything else keeps its default. The resolved
-config is written next to every checkpoint and stored inside it.
+``model`` (:class:`ModelConfig`), ``data`` (:class:`DataConfig`), ``optim``
+(:class:`OptimConfig`) and ``train`` (:class:`TrainConfig`); a check that needs two
+sections at once is :meth:`ldwseg.config.Config.validate`.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import re
-import typing
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
-import yaml
+from ..errors import ConfigError, check_choice
+from ..models.build import check_network_spec
+from ..task_kinds import TASK_KINDS
 
-from .errors import ConfigError
-from .io.atomic import atomic_write
-from .io.yaml_file import coerce_value, read_yaml
-from .models.build import check_network_spec
-from .task_kinds import TASK_KINDS
-
-__all__ = ["Config", "ModelConfig", "DataConfig", "OptimConfig", "TrainConfig", "compose_config", "apply_overrides"]
+__all__ = [
+    "ModelConfig",
+    "DataConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "TASK_CHOICES",
+    "AMP_CHOICES",
+    "LOSS_CHOICES",
+    "SCHEDULE_CHOICES",
+    "OPTIMIZER_CHOICES",
+    "CLASS_WEIGHT_METHODS",
+    "WEIGHTED_LOSSES",
+    "DEVICE_PATTERN",
+    "MAX_CROP",
+    "MAX_BATCH_PIXELS",
+]
 
 TASK_CHOICES = tuple(TASK_KINDS)
 AMP_CHOICES = ("off", "bf16", "fp16")
@@ -171,7 +176,7 @@ class OptimConfig:
     warmup_steps: int = 0
 
     def validate(self) -> None:
-        _choice("optim.name", self.name, OPTIMIZER_CHOICES)
+        check_choice("optim.name", self.name, OPTIMIZER_CHOICES)
         if self.lr <= 0:
             raise ConfigError(f"optim.lr must be positive, got {self.lr}")
         if not 0 <= self.momentum < 1:
@@ -182,7 +187,7 @@ class OptimConfig:
             raise ConfigError(f"optim.weight_decay must be >= 0, got {self.weight_decay}")
         if self.filter_lr is not None and self.filter_lr < 0:
             raise ConfigError(f"optim.filter_lr must be >= 0 (0 freezes the filters), got {self.filter_lr}")
-        _choice("optim.schedule", self.schedule, SCHEDULE_CHOICES)
+        check_choice("optim.schedule", self.schedule, SCHEDULE_CHOICES)
         if self.power <= 0:
             raise ConfigError(f"optim.power (the poly schedule's exponent) must be positive, got {self.power}")
         _positive("optim.step_size", self.step_size)
@@ -222,11 +227,11 @@ class TrainConfig:
     compile: bool = False
 
     def validate(self) -> None:
-        _choice("train.task", self.task, TASK_CHOICES)
+        check_choice("train.task", self.task, TASK_CHOICES)
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise ConfigError(f"train.device={self.device!r} is not a device; use auto, cpu, cuda or cuda:N")
-        _choice("train.amp", self.amp, AMP_CHOICES)
-        _choice("train.loss", self.loss, LOSS_CHOICES)
+        check_choice("train.amp", self.amp, AMP_CHOICES)
+        check_choice("train.loss", self.loss, LOSS_CHOICES)
         _positive("train.epochs", self.epochs)
         _positive("train.batch_size", self.batch_size)
         _positive("train.val_batch_size", self.val_batch_size)
@@ -274,160 +279,6 @@ class TrainConfig:
             )
 
 
-@dataclass
-class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-
-    def validate(self) -> Config:
-        for section in (self.model, self.data, self.optim, self.train):
-            section.validate()
-        if self.data.mean is not None and len(self.data.mean) != self.model.in_channels:
-            raise ConfigError(
-                f"data.mean and data.std give {len(self.data.mean)} channel(s) but model.in_channels is "
-                f"{self.model.in_channels}; give one value per image channel"
-            )
-        pixels = self.train.batch_size * self.data.crop_size**2
-        if pixels > MAX_BATCH_PIXELS:
-            raise ConfigError(
-                f"train.batch_size={self.train.batch_size} crops of {self.data.crop_size}x{self.data.crop_size} are "
-                f"{pixels:.2e} pixels per batch, more than the {MAX_BATCH_PIXELS:.2e} ldwseg allows (their "
-                "activations would exhaust memory); lower the batch size or data.crop_size"
-            )
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(
-        cls, raw: dict[str, Any], *, source: str = "config", base: Config | None = None, validate: bool = True
-    ) -> Config:
-        """Build and validate from nested dicts (on top of ``base``); unknown keys and wrong types are errors.
-
-        ``validate=False`` leaves the checks of values and their combinations to the caller
-        (for a config that overrides will still change); a failed check names ``source``.
-        """
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{source} must be a mapping of sections, got {type(raw).__name__}")
-        cfg = copy.deepcopy(base) if base is not None else cls()
-        for section_name, values in raw.items():
-            section = _section(cfg, section_name, source)
-            if values is None:
-                continue
-            if not isinstance(values, dict):
-                raise ConfigError(f"{source}: section {section_name!r} must be a mapping, got {values!r}")
-            for key, value in values.items():
-                _set_field(section, section_name, key, value, source)
-        if not validate:
-            return cfg
-        try:
-            return cfg.validate()
-        except ConfigError as exc:
-            if source == "config":
-                raise
-            raise ConfigError(f"{source}: {exc}") from None
-
-    def save(self, path: str | Path) -> None:
-        """Write the config as YAML, atomically: ``path`` holds the earlier file or this one, never a part of it.
-
-        Raises:
-            WriteFailed: the disk is full, read-only or failing (see :func:`~ldwseg.io.atomic_write`).
-        """
-        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
-        atomic_write(path, lambda temp: temp.write_text(text, encoding="utf-8"))
-
-
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not valid; choose one of {', '.join(choices)}")
-
-
 def _positive(name: str, value: int) -> None:
     if value < 1:
         raise ConfigError(f"{name} must be >= 1, got {value}")
-
-
-def _section(cfg: Config, name: str, source: str):
-    names = [f.name for f in dataclasses.fields(cfg)]
-    if name not in names:
-        raise ConfigError(f"{source}: unknown section {name!r}; valid sections are {', '.join(names)}")
-    return getattr(cfg, name)
-
-
-def _field_types(section) -> dict[str, Any]:
-    return typing.get_type_hints(type(section))
-
-
-def _set_field(section, section_name: str, key: str, value: Any, source: str) -> None:
-    hints = _field_types(section)
-    if key not in hints:
-        raise ConfigError(
-            f"{source}: unknown key {section_name}.{key}; valid keys are "
-            + ", ".join(f"{section_name}.{k}" for k in hints)
-        )
-    setattr(section, key, coerce_value(value, hints[key], f"{section_name}.{key}", source))
-
-
-def apply_overrides(cfg: Config, overrides: list[str] | dict[str, Any], *, validate: bool = True) -> Config:
-    """Apply ``section.field=value`` strings (values parsed as YAML) or a ``{key: value}`` dict, then validate."""
-    for dotted, value in _override_items(overrides):
-        if "." not in dotted:
-            raise ConfigError(f"override {dotted!r} must name section.field, e.g. model.base_width=16")
-        section_name, key = dotted.split(".", 1)
-        _set_field(_section(cfg, section_name, "override"), section_name, key, value, "override")
-    return cfg.validate() if validate else cfg
-
-
-def _override_items(overrides: list[str] | dict[str, Any]) -> list[tuple[str, Any]]:
-    return list(overrides.items()) if isinstance(overrides, dict) else [_split_override(o) for o in overrides]
-
-
-def _split_override(text: str) -> tuple[str, Any]:
-    if "=" not in text:
-        raise ConfigError(f"override {text!r} must look like section.field=value, e.g. train.epochs=5")
-    key, raw = text.split("=", 1)
-    try:
-        value = yaml.safe_load(raw) if raw != "" else ""
-    except yaml.YAMLError:
-        value = raw
-    return key.strip(), value
-
-
-def _task_of(raw: dict[str, Any], overrides: list[str] | dict[str, Any]) -> str:
-    task = dict(_override_items(overrides)).get("train.task")
-    if task is None and isinstance(raw.get("train"), dict):
-        task = raw["train"].get("task")
-    task = task or "seg"
-    _choice("train.task", task, TASK_CHOICES)
-    return task
-
-
-def compose_config(
-    path: str | Path | None = None,
-    overrides: list[str] | dict[str, Any] | None = None,
-    *,
-    task_defaults: Mapping[str, Mapping[str, Any]],
-    validate: bool = True,
-) -> Config:
-    """Defaults, the task's defaults, the YAML file (if any), then the overrides; validated once, at the end.
-
-    ``task_defaults`` maps each task name to what it changes (``{"section.field": value}``);
-    :func:`ldwseg.tasks.load_config` passes every task's own. ``validate=False`` returns the
-    unchecked result, for a caller that applies more overrides.
-    """
-    raw: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        raw = read_yaml(path)
-        source = str(path)
-    overrides = overrides or []
-    base = Config()
-    for dotted, value in task_defaults[_task_of(raw if isinstance(raw, dict) else {}, overrides)].items():
-        section, key = dotted.split(".", 1)
-        _set_field(getattr(base, section), section, key, value, "task defaults")
-    cfg = Config.from_dict(raw, source=source, base=base, validate=False)
-    return apply_overrides(cfg, overrides, validate=validate)
