@@ -338,7 +338,7 @@ def _rows(run: Path) -> list[dict[str, float]]:
 
 
 def check_training(setup: Setup, report: Report) -> None:
-    import ldwseg.engine.fit as fit_module
+    import ldwseg.engine.prepare as prepare_module
 
     device = setup.device.type if setup.device.index is None else f"cuda:{setup.device.index}"
     steps, width, crop = (2, 4, 32) if setup.quick else (6, 8, 64)
@@ -353,12 +353,12 @@ def check_training(setup: Setup, report: Report) -> None:
     for name, extra in amps.items():
         out = setup.work / f"train-{name}"
         log = ScaleLog()
-        real = fit_module._scaler
-        fit_module._scaler = log.wrap(real)
+        real = prepare_module._scaler
+        prepare_module._scaler = log.wrap(real)
         try:
             code, _, err = _cli("train", "--out", str(out), *common, *extra)
         finally:
-            fit_module._scaler = real
+            prepare_module._scaler = real
         if code != 0:
             report.add(f"train {name}", f"exit {code}: {last_line(err)}", ok=False)
             continue

@@ -22,58 +22,37 @@ NaN/Inf loss raises :class:`~ldwseg.engine.epoch.NonFiniteLossError` and leaves 
 good checkpoint as it was. One run at a time may use an output folder
 (:class:`~ldwseg.engine.runlock.RunLock`).
 
-:func:`fit` reads as its steps: :func:`_prepare` builds a :class:`_Run` (data, model,
-optimizer, the resume point, the saver and the metric log), then every epoch is
-:func:`_train_epoch`, :func:`_validate` when due and :func:`_end_epoch`; :func:`_finish`
-closes the log and sums up.
+:func:`fit` reads as its steps: :func:`~ldwseg.engine.prepare.prepare_run` builds a
+:class:`~ldwseg.engine.prepare.Run` (data, model, optimizer, the resume point, the saver and
+the metric log), then every epoch is :func:`_train_epoch`, :func:`_validate` when due and
+:func:`_end_epoch`; :func:`_finish` closes the log and sums up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
-from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
 
 from ..config import Config
 from ..errors import ConfigError, WriteFailed
-from ..io.atomic import atomic_write
-from ..io.weights import load_matching_weights
-from ..provenance import environment
-from .build import build_model, get_loaders
 from .checkpoints import ResumePoint, save_run_checkpoint
-from .distributed import (
-    DistInfo,
-    barrier,
-    check_precision,
-    cleanup_distributed,
-    init_distributed,
-    main_rank_logs,
-    peer_lost,
-)  # fmt: skip
-from .ema import build_weight_average
+from .distributed import barrier, cleanup_distributed, init_distributed, main_rank_logs, peer_lost
 from .epoch import EpochProgress, NonFiniteLossError, train_one_epoch
 from .interrupt import StopRequests
-from .logs import MetricLog, epoch_pace, time_left
-from .optim import build_optimizer, build_scheduler, steps_per_epoch
-from .precision import Precision, cudnn_autotuner
-from .resume import resume_point
+from .logs import epoch_pace, time_left
+from .precision import cudnn_autotuner
+from .prepare import Run, prepare_run
 from .run_folder import RunFolder
 from .runlock import RunLock
-from .sampling import EpochShardSampler, seed_everything
-from .state import TrainingState
-from .stopping import RunSaver, StepWatch, agreed_signal, interrupted, non_finite_loss
-from .sync_bn import sync_batchnorm
-from .task import Task, TaskData
+from .stopping import StepWatch, agreed_signal, interrupted, non_finite_loss
+from .task import Task
 
 __all__ = ["FitResult", "fit"]
 
@@ -97,46 +76,6 @@ class FitResult:
     skipped: int = 0
 
 
-def _scaler(precision: Precision) -> torch.amp.GradScaler | None:
-    """The loss scaler fp16 needs against gradient underflow (refused off CUDA, see ``check_precision``)."""
-    check_precision(precision.device, precision.amp)
-    return torch.amp.GradScaler("cuda") if precision.amp == "fp16" else None
-
-
-@dataclass
-class _Run:
-    """Everything one training run holds, from :func:`_prepare` to :func:`_finish`.
-
-    ``state`` holds the bare network, its optimizer, schedule, weight average and loss
-    scaler (:class:`~ldwseg.engine.state.TrainingState`); ``net`` is what trains: the network
-    itself, its DDP wrapper, or a compiled wrapper of either (``train.compile``); ``evaluated``
-    is what validation runs: the weight average when there is one, else the network or its
-    DDP wrapper (never the compiled one, which would compile again for every eval shape).
-    ``best`` and ``last_score`` are updated by :func:`_validate`.
-    """
-
-    task: Task
-    cfg: Config
-    out: Path
-    dist_info: DistInfo
-    precision: Precision
-    stop: StopRequests
-    data: TaskData
-    train_loader: DataLoader
-    val_loader: DataLoader
-    sampler: EpochShardSampler
-    state: TrainingState
-    net: nn.Module
-    evaluated: nn.Module
-    criterion: Callable
-    saver: RunSaver
-    metric_log: MetricLog
-    start: ResumePoint
-    best: dict[str, Any]
-    last_score: float | None = None
-    epoch_seconds: list[float] = field(default_factory=list)
-
-
 def fit(
     task: Task, cfg: Config, out: str | Path, *, resume: bool = False, progress: Progress | None = None
 ) -> FitResult:
@@ -152,7 +91,7 @@ def fit(
         progress = progress if dist_info.is_main else None
         with main_rank_logs(dist_info), lock, StopRequests() as stop, cudnn_autotuner(device):
             started = time.perf_counter()
-            run = _prepare(task, cfg, Path(out), dist_info, device, stop, resume=resume)
+            run = prepare_run(task, cfg, Path(out), dist_info, device, stop, resume=resume)
             _log_start(run)
             for epoch in range(run.start.epoch, cfg.train.epochs):
                 tick = time.perf_counter()
@@ -193,72 +132,7 @@ def _first_line(err: BaseException) -> str:
     return f"{type(cause).__name__}: {lines[0] if lines else ''}"[:200]
 
 
-def _load_data(task: Task, cfg: Config, dist_info: DistInfo) -> TaskData:
-    """The task's data, rank 0 first: it may generate or download it."""
-    if not dist_info.is_main:
-        barrier(dist_info)
-    data = task.data(cfg)
-    if dist_info.is_main:
-        barrier(dist_info)
-    return data
-
-
-def _prepare(
-    task: Task, cfg: Config, out: Path, dist_info: DistInfo, device: torch.device, stop: StopRequests, *, resume: bool
-) -> _Run:
-    """Seed, build data, model and optimizer, restore them when resuming, write the resolved config."""
-    t = cfg.train
-    seed_everything(t.seed)
-    if dist_info.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-    data = _load_data(task, cfg, dist_info)
-    train_loader, val_loader, sampler = get_loaders(data, cfg, dist_info, device)
-    precision = Precision(device, t.amp, t.channels_last)
-    model = build_model(cfg, data.out_channels)
-    if t.init_from and not resume:
-        _initialise(model, t.init_from)
-    model = model.to(device)
-    if t.sync_bn:
-        model = sync_batchnorm(model, dist_info, device)
-    if t.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(model, cfg.optim)
-    scheduler = build_scheduler(optimizer, cfg.optim, t.epochs, steps_per_epoch(train_loader, t.max_steps_per_epoch))
-    ema = build_weight_average(model, t.ema_decay)
-    state = TrainingState(model, optimizer, scheduler, ema=ema, scaler=_scaler(precision))
-    start = resume_point(cfg, task.score, out, state, dist_info, resume=resume)
-    net: nn.Module = model
-    if dist_info.enabled:
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    evaluated = net if ema is None else ema.module
-    if t.compile:  # a wrapper for the forward only: checkpoints save ``model``, whose keys stay plain
-        net = torch.compile(net)
-    criterion = task.criterion(cfg, data)
-    saver = RunSaver(out, state, cfg, data.record, is_main=dist_info.is_main, run_id=dist_info.run_id)
-    metric_log = MetricLog(out, enabled=dist_info.is_main, start_epoch=start.epoch)
-    if dist_info.is_main:
-        cfg.save(RunFolder(out).config)
-        text = json.dumps(environment(device), indent=2) + "\n"
-        atomic_write(RunFolder(out).environment, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-    return _Run(
-        task=task, cfg=cfg, out=out, dist_info=dist_info, precision=precision, stop=stop, data=data,
-        train_loader=train_loader, val_loader=val_loader, sampler=sampler, state=state, net=net, evaluated=evaluated,
-        criterion=criterion, saver=saver, metric_log=metric_log, start=start, best=start.best,
-    )  # fmt: skip
-
-
-def _initialise(model: nn.Module, source: str) -> None:
-    """Start ``model`` from the weights of ``source`` that fit it (``train.init_from``); one line says what did not."""
-    found = load_matching_weights(source, model)
-    kept = found["kept"]
-    shown = "; ".join(kept[:3]) + (f" and {len(kept) - 3} more" if len(kept) > 3 else "")
-    log.info(
-        "initialised from %s: %d of %d tensors loaded%s", source, len(found["loaded"]),
-        len(found["loaded"]) + len(kept), f"; not loaded (left as initialised): {shown}" if kept else "",
-    )  # fmt: skip
-
-
-def _log_start(run: _Run) -> None:
+def _log_start(run: Run) -> None:
     """One line on what the run is about to do (logged by rank 0 only, see ``main_rank_logs``)."""
     data, info = run.data, run.dist_info
     classes = data.record.get("num_classes")
@@ -281,7 +155,7 @@ def _log_start(run: _Run) -> None:
     )
 
 
-def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, Any]:
+def _train_epoch(run: Run, epoch: int, progress: Progress | None) -> dict[str, Any]:
     """Train ``epoch`` (the rest of it when the run resumes inside it), stepping the lr schedule after every step.
 
     Returns the epoch's log row so far: the lr it started with and the mean losses.
@@ -322,7 +196,7 @@ def _train_epoch(run: _Run, epoch: int, progress: Progress | None) -> dict[str, 
     return {"lr": lr, **stats}
 
 
-def _validate(run: _Run, epoch: int) -> dict[str, float]:
+def _validate(run: Run, epoch: int) -> dict[str, float]:
     """Score the model; a new best is saved as ``best.safetensors``. Returns the ``val_*`` entries of the row.
 
     Under ``torchrun`` each rank scores its shard of the validation set with the same network: the
@@ -346,7 +220,7 @@ def _validate(run: _Run, epoch: int) -> dict[str, float]:
     return {f"val_{k}": v for k, v in result.items() if isinstance(v, float)}
 
 
-def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
+def _end_epoch(run: Run, epoch: int, row: dict[str, Any]) -> None:
     """Log ``row``, save the checkpoint of the epoch's end, and stop here if a signal asked to."""
     t = run.cfg.train
     run.metric_log.write(epoch, row)
@@ -370,7 +244,7 @@ def _end_epoch(run: _Run, epoch: int, row: dict[str, Any]) -> None:
         raise interrupted(run.out, signal_name, f"after epoch {epoch + 1}")
 
 
-def _finish(run: _Run, started: float) -> FitResult:
+def _finish(run: Run, started: float) -> FitResult:
     """Close the metric log; the run's summary (``started``: its ``time.perf_counter()`` at the start)."""
     run.metric_log.close()
     skipped = sum(len(getattr(ds, "skipped", ())) for ds in (run.data.train, run.data.val))
