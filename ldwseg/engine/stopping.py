@@ -43,13 +43,23 @@ def _point_words(point: ResumePoint) -> str:
     return f"epoch {point.epoch + 1}, step {point.step}" if point.step else f"the end of epoch {point.epoch}"
 
 
+def _signal_code(signal_name: str | None) -> int:
+    """A stop request as a number ranks can reduce: its exit status (:data:`SIGNAL_EXIT_CODES`), 0 for none."""
+    return SIGNAL_EXIT_CODES.get(signal_name or "", 0)
+
+
+def _signal_name(code: int) -> str | None:
+    """The signal of an exit status from :func:`_signal_code`; ``None`` for 0."""
+    return {c: name for name, c in SIGNAL_EXIT_CODES.items()}.get(code)
+
+
 def agreed_signal(stop: StopRequests, dist_info: DistInfo) -> str | None:
     """The signal that asked to stop, agreed on by all ranks on the host (any rank's request stops all)."""
     if not dist_info.enabled:
         return stop.signal
-    flag = torch.tensor([SIGNAL_EXIT_CODES.get(stop.signal or "", 0)])
+    flag = torch.tensor([_signal_code(stop.signal)])
     dist.all_reduce(flag, op=dist.ReduceOp.MAX, group=control_group())
-    return {code: name for name, code in SIGNAL_EXIT_CODES.items()}.get(int(flag))
+    return _signal_name(int(flag))
 
 
 def interrupted(out: Path, signal_name: str, where: str) -> Interrupted:
@@ -203,12 +213,11 @@ class StepWatch:
     def _agree(self, progress: EpochProgress) -> tuple[str | None, bool]:
         """One ``all_gather`` of (signal, due) from every rank, on the host: any rank's request to stop,
         or to save (``checkpoint_minutes`` is timed per rank), holds for all."""
-        mine = torch.tensor([SIGNAL_EXIT_CODES.get(self.stop.signal or "", 0), self.saver.due(progress.step)])
+        mine = torch.tensor([_signal_code(self.stop.signal), self.saver.due(progress.step)])
         rows = [torch.empty_like(mine) for _ in range(self.dist_info.world_size)]
         dist.all_gather(rows, mine, group=control_group())
         table = torch.stack(rows)
-        code = int(table[:, 0].max())
-        return {c: name for name, c in SIGNAL_EXIT_CODES.items()}.get(code), bool(table[:, 1].any())
+        return _signal_name(int(table[:, 0].max())), bool(table[:, 1].any())
 
     def _gather_sums(self, progress: EpochProgress) -> None:
         """Start gathering every rank's loss sums of ``progress`` on the training device."""
