@@ -9,9 +9,7 @@ from .pooling import (
     ldw_synthesis,
     wavelet_loss,
 )
-
-__version__ = "0.2.0"
-"""The release; pyproject.toml reads it from here (``[tool.setuptools.dynamic]``)."""
+from .version import __version__
 
 _HUB = ("create_model", "from_pretrained", "list_models")
 """Loaded on first use (:mod:`ldwseg.hub` reads the config and checkpoint code, which ``import ldwseg`` does not need)."""

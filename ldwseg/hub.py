@@ -25,13 +25,13 @@ from typing import Any
 
 from torch import nn
 
-from . import __version__
 from .config import Config, ModelConfig
 from .datasets.palette import voc_palette
 from .engine.checkpoints import load_run_model
 from .errors import CheckpointError, ConfigError
 from .models.build import ARCHS, build_network
 from .models.sharing import CARD_FILE, MODEL_FILE, HubError
+from .version import __version__
 
 __all__ = ["create_model", "from_pretrained", "list_models"]
 

@@ -124,7 +124,7 @@ def test_every_dependency_has_a_floor():
 def test_the_version_is_read_from_the_package():
     config = pyproject()
     assert "version" in config["project"]["dynamic"]
-    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ldwseg.__version__"}
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "ldwseg.version.__version__"}
     assert re.fullmatch(r"\d+\.\d+\.\d+", ldwseg.__version__)
 
 

@@ -25,11 +25,11 @@ from typing import Any
 
 import typer
 
-from .. import __version__
 from ..config import DEVICE_PATTERN
 from ..engine.runlock import LOCK_NAME, held_by_another_process
 from ..errors import ConfigError, LDWSegError
 from ..io.atomic import storage_errno
+from ..version import __version__
 from .help import DefaultsTyper, config_default
 
 __all__ = [

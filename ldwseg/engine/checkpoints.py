@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import __version__
 from ..config import Config
 from ..errors import CheckpointError
 from ..io.training_state import capture_rng_state, load_training_state, restore_rng_state, save_training_state
@@ -31,6 +30,7 @@ from ..io.weights import load_weights, read_metadata, save_weights
 from ..models.build import build_network
 from ..provenance import environment
 from ..task_kinds import TASK_KINDS
+from ..version import __version__
 from .run_folder import RunFolder
 from .state import TrainingState, unwrap
 
