@@ -26,7 +26,8 @@ from pathlib import Path
 
 import typer
 
-from ldwseg.analysis.compare import format_summary, summarise
+from ldwseg.analysis.compare import summarise
+from ldwseg.analysis.compare_table import format_summary
 from ldwseg.seg.evaluate import evaluate_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -15,7 +15,8 @@ import argparse
 import json
 from pathlib import Path
 
-from ldwseg.analysis.compare import Variant, format_summary, run_compare
+from ldwseg.analysis.compare import Variant, run_compare
+from ldwseg.analysis.compare_table import format_summary
 from ldwseg.tasks import load_config
 
 VARIANTS = [

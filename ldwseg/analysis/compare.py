@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, apply_overrides
-from ..engine.run_folder import RunFolder
+from ..engine.run_folder import RunFolder, check_same_settings
 from ..engine.task import Task
 from ..errors import ConfigError
 from ..io.atomic import atomic_write
@@ -43,7 +43,7 @@ from .runs import run_position, train_labelled
 from .statistics import decide, holm, paired_test
 
 __all__ = [
-    "Variant", "format_summary", "higher_is_better", "parse_pair", "parse_variant", "run_compare", "summarise",
+    "Variant", "higher_is_better", "parse_pair", "parse_variant", "run_compare", "summarise",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,7 @@ def run_compare(
     margin: float | None = None,
     primary: bool = True,
     progress: Callable[[Iterable, str], Iterable] | None = None,
+    train: bool = True,
 ) -> dict[str, Any]:
     """Train every variant with every seed into ``out`` and return the summary (also written).
 
@@ -157,19 +158,18 @@ def run_compare(
     :func:`summarise`) and ``out/compare.png`` (per-seed scores with mean ± std).
     ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``);
     ``pairs``, ``margin`` and ``primary`` are :func:`summarise`'s.
+
+    ``train=False`` trains and writes nothing: the summary of the seeds whose runs of every
+    variant have finished (a pair needs both), also while a compare still trains into
+    ``out``. Its ``planned_seeds`` lists every seed asked for, and
+    :func:`~ldwseg.analysis.compare_table.format_summary` marks a summary of fewer as
+    interim: a decision rule written for all of them has not been applied yet. It raises
+    a :class:`~ldwseg.errors.ConfigError` when no seed is complete.
     """
-    if not variants:
-        raise ConfigError("a compare needs at least one --variant")
-    names = [v.name for v in variants]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"variant names must differ, got {', '.join(names)}")
-    if not seeds or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"--seeds must list distinct seeds, got {list(seeds)}")
     out = Path(out)
-    task = get_task(base.train.task)
-    metric = metric or task.score
-    # every run's config is checked before the first one trains, so a bad value fails at once
-    configs = {(v.name, s): _run_config(base, v, s) for v in variants for s in seeds}
+    names, task, metric, configs = _plan(base, variants, seeds, metric)
+    if not train:
+        return _report(out, names, task, metric, configs, seeds, pairs=pairs, margin=margin, primary=primary)
     order = [(v.name, s) for s in seeds for v in variants]  # seed by seed: a stopped compare leaves whole pairs
     todo = [key for key in order if not RunFolder(out / key[0] / f"seed{key[1]}").result.is_file()]
     spent: list[tuple[float, int]] = []  # (seconds, epochs) of the runs this call trained
@@ -183,12 +183,7 @@ def run_compare(
         result = train_labelled(cfg, run, label=label, whose="this compare's", progress=progress)
         if (name, seed) in todo:
             spent.append((result.seconds, result.epochs_run))
-        cost = _cost(cfg, task, out / name)
-        final, best, per_class = _scores(run, metric)
-        by_run[name, seed] = {
-            "variant": name, "seed": seed, "score": final, "best_score": best, **cost,
-            **{f"iou_{k}": v for k, v in per_class.items()},
-        }  # fmt: skip
+        by_run[name, seed] = _row(cfg, task, out, name, metric)
         _write_csv(
             [by_run[key] for key in sorted(by_run, key=lambda k: (names.index(k[0]), k[1]))], out / "compare.csv"
         )
@@ -196,11 +191,65 @@ def run_compare(
     summary = summarise(
         rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
     )
+    summary["planned_seeds"] = list(seeds)
     summary["environment"] = environment()
     _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     from .plots import plot_compare
 
     plot_compare(summary, out / "compare.png", label=f"val {metric}")
+    return summary
+
+
+def _plan(
+    base: Config, variants: Sequence[Variant], seeds: Sequence[int], metric: str | None
+) -> tuple[list[str], Task, str, dict[tuple[str, int], Config]]:
+    """The variant names, the task, the metric and every run's config, checked before any run is read or trained."""
+    if not variants:
+        raise ConfigError("a compare needs at least one --variant")
+    names = [v.name for v in variants]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"variant names must differ, got {', '.join(names)}")
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds must list distinct seeds, got {list(seeds)}")
+    task = get_task(base.train.task)
+    metric = metric or task.score
+    # every run's config is checked before the first one trains, so a bad value fails at once
+    configs = {(v.name, s): _run_config(base, v, s) for v in variants for s in seeds}
+    return names, task, metric, configs
+
+
+def _row(cfg: Config, task: Task, out: Path, name: str, metric: str) -> dict[str, Any]:
+    """The row of a finished run in ``out / name / seed<k>``: its scores, its variant's cost, its per-class IoU."""
+    final, best, per_class = _scores(out / name / f"seed{cfg.train.seed}", metric)
+    return {
+        "variant": name, "seed": cfg.train.seed, "score": final, "best_score": best, **_cost(cfg, task, out / name),
+        **{f"iou_{k}": v for k, v in per_class.items()},
+    }  # fmt: skip
+
+
+def _report(
+    out: Path,
+    names: list[str],
+    task: Task,
+    metric: str,
+    configs: dict[tuple[str, int], Config],
+    seeds: Sequence[int],
+    **tests: Any,
+) -> dict[str, Any]:
+    """The summary of ``run_compare(..., train=False)``: the complete seeds' runs, read; ``tests``: :func:`summarise`'s."""
+    finished = [s for s in seeds if all(RunFolder(out / n / f"seed{s}").result.is_file() for n in names)]
+    if not finished:
+        raise ConfigError(
+            f"{out} holds no seed whose runs of every variant ({', '.join(names)}) have finished; run the same "
+            "command without --report to train them"
+        )
+    rows = []
+    for name in names:
+        for seed in finished:
+            check_same_settings(out / name / f"seed{seed}", configs[name, seed], whose="this compare's")
+            rows.append(_row(configs[name, seed], task, out, name, metric))
+    summary = summarise(rows, metric=metric, variants=names, seeds=finished, **tests)
+    summary["planned_seeds"] = list(seeds)
     return summary
 
 
@@ -302,53 +351,3 @@ def _mean_defined(values: Sequence[float | None]) -> float | None:
     """The mean of the finite ``values`` (``None`` when there is none: the class was never scored)."""
     finite = [v for v in values if v is not None and math.isfinite(v)]
     return statistics.mean(finite) if finite else None
-
-
-def _num(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_summary(summary: dict[str, Any], *, split: str = "val", classes: Sequence[str] | None = None) -> str:
-    """The summary as Markdown: one row per variant, one per pair, and the per-class IoU means.
-
-    ``split`` names where the scores come from; ``classes`` picks the per-class columns
-    (``iou_<name>`` keys without ``iou_``; default: all, when the task reports them).
-    """
-    from .complexity import format_count
-
-    n = len(summary["seeds"])
-    metric = summary["metric"]
-    better = "higher" if summary.get("higher_is_better", True) else "lower"
-    lines = [
-        f"| variant | params | FLOPs | step | {split} {metric} (mean ± std, {n} seed{'s' * (n != 1)}) | per seed |",
-        "|---|---|---|---|---|---|",
-    ]
-    for v in summary["variants"]:
-        seeds = ", ".join(f"{s:.4f}" for s in v["scores"])
-        lines.append(
-            f"| {v['name']} | {format_count(v['params'])} | {format_count(v['flops'])} | {v['step_ms']:.0f} ms | "
-            f"{v['mean']:.4f} ± {v['std']:.4f} | {seeds} |"
-        )
-    margin = summary.get("margin")
-    tost = f"TOST p (±{margin:g})" if margin is not None else "TOST p"
-    lines += [
-        "",
-        f"| pair (second - first; {better} is better) | difference (mean ± std) | 95% interval | wins | t "
-        f"| p (one-sided) | p (Holm) | {tost} | decision |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for p in summary.get("pairs", []):
-        interval = "-" if p["ci95"] is None else f"[{p['ci95'][0]:+.4f}, {p['ci95'][1]:+.4f}]"
-        role = "primary: " if p["primary"] else ""
-        lines.append(
-            f"| {role}{p['reference']} -> {p['candidate']} | {p['diff_mean']:+.4f} ± {p['diff_std']:.4f} | {interval} "
-            f"| {p['wins']}/{p['n']} | {_num(p['t'], '.2f')} | {_num(p['p'], '.4f')} | {_num(p['p_holm'], '.4f')} "
-            f"| {_num(p['p_equivalence'], '.4f')} | {p['decision']} |"
-        )
-    shown = list(classes or dict.fromkeys(c for v in summary["variants"] for c in v.get("per_class", {})))
-    if shown:
-        lines += ["", f"| variant | {' | '.join(shown)} |", "|---|" + "---|" * len(shown)]
-        for v in summary["variants"]:
-            cells = " | ".join(_num(v.get("per_class", {}).get(c), ".4f") for c in shown)
-            lines.append(f"| {v['name']} | {cells} |")
-    return "\n".join(lines)

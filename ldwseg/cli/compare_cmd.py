@@ -74,6 +74,12 @@ def compare(
         "pole,signsymbol) [default: all].",
     ),
     out: Path = typer.Option(Path("runs/compare"), help="Folder for the runs, compare.csv, summary.json, compare.png."),
+    report: bool = typer.Option(
+        False,
+        "--report",
+        help="Train nothing and write nothing: summarise the seeds whose runs of every variant have finished "
+        "in --out (also while a compare still trains there), marked interim when seeds are missing.",
+    ),
     as_json: bool = typer.Option(
         False,
         "--json",
@@ -88,33 +94,33 @@ def compare(
     inconclusive (the rule is in ldwseg.analysis.statistics). Every other option is an option of `ldwseg train` (--epochs, --dataset, --config,
     --set, ...; see `ldwseg train --help`) and applies to all variants; each variant's
     overrides come after them. Run again with the same arguments to go on after a stop:
-    finished runs are kept, an unfinished one is resumed.
+    finished runs are kept, an unfinished one is resumed. The same arguments with --report
+    show the finished seeds' tables without training.
     """
-    from ..analysis.compare import format_summary, parse_pair, parse_variant, run_compare
+    from ..analysis.compare import parse_pair, parse_variant, run_compare
+    from ..analysis.compare_table import format_summary
+    from ..errors import ConfigError
     from ..pooling.allocator import keep_freed_memory
     from .train_cmd import check_start, config_of
 
-    keep_freed_memory()
     variants = [parse_variant(v) for v in variant]
     seed_list = _seeds(seeds)
     pairs = [parse_pair(p, [v.name for v in variants]) for p in pair]
     cfg = config_of(_train_params(ctx.args))
-    check_start(cfg, out)
-    with new_output(out):
-        summary = run_compare(
-            cfg,
-            variants,
-            seed_list,
-            out,
-            metric=metric,
-            pairs=pairs,
-            margin=margin,
-            primary=primary,
-            progress=progress,
-        )
+    tests = {"metric": metric, "pairs": pairs, "margin": margin, "primary": primary}
+    if report:
+        if not out.is_dir():
+            raise ConfigError(f"--report reads the runs of a compare in --out, but {out} is not a folder")
+        summary = run_compare(cfg, variants, seed_list, out, train=False, **tests)
+    else:
+        keep_freed_memory()
+        check_start(cfg, out)
+        with new_output(out):
+            summary = run_compare(cfg, variants, seed_list, out, progress=progress, **tests)
     if as_json:
         typer.echo(json.dumps(summary, allow_nan=False))
         return
     shown = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     typer.echo(format_summary(summary, classes=shown))
-    typer.echo(f"wrote {out / 'compare.csv'}, {out / 'summary.json'} and {out / 'compare.png'}")
+    if not report:
+        typer.echo(f"wrote {out / 'compare.csv'}, {out / 'summary.json'} and {out / 'compare.png'}")

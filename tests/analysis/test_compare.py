@@ -6,11 +6,13 @@ import math
 import os
 import re
 import signal
+from pathlib import Path
 
 import pytest
 from scipy import stats
 
-from ldwseg.analysis.compare import Variant, format_summary, parse_variant, run_compare, summarise
+from ldwseg.analysis.compare import Variant, parse_variant, run_compare, summarise
+from ldwseg.analysis.compare_table import format_summary
 from ldwseg.errors import ConfigError, Interrupted
 from ldwseg.tasks import load_config, train
 
@@ -146,6 +148,55 @@ def test_bad_arguments(tmp_path, private_data):
     assert not any(tmp_path.iterdir())  # nothing trained before every config was checked
 
 
+COST = {"params": 10, "flops": 20, "step_ms": 1.0, "peak_mem_mb": 2.0}
+
+
+def _finished_run(out: Path, variant: str, seed: int, mious: list[float]) -> None:
+    """A run folder as a finished compare run leaves it: metrics.csv (val every epoch), result.json, cost.json."""
+    run = out / variant / f"seed{seed}"
+    run.mkdir(parents=True)
+    rows = [f"{epoch},{m},{m / 2}" for epoch, m in enumerate(mious)]
+    (run / "metrics.csv").write_text("epoch,val_miou,val_iou_pole\n" + "\n".join(rows) + "\n")
+    (run / "result.json").write_text("{}")
+    (out / variant / "cost.json").write_text(json.dumps(COST))
+
+
+def test_report_summarises_the_complete_seeds_and_writes_nothing(tmp_path, private_data):
+    base = load_config(None, TINY)
+    finals = {("max", 0): 0.50, ("ldw", 0): 0.53, ("max", 1): 0.52, ("ldw", 1): 0.53, ("max", 2): 0.40}
+    for (variant, seed), final in finals.items():
+        _finished_run(tmp_path, variant, seed, [final - 0.1, final + 0.02, final])
+    (tmp_path / "ldw" / "seed2").mkdir()  # ldw seed 2 still training: seed 2 is left out
+    before = sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
+
+    summary = run_compare(base, VARIANTS, [0, 1, 2], tmp_path, margin=0.01, train=False)
+    assert summary["seeds"] == [0, 1] and summary["planned_seeds"] == [0, 1, 2]
+    max_, ldw = summary["variants"]
+    assert max_["scores"] == [0.50, 0.52] and ldw["scores"] == [0.53, 0.53]  # the final epoch, not the best
+    assert ldw["best_scores"] == pytest.approx([0.55, 0.55]) and ldw["per_class"]["pole"] == pytest.approx(0.265)
+    diffs = [0.03, 0.01]
+    pair = summary["pairs"][0]
+    assert pair["diff_mean"] == pytest.approx(0.02) and pair["n"] == 2
+    assert pair["t"] == pytest.approx(stats.ttest_1samp(diffs, 0).statistic)
+    text = format_summary(summary)
+    assert text.startswith("Interim: 2 of 3 seeds have finished runs of every variant (seeds 0, 1).")
+    assert sorted((p, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before  # nothing written
+
+    summary["planned_seeds"] = [0, 1]
+    assert not format_summary(summary).startswith("Interim")
+
+
+def test_report_refuses_no_complete_seed_and_other_settings(tmp_path, private_data):
+    base = load_config(None, TINY)
+    _finished_run(tmp_path, "max", 0, [0.5])
+    with pytest.raises(ConfigError, match="no seed whose runs of every variant \\(max, ldw\\) have finished"):
+        run_compare(base, VARIANTS, [0], tmp_path, train=False)
+    _finished_run(tmp_path, "ldw", 0, [0.5])
+    load_config(None, {**TINY, "optim.lr": 0.1}).save(tmp_path / "ldw" / "seed0" / "config.yaml")
+    with pytest.raises(ConfigError, match="holds a run with other settings"):
+        run_compare(base, VARIANTS, [0], tmp_path, train=False)
+
+
 def _stop_after_first_batch(iterable, desc):
     for i, item in enumerate(iterable):
         yield item
@@ -166,6 +217,9 @@ def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_da
     assert re.fullmatch(r"ldw seed 0: run 2 of 4 to train; the runs after it: ~\S+ at \S+ an epoch", lines[1])
     assert lines[3].startswith("ldw seed 1: run 4 of 4 to train") and len(lines) == 4
     caplog.clear()
+    files = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    interim = run_compare(base, VARIANTS, [0, 1], out, train=False)  # seed 1's ldw run is unfinished
+    assert interim["seeds"] == [0] and sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == files
 
     summary = run_compare(base, VARIANTS, [0, 1], out)  # skips the three finished runs, resumes the fourth
     lines = [r.getMessage() for r in caplog.records if " to train" in r.getMessage()]
@@ -177,6 +231,8 @@ def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_da
         assert v["params"] > 0 and v["flops"] > 0 and v["step_ms"] > 0 and v["peak_mem_mb"] > 0
     assert summary["variants"][1]["params"] > summary["variants"][0]["params"]
     assert json.loads((out / "summary.json").read_text()) == summary
+    assert [v["scores"][0] for v in interim["variants"]] == [v["scores"][0] for v in summary["variants"]]
+    assert run_compare(base, VARIANTS, [0, 1], out, train=False)["variants"] == summary["variants"]
     assert (out / "compare.png").stat().st_size > 0 and len((out / "compare.csv").read_text().splitlines()) == 5
 
     for variant, overrides in (

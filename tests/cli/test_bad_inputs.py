@@ -276,6 +276,16 @@ def test_sweep_checks_every_setting_before_training(tmp_path):
     assert_no_output(out)
 
 
+def test_compare_report_needs_finished_runs(tmp_path):
+    out = tmp_path / "cmp"
+    variants = ["--variant", "max: model.down=maxpool model.up=deconv", "--variant", "ldw: "]
+    error_line(cli("compare", *variants, "--report", "--out", out), "--report", "not a folder", code=2)
+    assert_no_output(out)
+    out.mkdir()
+    error_line(cli("compare", *variants, "--report", "--out", out), "no seed", "without --report", code=2)
+    assert not any(out.iterdir())
+
+
 def test_ablate_refuses_an_unknown_table_or_key(tmp_path):
     out = tmp_path / "ablation"
     error_line(cli("ablate", "table9", "--epochs", "1", "--out", out), "table9", "table3", "table6", code=2)
