@@ -103,8 +103,11 @@ def check_new_run(out: str | Path) -> None:
     )
 
 
-RESULT_NEUTRAL = ("data.num_workers", "train.checkpoint_every", "train.checkpoint_minutes")
-"""Config fields whose value does not change the weights or scores a run ends with."""
+RESULT_NEUTRAL = ("data.root", "data.num_workers", "train.checkpoint_every", "train.checkpoint_minutes")
+"""Config fields whose value does not change the weights or scores a run ends with: where the
+data set lies (the same data on another machine, or given as a relative path once and an
+absolute one the next time; which data set, split and classes are compared), how it is
+loaded, how often the run checkpoints."""
 
 
 def _compared(cfg: Config) -> dict:
@@ -120,8 +123,8 @@ def check_same_settings(out: str | Path, cfg: Config, *, whose: str) -> None:
 
     The stored file is read as a config on top of today's defaults, so a field that a later
     ldwseg added (absent from the file) counts as its default, which is what that run trained with.
-    Settings that do not change what a run computes (:data:`RESULT_NEUTRAL`: the data loader's
-    workers, how often it checkpoints) may differ.
+    Settings that do not change what a run computes (:data:`RESULT_NEUTRAL`: where the data
+    lies, the data loader's workers, how often it checkpoints) may differ.
 
     Raises:
         ConfigError: the settings differ (``whose``: whose settings they should be, for the message).

@@ -33,3 +33,12 @@ def test_other_or_unreadable_settings_are_refused(tmp_path, change):
         ConfigError, match=r"run holds a run with other settings than this compare's; give another --out"
     ):
         check_same_settings(tmp_path / "run", cfg, whose="this compare's")
+
+
+def test_where_the_data_lies_and_how_often_it_checkpoints_may_differ(tmp_path):
+    cfg = apply_overrides(Config(), ["data.root=../shared/data/camvid", "train.checkpoint_minutes=10"])
+    moved = apply_overrides(Config(), ["data.root=/mnt/data/CamVid", "train.checkpoint_minutes=0"])
+    _store(tmp_path / "run", cfg.to_dict())
+    check_same_settings(tmp_path / "run", moved, whose="this compare's")
+    with pytest.raises(ConfigError, match="other settings"):
+        check_same_settings(tmp_path / "run", apply_overrides(moved, ["data.val_split=test"]), whose="this compare's")
