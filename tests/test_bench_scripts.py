@@ -168,3 +168,31 @@ def test_library_speed_times_the_shapes_given_and_counts_page_faults(tmp_path):
     assert len(faults) == 2 and all(f.strip().isdigit() for f in faults)
     bad = run_script(BENCH / "library_speed.py", "--shape", "8,128,63,64", cwd=tmp_path)
     assert bad.returncode == 2 and "H, W even" in bad.stderr
+
+
+def test_converged_prints_the_preregistered_commands(tmp_path):
+    result = run_script(BENCH / "converged.py", "--print", "--camvid", "CamVid", "--drive", "DRIVE", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    primary, secondary, drive, knob = result.stdout.splitlines()
+    assert primary.startswith("ldwseg compare --config configs/camvid_converged.yaml --data-root CamVid --epochs 200")
+    assert "--seeds 0,1,2,3,4 --out runs/converged-camvid" in primary and "--pair max,default --margin 0.01" in primary
+    assert "--seeds 0,1,2 --out runs/converged-camvid" in secondary and "--no-primary" in secondary
+    assert "--pair spd-efficient,default --pair max,paper --pair fixed,default" in secondary
+    assert "--data-root DRIVE --metric dice" in drive and "--out runs/converged-drive" in drive
+    assert knob.startswith("ldwseg sweep") and "--constraint orthogonal --wavelet-weights 0,0.01,0.1,1,10" in knob
+    assert list(tmp_path.iterdir()) == []
+    wrong = run_script(BENCH / "converged.py", "tertiary", "--print", cwd=tmp_path)
+    assert wrong.returncode == 2 and "unknown stage tertiary" in wrong.stderr
+
+
+@pytest.mark.slow
+def test_converged_report_checks_every_variant_and_writes_nothing(tmp_path):
+    (tmp_path / "converged-camvid").mkdir()
+    repo = BENCH.parent
+    result = run_script(BENCH / "converged.py", "--report", "--out", str(tmp_path), cwd=repo)
+    assert result.returncode == 0, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    # every variant's config was checked before the runs were looked for
+    assert len(errors) == 3 and all("no seed whose runs of every variant" in e for e in errors[:2])
+    assert "(max, default, spd-efficient, paper, fixed)" in errors[1] and "is not a folder" in errors[2]
+    assert [p.name for p in tmp_path.rglob("*")] == ["converged-camvid"]

@@ -1,0 +1,103 @@
+"""The converged evidence of docs/results.md, stage by stage, as pre-registered there.
+
+    python bench/converged.py                       # every stage in order, going on where it stopped
+    python bench/converged.py primary secondary     # some stages
+    python bench/converged.py --print               # the commands only
+    python bench/converged.py primary --report      # the finished seeds' tables, training nothing
+
+The stages, each one ``ldwseg compare`` or ``ldwseg sweep`` that keeps its finished runs and
+resumes an unfinished one, so this script may run over several sessions (one training at a
+time):
+
+* ``primary``: max pooling / transposed conv against the default design on CamVid, seeds 0-4;
+* ``secondary``: on the same folder, seeds 0-2, Holm-corrected together: the default against
+  its space-to-depth twin, the paper-literal LDW-UNet against max pooling, learned against
+  fixed filters (the max and default runs of seeds 0-2 are the primary's, read back);
+* ``drive``: the primary pair on DRIVE, vessel Dice, seeds 0-4;
+* ``knob``: the constraint weight of the default design under the soft orthogonal
+  constraint, one seed per weight (a curve, not a claim).
+
+``--camvid`` and ``--drive`` name the data sets' folders (default: the shared samples beside
+this repository); ``--out`` the folder of the runs (default ``runs``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+CAMVID_CONFIG, DRIVE_CONFIG = "configs/camvid_converged.yaml", "configs/drive_converged.yaml"
+THIN = "pole,signsymbol,pedestrian,bicyclist,fence"
+
+MAX = "max: model.down=maxpool model.up=deconv"
+DEFAULT = "default: "
+SPD = "spd-efficient: model.down=spd-efficient model.up=shuffle"
+PAPER = "paper: model.down=ldw model.up=ldw model.wavelet=haar model.constraint=orthogonal model.attention=true"
+FIXED = "fixed: model.learn_filters=false"
+
+
+def _variants(*specs: str) -> list[str]:
+    return [arg for spec in specs for arg in ("--variant", spec)]
+
+
+def stages(camvid: Path, drive: Path, out: Path) -> dict[str, list[str]]:
+    """The ``ldwseg`` arguments of every stage, in the order they run."""
+    camvid_runs = ["--config", CAMVID_CONFIG, "--data-root", str(camvid), "--epochs", "200"]
+    return {
+        "primary": [
+            "compare", *camvid_runs, "--seeds", "0,1,2,3,4", "--out", str(out / "converged-camvid"),
+            *_variants(MAX, DEFAULT), "--pair", "max,default", "--margin", "0.01", "--classes", THIN,
+        ],
+        "secondary": [
+            "compare", *camvid_runs, "--seeds", "0,1,2", "--out", str(out / "converged-camvid"),
+            *_variants(MAX, DEFAULT, SPD, PAPER, FIXED), "--pair", "spd-efficient,default", "--pair", "max,paper",
+            "--pair", "fixed,default", "--no-primary", "--margin", "0.01", "--classes", THIN,
+        ],
+        "drive": [
+            "compare", "--config", DRIVE_CONFIG, "--data-root", str(drive), "--metric", "dice",
+            "--seeds", "0,1,2,3,4", "--out", str(out / "converged-drive"), *_variants(MAX, DEFAULT),
+            "--pair", "max,default", "--margin", "0.01",
+        ],
+        "knob": [
+            "sweep", *camvid_runs, "--constraint", "orthogonal", "--wavelet-weights", "0,0.01,0.1,1,10",
+            "--out", str(out / "converged-knob"),
+        ],
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stage", nargs="*", help="primary, secondary, drive, knob [default: all, in that order]")
+    parser.add_argument("--camvid", type=Path, default=SHARED / "camvid", help="CamVid (SegNet version) folder")
+    parser.add_argument("--drive", type=Path, default=SHARED / "drive", help="DRIVE folder")
+    parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of the runs")
+    parser.add_argument("--print", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--report", action="store_true", help="the compare stages' tables of finished seeds only")
+    args = parser.parse_args(argv)
+    table = stages(args.camvid, args.drive, args.out)
+    unknown = [s for s in args.stage if s not in table]
+    if unknown:
+        parser.error(f"unknown stage {', '.join(unknown)}; choose from {', '.join(table)}")
+    for name in args.stage or list(table):
+        command = table[name]
+        if args.report:
+            if command[0] != "compare":
+                continue
+            command = [*command, "--report"]
+        if args.print:
+            print(shlex.join(["ldwseg", *command]))
+            continue
+        print(f"== {name}: {shlex.join(['ldwseg', *command])}", flush=True)
+        code = subprocess.call([sys.executable, "-m", "ldwseg", *command])
+        if code != 0 and not args.report:  # a report of a stage without finished seeds fails alone
+            print(f"== {name} stopped with exit status {code}; run this script again to go on", file=sys.stderr)
+            return code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
