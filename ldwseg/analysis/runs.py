@@ -23,8 +23,8 @@ from ..config import Config
 from ..engine.fit import FitResult
 from ..engine.logs import format_duration, log_label
 from ..engine.run_folder import RunFolder, check_same_settings
-from ..engine.stopping import rerun_goes_on
-from ..errors import WriteFailed
+from ..engine.stopping import rerun_goes_on, rerun_resumes
+from ..errors import Interrupted, WriteFailed
 from ..io.atomic import atomic_write
 from ..tasks import train
 
@@ -65,6 +65,8 @@ def train_labelled(cfg: Config, out: Path, *, label: str, whose: str, progress: 
         atomic_write(done, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     except WriteFailed as err:
         raise rerun_goes_on(err) from err
+    except Interrupted as err:
+        raise rerun_resumes(err) from err
     return result
 
 

@@ -34,7 +34,7 @@ from .run_folder import RunFolder
 from .state import TrainingState
 
 __all__ = [
-    "RunSaver", "StepWatch", "agreed_signal", "interrupted", "non_finite_loss", "rerun_goes_on",
+    "RunSaver", "StepWatch", "agreed_signal", "interrupted", "non_finite_loss", "rerun_goes_on", "rerun_resumes",
 ]  # fmt: skip
 
 
@@ -64,10 +64,24 @@ def agreed_signal(stop: StopRequests, dist_info: DistInfo) -> str | None:
 
 def interrupted(out: Path, signal_name: str, where: str) -> Interrupted:
     """The error of a run stopped by ``signal_name`` after saving its checkpoint in ``out``."""
-    return Interrupted(
+    err = Interrupted(
         f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}; "
         f"go on with the same command plus --resume (--out {out})",
         exit_code=SIGNAL_EXIT_CODES[signal_name],
+    )
+    err.saved = f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}"
+    return err
+
+
+def rerun_resumes(err: Interrupted) -> Interrupted:
+    """``err`` of a run stopped inside a command that resumes its runs by itself (``compare``,
+    ``sweep``, ``ablate``): the same command again goes on, where ``train`` needs ``--resume``."""
+    saved = getattr(err, "saved", None)
+    if saved is None:
+        return err
+    return Interrupted(
+        f"{saved}; run the same command again: it keeps the finished runs and resumes this one",
+        exit_code=err.exit_code,
     )
 
 

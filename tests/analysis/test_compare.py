@@ -209,8 +209,9 @@ def test_compare_scores_equal_separate_trainings_and_resume(tmp_path, private_da
     base = load_config(None, TINY)
     out = tmp_path / "cmp"
     caplog.set_level(logging.INFO, logger="ldwseg.analysis.compare")
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted, match="run the same command again: it keeps the finished runs") as stopped:
         run_compare(base, VARIANTS, [0, 1], out, progress=_stop_after_first_batch)
+    assert "--resume" not in str(stopped.value) and stopped.value.exit_code == 130
     assert (out / "ldw" / "seed1" / "last.state.pt").is_file() and not (out / "ldw" / "seed1" / "result.json").exists()
     lines = [r.getMessage() for r in caplog.records if " to train" in r.getMessage()]
     assert lines[0] == "max seed 0: run 1 of 4 to train"  # no pace before a run has trained
