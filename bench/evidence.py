@@ -26,7 +26,7 @@ from pathlib import Path
 
 import typer
 
-from ldwseg.analysis.compare import summarise
+from ldwseg.analysis.compare_summary import summarise
 from ldwseg.analysis.compare_table import format_summary
 from ldwseg.seg.evaluate import evaluate_checkpoint
 

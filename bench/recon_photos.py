@@ -23,7 +23,7 @@ from pathlib import Path
 
 import typer
 
-from ldwseg.analysis.compare import summarise
+from ldwseg.analysis.compare_summary import summarise
 from ldwseg.analysis.compare_table import format_summary
 from ldwseg.cli.app import user_errors
 from ldwseg.recon.reconstruct import reconstruct_image

@@ -46,15 +46,20 @@ def check_choice(label: str, name: str, choices: Iterable[str]) -> str:
 class Interrupted(LDWSegError):
     """The user stopped a run (Ctrl-C, SIGINT or SIGTERM); the message says what was saved.
 
-    The CLI prints the message and exits with :attr:`exit_code`: 130 as shells report
-    for SIGINT by default, or the code given (143 for SIGTERM).
+    The message reads ``<stopped>; <advice>`` when there is advice on how to go on. The CLI
+    prints it and exits with :attr:`exit_code`: 130 as shells report for SIGINT by default,
+    or the code given (143 for SIGTERM).
     """
 
     exit_code = 130
 
-    def __init__(self, message: str = "interrupted", *, exit_code: int = 130) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    def __init__(self, stopped: str = "interrupted", *, exit_code: int = 130, advice: str | None = None) -> None:
+        super().__init__(stopped if advice is None else f"{stopped}; {advice}")
+        self.stopped, self.advice, self.exit_code = stopped, advice, exit_code
+
+    def instead(self, *, advice: str) -> Interrupted:
+        """The same stop, with how to go on as the caller knows it."""
+        return Interrupted(self.stopped, exit_code=self.exit_code, advice=advice)
 
 
 class WriteFailed(LDWSegError):

@@ -22,9 +22,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
 import re
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,13 +36,11 @@ from ..io.atomic import atomic_write
 from ..io.weights import read_metadata
 from ..provenance import environment
 from ..tasks import get_task
+from .compare_summary import higher_is_better, summarise
 from .cost import training_cost
 from .runs import run_position, train_labelled
-from .statistics import decide, holm, paired_test
 
-__all__ = [
-    "Variant", "higher_is_better", "parse_pair", "parse_variant", "run_compare", "summarise",
-]  # fmt: skip
+__all__ = ["Variant", "parse_pair", "parse_variant", "run_compare"]
 
 log = logging.getLogger(__name__)
 
@@ -96,18 +92,6 @@ def _last_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-_LOWER_IS_BETTER = re.compile(r"^(l1|l2|mse|mae)$|loss|error")
-
-
-def higher_is_better(metric: str) -> bool:
-    """Whether a larger ``metric`` is better: not for errors and losses (``l1``, ``mse``, ``*loss*``, ``*error*``).
-
-    >>> higher_is_better("miou"), higher_is_better("l1"), higher_is_better("task_loss")
-    (True, False, False)
-    """
-    return _LOWER_IS_BETTER.search(metric) is None
-
-
 def parse_pair(text: str, variants: Sequence[str]) -> tuple[str, str]:
     """``"REF,CAND"`` as ``(reference, candidate)``, both names of ``variants``.
 
@@ -155,9 +139,9 @@ def run_compare(
     The runs train seed by seed, every variant of a seed before the next seed, so a compare
     stopped part-way holds complete pairs. Writes ``out/compare.csv`` (one row per run,
     updated after each), ``out/summary.json`` (see
-    :func:`summarise`) and ``out/compare.png`` (per-seed scores with mean ± std).
-    ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``);
-    ``pairs``, ``margin`` and ``primary`` are :func:`summarise`'s.
+    :func:`~ldwseg.analysis.compare_summary.summarise`, whose ``pairs``, ``margin`` and
+    ``primary`` these are) and ``out/compare.png`` (per-seed scores with mean ± std).
+    ``metric`` ranks by another val metric than the task's score (e.g. ``fg_iou``).
 
     ``train=False`` trains and writes nothing: the summary of the seeds whose runs of every
     variant have finished (a pair needs both), also while a compare still trains into
@@ -191,7 +175,6 @@ def run_compare(
     summary = summarise(
         rows, metric=metric, variants=names, seeds=list(seeds), pairs=pairs, margin=margin, primary=primary
     )
-    summary["planned_seeds"] = list(seeds)
     summary["environment"] = environment()
     _write_text(out / "summary.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     from .plots import plot_compare
@@ -236,7 +219,7 @@ def _report(
     seeds: Sequence[int],
     **tests: Any,
 ) -> dict[str, Any]:
-    """The summary of ``run_compare(..., train=False)``: the complete seeds' runs, read; ``tests``: :func:`summarise`'s."""
+    """The summary of ``run_compare(..., train=False)``: the complete seeds' runs, read; ``tests``: :func:`~ldwseg.analysis.compare_summary.summarise`'s."""
     finished = [s for s in seeds if all(RunFolder(out / n / f"seed{s}").result.is_file() for n in names)]
     if not finished:
         raise ConfigError(
@@ -281,73 +264,3 @@ def _write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     from .plots import write_csv
 
     write_csv(rows, path)
-
-
-def summarise(
-    rows: Sequence[dict[str, Any]],
-    *,
-    metric: str,
-    variants: list[str],
-    seeds: list[int],
-    pairs: Sequence[tuple[str, str]] | None = None,
-    margin: float | None = None,
-    primary: bool = True,
-) -> dict[str, Any]:
-    """Per variant: cost, per-seed scores, mean ± std, per-class IoU means; per pair: the paired statistics.
-
-    ``scores`` are final-epoch val values in seed order, ``best_scores`` the best epoch's
-    (the lowest for a lower-is-better metric, see :func:`higher_is_better`); ``std`` is the
-    sample standard deviation (n - 1). Each variant also carries its difference to the
-    first variant (``diff_mean``, ``diff_std``, ``wins``, ``t``: ``null`` when undefined).
-
-    ``pairs`` lists ``(reference, candidate)`` names, by default every variant against the
-    first. ``summary["pairs"]`` holds, per pair, :func:`~ldwseg.analysis.statistics.paired_test`
-    of candidate minus reference (with ``margin`` for the equivalence test) plus
-    ``primary`` (the first pair, unless ``primary=False``: then every pair is secondary),
-    ``p_holm`` (the secondary pairs' gain p-values adjusted together by Holm; the primary's
-    own p) and ``decision`` from it.
-    """
-    by = {(r["variant"], r["seed"]): r for r in rows}
-    higher = higher_is_better(metric)
-    scores = {name: [by[name, s]["score"] for s in seeds] for name in variants}
-    out = []
-    for name in variants:
-        runs = [by[name, s] for s in seeds]
-        vs_first = paired_test(scores[name], scores[variants[0]], higher_is_better=higher)
-        classes = list(dict.fromkeys(k[4:] for r in runs for k in r if k.startswith("iou_")))
-        per_class = {c: _mean_defined([r.get(f"iou_{c}") for r in runs]) for c in classes}
-        out.append({
-            "name": name, "params": runs[0]["params"], "flops": runs[0]["flops"], "step_ms": runs[0]["step_ms"],
-            "peak_mem_mb": runs[0]["peak_mem_mb"], "scores": scores[name],
-            "best_scores": [r["best_score"] for r in runs], "mean": statistics.mean(scores[name]),
-            "std": statistics.stdev(scores[name]) if len(seeds) > 1 else 0.0, "diff_mean": vs_first["diff_mean"],
-            "diff_std": vs_first["diff_std"], "wins": vs_first["wins"], "t": vs_first["t"], "per_class": per_class,
-        })  # fmt: skip
-    pairs = list(pairs) if pairs else [(variants[0], name) for name in variants[1:]]
-    tests = [
-        {"reference": ref, "candidate": cand, **paired_test(scores[cand], scores[ref], higher_is_better=higher,
-                                                            margin=margin)}
-        for ref, cand in pairs
-    ]  # fmt: skip
-    first = 1 if primary else 0
-    adjusted = holm([t["p"] for t in tests[first:]])
-    for i, test in enumerate(tests):
-        test["primary"] = i < first
-        test["p_holm"] = test["p"] if i < first else adjusted[i - first]
-        if i >= first:
-            test["decision"] = _secondary_decision(test)
-    return {
-        "metric": metric, "higher_is_better": higher, "margin": margin, "seeds": seeds, "variants": out,
-        "pairs": tests,
-    }  # fmt: skip
-
-
-def _secondary_decision(test: dict[str, Any]) -> str:
-    """A secondary pair's decision: a gain needs its Holm-adjusted p; the other outcomes are as tested."""
-    return decide(test["p_holm"], test["p_loss"], test["p_equivalence"])
-
-
-def _mean_defined(values: Sequence[float | None]) -> float | None:
-    """The mean of the finite ``values`` (``None`` when there is none: the class was never scored)."""
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return statistics.mean(finite) if finite else None

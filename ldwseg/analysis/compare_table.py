@@ -1,4 +1,4 @@
-"""The summary of a comparison (:func:`ldwseg.analysis.compare.summarise`) as Markdown tables."""
+"""The summary of a comparison (:func:`ldwseg.analysis.compare_summary.summarise`) as Markdown tables."""
 
 from __future__ import annotations
 

@@ -271,7 +271,7 @@ def plot_compare(summary: Mapping[str, Any], path: str | os.PathLike, *, label: 
     """Save a PNG of a comparison: each variant's per-seed scores and their mean ± std.
 
     Args:
-        summary: what :func:`ldwseg.analysis.compare.summarise` returns.
+        summary: what :func:`ldwseg.analysis.compare_summary.summarise` returns.
         path: the PNG to create or replace (atomically).
         label: the axis label of the scores (``"val miou"``).
     """

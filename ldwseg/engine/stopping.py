@@ -38,6 +38,10 @@ __all__ = [
 ]  # fmt: skip
 
 
+_RERUN = "run the same command again: it keeps the finished runs and resumes this one"
+"""How a command that resumes its runs by itself (``compare``, ``sweep``, ``ablate``) goes on."""
+
+
 def _point_words(point: ResumePoint) -> str:
     """Where a checkpoint stands, as the resume line words it: ``"epoch 2, step 3"`` or ``"the end of epoch 1"``."""
     return f"epoch {point.epoch + 1}, step {point.step}" if point.step else f"the end of epoch {point.epoch}"
@@ -64,25 +68,17 @@ def agreed_signal(stop: StopRequests, dist_info: DistInfo) -> str | None:
 
 def interrupted(out: Path, signal_name: str, where: str) -> Interrupted:
     """The error of a run stopped by ``signal_name`` after saving its checkpoint in ``out``."""
-    err = Interrupted(
-        f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}; "
-        f"go on with the same command plus --resume (--out {out})",
+    return Interrupted(
+        f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}",
         exit_code=SIGNAL_EXIT_CODES[signal_name],
+        advice=f"go on with the same command plus --resume (--out {out})",
     )
-    err.saved = f"stopped by {signal_name} {where}; saved {out / 'last.safetensors'}"
-    return err
 
 
 def rerun_resumes(err: Interrupted) -> Interrupted:
     """``err`` of a run stopped inside a command that resumes its runs by itself (``compare``,
     ``sweep``, ``ablate``): the same command again goes on, where ``train`` needs ``--resume``."""
-    saved = getattr(err, "saved", None)
-    if saved is None:
-        return err
-    return Interrupted(
-        f"{saved}; run the same command again: it keeps the finished runs and resumes this one",
-        exit_code=err.exit_code,
-    )
+    return err.instead(advice=_RERUN)
 
 
 def non_finite_loss(err: NonFiniteLossError, out: Path) -> NonFiniteLossError:
@@ -163,8 +159,7 @@ def rerun_goes_on(err: WriteFailed) -> WriteFailed:
     ``ablate``): running that command again goes on, where ``train`` needs ``--resume``."""
     return err.instead(
         kept=err.kept,
-        advice=f"{remedy(err.errno)}, then run the same command again: it keeps the finished runs and resumes "
-        "this one from its checkpoint",
+        advice=f"{remedy(err.errno)}, then {_RERUN} from its checkpoint",
     )
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from scipy import stats
 
-from ldwseg.analysis.compare import Variant, parse_variant, run_compare, summarise
+from ldwseg.analysis.compare import Variant, parse_variant, run_compare
+from ldwseg.analysis.compare_summary import summarise
 from ldwseg.analysis.compare_table import format_summary
 from ldwseg.errors import ConfigError, Interrupted
 from ldwseg.tasks import load_config, train
