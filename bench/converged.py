@@ -10,10 +10,11 @@ resumes an unfinished one, so this script may run over several sessions (one tra
 time):
 
 * ``primary``: max pooling / transposed conv against the default design on CamVid, seeds 0-4;
-* ``secondary``: on the same folder, seeds 0-2, Holm-corrected together: the default against
+* ``drive``: the primary pair on DRIVE, vessel Dice, seeds 0-4 (before the exploratory
+  stages: it is the second pre-registered decision);
+* ``secondary``: on the CamVid folder, seeds 0-2, Holm-corrected together: the default against
   its space-to-depth twin, the paper-literal LDW-UNet against max pooling, learned against
   fixed filters (the max and default runs of seeds 0-2 are the primary's, read back);
-* ``drive``: the primary pair on DRIVE, vessel Dice, seeds 0-4;
 * ``knob``: the constraint weight of the default design under the soft orthogonal
   constraint, one seed per weight (a curve, not a claim).
 
@@ -52,15 +53,15 @@ def stages(camvid: Path, drive: Path, out: Path) -> dict[str, list[str]]:
             "compare", *camvid_runs, "--seeds", "0,1,2,3,4", "--out", str(out / "converged-camvid"),
             *_variants(MAX, DEFAULT), "--pair", "max,default", "--margin", "0.01", "--classes", THIN,
         ],
-        "secondary": [
-            "compare", *camvid_runs, "--seeds", "0,1,2", "--out", str(out / "converged-camvid"),
-            *_variants(MAX, DEFAULT, SPD, PAPER, FIXED), "--pair", "spd-efficient,default", "--pair", "max,paper",
-            "--pair", "fixed,default", "--no-primary", "--margin", "0.01", "--classes", THIN,
-        ],
         "drive": [
             "compare", "--config", DRIVE_CONFIG, "--data-root", str(drive), "--metric", "dice",
             "--seeds", "0,1,2,3,4", "--out", str(out / "converged-drive"), *_variants(MAX, DEFAULT),
             "--pair", "max,default", "--margin", "0.01",
+        ],
+        "secondary": [
+            "compare", *camvid_runs, "--seeds", "0,1,2", "--out", str(out / "converged-camvid"),
+            *_variants(MAX, DEFAULT, SPD, PAPER, FIXED), "--pair", "spd-efficient,default", "--pair", "max,paper",
+            "--pair", "fixed,default", "--no-primary", "--margin", "0.01", "--classes", THIN,
         ],
         "knob": [
             "sweep", *camvid_runs, "--constraint", "orthogonal", "--wavelet-weights", "0,0.01,0.1,1,10",
@@ -71,7 +72,7 @@ def stages(camvid: Path, drive: Path, out: Path) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("stage", nargs="*", help="primary, secondary, drive, knob [default: all, in that order]")
+    parser.add_argument("stage", nargs="*", help="primary, drive, secondary, knob [default: all, in that order]")
     parser.add_argument("--camvid", type=Path, default=SHARED / "camvid", help="CamVid (SegNet version) folder")
     parser.add_argument("--drive", type=Path, default=SHARED / "drive", help="DRIVE folder")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of the runs")
