@@ -18,6 +18,11 @@ time):
 * ``knob``: the constraint weight of the default design under the soft orthogonal
   constraint, one seed per weight (a curve, not a claim).
 
+The two decisions (``primary`` and ``drive``) follow the pre-registered rule to its end:
+when a stage's 5 seeds finish with neither a gain nor "no gain of 1 point or more" (the
+equivalence test), seeds 5, 6 and 7 are added on the same folder and the rule is applied
+once at 8 seeds. The 5-seed decision is read with ``ldwseg compare ... --report --json``.
+
 ``--camvid`` and ``--drive`` name the data sets' folders (default: the shared samples beside
 this repository); ``--out`` the folder of the runs (default ``runs``).
 """
@@ -25,7 +30,9 @@ this repository); ``--out`` the folder of the runs (default ``runs``).
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -33,6 +40,11 @@ from pathlib import Path
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 CAMVID_CONFIG, DRIVE_CONFIG = "configs/camvid_converged.yaml", "configs/drive_converged.yaml"
 THIN = "pole,signsymbol,pedestrian,bicyclist,fence"
+SEEDS, EXTENDED_SEEDS = "0,1,2,3,4", "0,1,2,3,4,5,6,7"
+EXTENDED = ("primary", "drive")
+"""The stages whose decision is pre-registered, extended to 8 seeds when 5 do not decide."""
+DECIDED = ("gain", "equivalent")
+"""The decisions that end a stage at 5 seeds; "loss" and "inconclusive" are the rule's "otherwise"."""
 
 MAX = "max: model.down=maxpool model.up=deconv"
 DEFAULT = "default: "
@@ -50,12 +62,12 @@ def stages(camvid: Path, drive: Path, out: Path) -> dict[str, list[str]]:
     camvid_runs = ["--config", CAMVID_CONFIG, "--data-root", str(camvid), "--epochs", "200"]
     return {
         "primary": [
-            "compare", *camvid_runs, "--seeds", "0,1,2,3,4", "--out", str(out / "converged-camvid"),
+            "compare", *camvid_runs, "--seeds", SEEDS, "--out", str(out / "converged-camvid"),
             *_variants(MAX, DEFAULT), "--pair", "max,default", "--margin", "0.01", "--classes", THIN,
         ],
         "drive": [
             "compare", "--config", DRIVE_CONFIG, "--data-root", str(drive), "--metric", "dice",
-            "--seeds", "0,1,2,3,4", "--out", str(out / "converged-drive"), *_variants(MAX, DEFAULT),
+            "--seeds", SEEDS, "--out", str(out / "converged-drive"), *_variants(MAX, DEFAULT),
             "--pair", "max,default", "--margin", "0.01",
         ],
         "secondary": [
@@ -68,6 +80,33 @@ def stages(camvid: Path, drive: Path, out: Path) -> dict[str, list[str]]:
             "--out", str(out / "converged-knob"),
         ],
     }  # fmt: skip
+
+
+def extended(command: list[str]) -> list[str]:
+    """``command`` with seeds 0-7 instead of 0-4."""
+    index = command.index("--seeds") + 1
+    return [*command[:index], EXTENDED_SEEDS, *command[index + 1 :]]
+
+
+def decision(command: list[str]) -> str | None:
+    """The primary pair's decision of a compare stage's 5 seeds, ``None`` while any of them is unfinished."""
+    result = subprocess.run(
+        [sys.executable, "-m", "ldwseg", *command, "--report", "--json"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        return None
+    summary = json.loads(result.stdout)
+    if summary.get("seeds") != summary.get("planned_seeds", summary.get("seeds")):
+        return None
+    return summary["pairs"][0]["decision"]
+
+
+def _run(name: str, command: list[str], *, report: bool) -> int:
+    print(f"== {name}: {shlex.join(['ldwseg', *command])}", flush=True)
+    code = subprocess.call([sys.executable, "-m", "ldwseg", *command])
+    if code != 0 and not report:  # a report of a stage without finished seeds fails alone
+        print(f"== {name} stopped with exit status {code}; run this script again to go on", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,19 +124,38 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown stage {', '.join(unknown)}; choose from {', '.join(table)}")
     for name in args.stage or list(table):
         command = table[name]
-        if args.report:
-            if command[0] != "compare":
-                continue
-            command = [*command, "--report"]
         if args.print:
-            print(shlex.join(["ldwseg", *command]))
+            print(shlex.join(["ldwseg", *command, *(["--report"] if args.report else [])]))
+            if name in EXTENDED and not args.report:
+                print(
+                    f"# only if the 5 seeds decide neither gain nor no gain: {shlex.join(['ldwseg', *extended(command)])}"
+                )
             continue
-        print(f"== {name}: {shlex.join(['ldwseg', *command])}", flush=True)
-        code = subprocess.call([sys.executable, "-m", "ldwseg", *command])
-        if code != 0 and not args.report:  # a report of a stage without finished seeds fails alone
-            print(f"== {name} stopped with exit status {code}; run this script again to go on", file=sys.stderr)
+        if args.report:
+            if command[0] == "compare":
+                _run(name, [*command, "--report"], report=True)
+                if name in EXTENDED and any(Path(command[command.index("--out") + 1]).glob("*/seed5")):
+                    _run(f"{name}, 8 seeds", [*extended(command), "--report"], report=True)
+            continue
+        code = _run(name, command, report=False)
+        if code == 0 and name in EXTENDED:
+            decided = decision(command)
+            if decided not in DECIDED:
+                print(f"== {name}: 5 seeds decide {decided}: seeds 5, 6, 7 are added, as pre-registered", flush=True)
+                code = _run(f"{name}, 8 seeds", extended(command), report=False)
+        if code != 0:
             return code
+        if command[0] == "compare":
+            keep_summary(name, Path(command[command.index("--out") + 1]))
     return 0
+
+
+def keep_summary(stage: str, folder: Path) -> None:
+    """Copy a finished compare stage's ``summary.json`` and ``compare.csv`` to ``summary-STAGE.json`` and
+    ``compare-STAGE.csv``: the secondary stage writes its own into the primary's folder."""
+    for name, kept in (("summary.json", f"summary-{stage}.json"), ("compare.csv", f"compare-{stage}.csv")):
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, folder / kept)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """Every script in bench/ runs: its --help, and a tiny real run where one is cheap."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -135,12 +136,14 @@ def test_archive_runs_keeps_the_small_files_of_finished_runs_only(tmp_path):
             (folder / name).write_text(name)
         if finished:
             (folder / "result.json").write_text("{}")
-    (source / "summary.json").write_text("{}")
+    for name in ("summary.json", "summary-primary.json", "compare-primary.csv", "compare.png", "summary-x.txt"):
+        (source / name).write_text("{}")
     result = run_script(BENCH / "archive_runs.py", str(source), str(tmp_path / "kept"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     kept = sorted(str(p.relative_to(tmp_path / "kept")) for p in (tmp_path / "kept").rglob("*") if p.is_file())
-    assert kept == ["max/seed0/config.yaml", "max/seed0/environment.json", "max/seed0/metrics.csv",
-                    "max/seed0/result.json", "summary.json"]  # fmt: skip
+    assert kept == ["compare-primary.csv", "max/seed0/config.yaml", "max/seed0/environment.json",
+                    "max/seed0/metrics.csv", "max/seed0/result.json", "summary-primary.json",
+                    "summary.json"]  # fmt: skip
 
 
 def test_learning_curve_reports_best_final_and_the_budget_rule(tmp_path):
@@ -173,7 +176,11 @@ def test_library_speed_times_the_shapes_given_and_counts_page_faults(tmp_path):
 def test_converged_prints_the_preregistered_commands(tmp_path):
     result = run_script(BENCH / "converged.py", "--print", "--camvid", "CamVid", "--drive", "DRIVE", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    primary, drive, secondary, knob = result.stdout.splitlines()
+    lines = result.stdout.splitlines()
+    primary, drive, secondary, knob = (line for line in lines if not line.startswith("#"))
+    extensions = [line for line in lines if line.startswith("# only if the 5 seeds decide neither gain nor no gain: ")]
+    assert len(extensions) == 2 and all("--seeds 0,1,2,3,4,5,6,7" in line for line in extensions)
+    assert "--out runs/converged-camvid" in extensions[0] and "--out runs/converged-drive" in extensions[1]
     assert primary.startswith("ldwseg compare --config configs/camvid_converged.yaml --data-root CamVid --epochs 200")
     assert "--seeds 0,1,2,3,4 --out runs/converged-camvid" in primary and "--pair max,default --margin 0.01" in primary
     assert "--seeds 0,1,2 --out runs/converged-camvid" in secondary and "--no-primary" in secondary
@@ -197,3 +204,77 @@ def test_converged_report_checks_every_variant_and_writes_nothing(tmp_path):
     assert all("no seed whose runs of every variant" in errors[i] for i in (0, 2))
     assert "(max, default, spd-efficient, paper, fixed)" in errors[2]
     assert [p.name for p in tmp_path.rglob("*")] == ["converged-camvid"]
+
+
+def _converged_module():
+    spec = importlib.util.spec_from_file_location("converged", BENCH / "converged.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("decided", "extended"), [("gain", False), ("equivalent", False), ("loss", True),
+                                                   ("inconclusive", True), (None, True)])  # fmt: skip
+def test_converged_adds_seeds_5_to_7_only_when_5_seeds_do_not_decide(monkeypatch, tmp_path, decided, extended):
+    converged = _converged_module()
+    ran = []
+    monkeypatch.setattr(converged, "_run", lambda name, command, report: ran.append((name, command)) or 0)
+    monkeypatch.setattr(converged, "decision", lambda command: decided)
+    assert converged.main(["primary", "drive", "--out", str(tmp_path)]) == 0
+    seeds = [command[command.index("--seeds") + 1] for _, command in ran]
+    if extended:
+        assert [name for name, _ in ran] == ["primary", "primary, 8 seeds", "drive", "drive, 8 seeds"]
+        assert seeds == ["0,1,2,3,4", "0,1,2,3,4,5,6,7"] * 2
+        assert ran[1][1] == converged.extended(ran[0][1])  # the same command but for the seeds
+    else:
+        assert [name for name, _ in ran] == ["primary", "drive"] and seeds == ["0,1,2,3,4"] * 2
+    ran.clear()
+    assert converged.main(["secondary", "knob", "--out", str(tmp_path)]) == 0
+    assert [name for name, _ in ran] == ["secondary", "knob"]  # exploratory: never extended
+
+
+def test_converged_keeps_each_compare_stages_summary(monkeypatch, tmp_path):
+    converged = _converged_module()
+    folder = tmp_path / "converged-camvid"
+
+    def run(name, command, report):  # as compare: each stage writes its summary into the shared folder
+        folder.mkdir(exist_ok=True)
+        (folder / "summary.json").write_text(name)
+        (folder / "compare.csv").write_text(name)
+        return 0
+
+    monkeypatch.setattr(converged, "_run", run)
+    monkeypatch.setattr(converged, "decision", lambda command: "gain")
+    assert converged.main(["primary", "secondary", "--out", str(tmp_path)]) == 0
+    assert (folder / "summary-primary.json").read_text() == "primary"
+    assert (folder / "summary-secondary.json").read_text() == "secondary"
+    assert (folder / "compare-primary.csv").read_text() == "primary"
+
+
+@pytest.mark.slow
+def test_converged_reads_the_5_seed_decision_of_kept_runs(tmp_path):
+    converged = _converged_module()
+    command = converged.stages(tmp_path, tmp_path, tmp_path)["primary"]
+    out = tmp_path / "converged-camvid"
+    cost = {"params": 10, "flops": 20, "step_ms": 1.0, "peak_mem_mb": 2.0}
+
+    def finish(variant, seed, final):
+        run = out / variant / f"seed{seed}"
+        run.mkdir(parents=True)
+        (run / "metrics.csv").write_text(f"epoch,val_miou\n1,{final - 0.05}\n2,{final}\n")
+        (run / "result.json").write_text("{}")
+        (out / variant / "cost.json").write_text(json.dumps(cost))
+
+    gains = [0.031, 0.025, 0.028, 0.034, 0.022]  # the default 2.2-3.4 points above max pooling: t = 11.7
+    for seed in range(4):
+        finish("max", seed, 0.60 + seed / 100)
+        finish("default", seed, 0.60 + seed / 100 + gains[seed])
+    assert converged.decision(command) is None  # seed 4 unfinished: no decision yet
+    finish("max", 4, 0.64)
+    finish("default", 4, 0.64 + gains[4])
+    assert converged.decision(command) == "gain"
+    for seed in range(5):  # the same runs, differences within +-0.003: inside the margin of 0.01
+        (out / "default" / f"seed{seed}" / "metrics.csv").write_text(
+            f"epoch,val_miou\n2,{0.60 + seed / 100 + (-1) ** seed * 0.003}\n"
+        )
+    assert converged.decision(command) == "equivalent"

@@ -52,8 +52,9 @@ def summarise(
     first. ``summary["pairs"]`` holds, per pair, :func:`~ldwseg.analysis.statistics.paired_test`
     of candidate minus reference (with ``margin`` for the equivalence test) plus
     ``primary`` (the first pair, unless ``primary=False``: then every pair is secondary),
-    ``p_holm`` (the secondary pairs' gain p-values adjusted together by Holm; the primary's
-    own p) and ``decision`` from it.
+    ``p_holm``, ``p_loss_holm`` and ``p_equivalence_holm`` (the secondary pairs' p-values of
+    each of the three tests adjusted together by Holm, test by test; the primary's own p-values)
+    and ``decision`` from them.
     """
     by = {(r["variant"], r["seed"]): r for r in rows}
     higher = higher_is_better(metric)
@@ -78,21 +79,18 @@ def summarise(
         for ref, cand in pairs
     ]  # fmt: skip
     first = 1 if primary else 0
-    adjusted = holm([t["p"] for t in tests[first:]])
+    for key in ("p", "p_loss", "p_equivalence"):
+        adjusted = holm([t[key] for t in tests[first:]])
+        for i, test in enumerate(tests):
+            test[f"{key}_holm"] = test[key] if i < first else adjusted[i - first]
     for i, test in enumerate(tests):
         test["primary"] = i < first
-        test["p_holm"] = test["p"] if i < first else adjusted[i - first]
         if i >= first:
-            test["decision"] = _secondary_decision(test)
+            test["decision"] = decide(test["p_holm"], test["p_loss_holm"], test["p_equivalence_holm"])
     return {
         "metric": metric, "higher_is_better": higher, "margin": margin, "seeds": seeds, "variants": out,
         "pairs": tests,
     }  # fmt: skip
-
-
-def _secondary_decision(test: dict[str, Any]) -> str:
-    """A secondary pair's decision: a gain needs its Holm-adjusted p; the other outcomes are as tested."""
-    return decide(test["p_holm"], test["p_loss"], test["p_equivalence"])
 
 
 def _mean_defined(values: Sequence[float | None]) -> float | None:

@@ -48,7 +48,7 @@ def format_summary(summary: dict[str, Any], *, split: str = "val", classes: Sequ
             f"{v['mean']:.4f} ± {v['std']:.4f} | {seeds} |"
         )
     margin = summary.get("margin")
-    tost = f"TOST p (±{margin:g})" if margin is not None else "TOST p"
+    tost = f"TOST p (±{margin:g}; Holm)" if margin is not None else "TOST p (Holm)"
     lines += [
         "",
         f"| pair (second - first; {better} is better) | difference (mean ± std) | 95% interval | wins | t "
@@ -61,7 +61,7 @@ def format_summary(summary: dict[str, Any], *, split: str = "val", classes: Sequ
         lines.append(
             f"| {role}{p['reference']} -> {p['candidate']} | {p['diff_mean']:+.4f} ± {p['diff_std']:.4f} | {interval} "
             f"| {p['wins']}/{p['n']} | {_num(p['t'], '.2f')} | {_num(p['p'], '.4f')} | {_num(p['p_holm'], '.4f')} "
-            f"| {_num(p['p_equivalence'], '.4f')} | {p['decision']} |"
+            f"| {_tost(p)} | {p['decision']} |"
         )
     shown = list(classes or dict.fromkeys(c for v in summary["variants"] for c in v.get("per_class", {})))
     if shown:
@@ -70,3 +70,11 @@ def format_summary(summary: dict[str, Any], *, split: str = "val", classes: Sequ
             cells = " | ".join(_num(v.get("per_class", {}).get(c), ".4f") for c in shown)
             lines.append(f"| {v['name']} | {cells} |")
     return "\n".join(lines)
+
+
+def _tost(pair: dict[str, Any]) -> str:
+    """The equivalence test's p, with its Holm-adjusted value for a secondary pair (what it is decided on)."""
+    raw = _num(pair["p_equivalence"], ".4f")
+    if pair["primary"] or pair["p_equivalence"] is None:
+        return raw
+    return f"{raw} ({_num(pair.get('p_equivalence_holm'), '.4f')})"

@@ -86,14 +86,16 @@ def test_pairs_give_the_interval_tests_and_holm():
     low, high = stats.ttest_rel(scores["ldw"], scores["max"]).confidence_interval(0.95)
     assert primary["ci95"] == pytest.approx([low, high])
     assert primary["diff_mean"] == pytest.approx(sum(diffs) / 5) and primary["decision"] == "gain"
-    # Holm over the three secondary p-values, against statsmodels' formula written out
-    raw = [p["p"] for p in secondary]
-    order = sorted(range(3), key=lambda i: raw[i])
-    expected, running = [0.0] * 3, 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (3 - rank) * raw[i]))
-        expected[i] = running
-    assert [p["p_holm"] for p in secondary] == pytest.approx(expected)
+    # Holm over the three secondary pairs, test by test, against statsmodels' formula written out
+    for key in ("p", "p_loss", "p_equivalence"):
+        raw = [p[key] for p in secondary]
+        order = sorted(range(3), key=lambda i: raw[i])
+        expected, running = [0.0] * 3, 0.0
+        for rank, i in enumerate(order):
+            running = max(running, min(1.0, (3 - rank) * raw[i]))
+            expected[i] = running
+        assert [p[f"{key}_holm"] for p in secondary] == pytest.approx(expected)
+        assert primary[f"{key}_holm"] == primary[key]  # the primary pair is not corrected
     # max -> spd: within +-0.01 by TOST (the 90% interval inside the margin)
     spd = secondary[1]
     tost = max(
