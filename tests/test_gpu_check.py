@@ -81,3 +81,33 @@ def test_without_cuda_it_prints_one_line_and_exits_77(tmp_path):
 def test_an_unknown_check_is_refused(tmp_path):
     result = run("--cpu-dry-run", "--only", "ops,nope", cwd=tmp_path)
     assert result.returncode == 2 and "unknown check 'nope'" in result.stderr
+
+
+def test_exact_checks_run_without_tf32_and_rows_are_echoed_as_they_come(capsys, monkeypatch):
+    gpu_check = load_script(monkeypatch)
+    seen = {}
+
+    def record(name):
+        def check(setup, report):
+            seen[name] = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+            report.add(f"{name} probe", "1", ok=True)
+
+        return check
+
+    for name in ("ops", "speed"):
+        gpu_check.CHECKS[name] = record(name)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    assert gpu_check.main(["--cpu-dry-run", "--quick", "--only", "ops,speed"]) == 0
+    assert seen == {"ops": (False, False), "speed": (True, torch.backends.cuda.matmul.allow_tf32)}
+    assert torch.backends.cudnn.allow_tf32  # restored after the check
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["gpu_check: PASS ops probe: 1", "gpu_check: PASS speed probe: 1"]
+
+
+def test_compile_does_not_start_without_the_time_it_needs(capsys, monkeypatch):
+    gpu_check = load_script(monkeypatch)
+    started = []
+    gpu_check.CHECKS["compile"] = lambda setup, report: started.append(True)
+    gpu_check.MIN_SECONDS["compile"] = 50.0
+    assert gpu_check.main(["--cpu-dry-run", "--only", "compile", "--budget", "40"]) == 1
+    assert not started and "compile  not run: 40 s of the 40 s budget left" in capsys.readouterr().out
