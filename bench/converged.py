@@ -24,17 +24,26 @@ equivalence test), seeds 5, 6 and 7 are added on the same folder and the rule is
 once at 8 seeds. The 5-seed decision is read with ``ldwseg compare ... --report --json``.
 
 ``--camvid`` and ``--drive`` name the data sets' folders (default: the shared samples beside
-this repository); ``--out`` the folder of the runs (default ``runs``).
+this repository); ``--out`` the folder of the runs (default ``runs``). ``--keep DIR`` copies the
+small files of every finished run (``bench/archive_runs.py``: metrics, config, environment,
+summaries; no weights) to ``DIR`` every minute while a stage runs and when it ends, so that a
+lost machine loses only the run in progress::
+
+    python bench/converged.py --keep docs/evidence
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
 import json
 import shlex
 import shutil
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -101,6 +110,41 @@ def decision(command: list[str]) -> str | None:
     return summary["pairs"][0]["decision"]
 
 
+KEEP_EVERY = 60.0
+"""Seconds between two copies of a running stage's finished runs (``--keep``)."""
+
+
+def keep_finished(folder: Path, dest: Path) -> None:
+    """Copy the small files of ``folder``'s finished runs to ``dest/<folder name>`` (bench/archive_runs.py)."""
+    spec = importlib.util.spec_from_file_location("archive_runs", Path(__file__).with_name("archive_runs.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    if folder.is_dir():
+        module.archive(folder, dest / folder.name)
+
+
+@contextlib.contextmanager
+def keeping(folder: Path, dest: Path | None) -> Iterator[None]:
+    """While the block runs, :func:`keep_finished` every :data:`KEEP_EVERY` seconds, and once at its end."""
+    if dest is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(KEEP_EVERY):
+            keep_finished(folder, dest)
+
+    thread = threading.Thread(target=loop, name="keep-finished-runs", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        keep_finished(folder, dest)
+
+
 def _run(name: str, command: list[str], *, report: bool) -> int:
     print(f"== {name}: {shlex.join(['ldwseg', *command])}", flush=True)
     code = subprocess.call([sys.executable, "-m", "ldwseg", *command])
@@ -117,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("runs"), help="folder of the runs")
     parser.add_argument("--print", action="store_true", help="print the commands, run nothing")
     parser.add_argument("--report", action="store_true", help="the compare stages' tables of finished seeds only")
+    parser.add_argument("--keep", type=Path, help="copy the finished runs' small files there (e.g. docs/evidence)")
     args = parser.parse_args(argv)
     table = stages(args.camvid, args.drive, args.out)
     unknown = [s for s in args.stage if s not in table]
@@ -137,16 +182,20 @@ def main(argv: list[str] | None = None) -> int:
                 if name in EXTENDED and any(Path(command[command.index("--out") + 1]).glob("*/seed5")):
                     _run(f"{name}, 8 seeds", [*extended(command), "--report"], report=True)
             continue
-        code = _run(name, command, report=False)
-        if code == 0 and name in EXTENDED:
-            decided = decision(command)
-            if decided not in DECIDED:
-                print(f"== {name}: 5 seeds decide {decided}: seeds 5, 6, 7 are added, as pre-registered", flush=True)
-                code = _run(f"{name}, 8 seeds", extended(command), report=False)
+        folder = Path(command[command.index("--out") + 1])
+        with keeping(folder, args.keep):
+            code = _run(name, command, report=False)
+            if code == 0 and name in EXTENDED:
+                decided = decision(command)
+                if decided not in DECIDED:
+                    print(
+                        f"== {name}: 5 seeds decide {decided}: seeds 5, 6, 7 are added, as pre-registered", flush=True
+                    )
+                    code = _run(f"{name}, 8 seeds", extended(command), report=False)
+            if code == 0 and command[0] == "compare":
+                keep_summary(name, folder)
         if code != 0:
             return code
-        if command[0] == "compare":
-            keep_summary(name, Path(command[command.index("--out") + 1]))
     return 0
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,36 @@ def test_converged_reads_the_5_seed_decision_of_kept_runs(tmp_path):
             f"epoch,val_miou\n2,{0.60 + seed / 100 + (-1) ** seed * 0.003}\n"
         )
     assert converged.decision(command) == "equivalent"
+
+
+def test_converged_keeps_finished_runs_while_a_stage_runs_and_after(monkeypatch, tmp_path):
+    converged = _converged_module()
+    runs, kept = tmp_path / "runs", tmp_path / "kept"
+    seen_while_running = []
+
+    def run(name, command, report):  # a compare that finishes one run, then trains on for a while
+        folder = runs / "converged-camvid"
+        for seed, finished in ((0, True), (1, False)):
+            run_folder = folder / "max" / f"seed{seed}"
+            run_folder.mkdir(parents=True)
+            for file in ("metrics.csv", "config.yaml", "last.safetensors"):
+                (run_folder / file).write_text(file)
+            if finished:
+                (run_folder / "result.json").write_text("{}")
+        deadline = time.monotonic() + 30
+        while not (kept / "converged-camvid" / "max" / "seed0" / "metrics.csv").is_file():
+            assert time.monotonic() < deadline, "nothing kept while the stage ran"
+            time.sleep(0.02)
+        seen_while_running.append(True)
+        (folder / "summary.json").write_text("{}")
+        return 0
+
+    monkeypatch.setattr(converged, "KEEP_EVERY", 0.05)
+    monkeypatch.setattr(converged, "_run", run)
+    monkeypatch.setattr(converged, "decision", lambda command: "gain")
+    assert converged.main(["primary", "--out", str(runs), "--keep", str(kept)]) == 0
+    assert seen_while_running == [True]
+    files = sorted(str(p.relative_to(kept)) for p in kept.rglob("*") if p.is_file())
+    assert files == ["converged-camvid/max/seed0/config.yaml", "converged-camvid/max/seed0/metrics.csv",
+                     "converged-camvid/max/seed0/result.json", "converged-camvid/summary-primary.json",
+                     "converged-camvid/summary.json"]  # fmt: skip
