@@ -1,9 +1,16 @@
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one process per core (pytest -n): one thread each, here and in the processes the tests start,
+    # since a second thread only waits for a core the other worker holds
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(autouse=True)

@@ -27,8 +27,11 @@ def evaluate(
         None, help="Split to evaluate [default: the run's validation split, its data.val_split]."
     ),
     device: str = typer.Option("auto", callback=check_device, help="auto, cpu, cuda or cuda:N."),
-    batch_size: int = typer.Option(
-        1, min=1, help="Images per batch; only images of one size share a batch, so the scores do not depend on it."
+    batch_size: int | None = typer.Option(
+        None,
+        min=1,
+        help="Images per batch [default: the run's train.val_batch_size, as its validation]; only images of one "
+        "size share a batch, so other sizes give the same scores up to float rounding.",
     ),
     eval_scale: float | None = typer.Option(
         None,
@@ -58,7 +61,7 @@ def evaluate(
         "--json",
         help="Print one strict JSON object: miou, pixel_acc, mean_acc, per_class_iou / per_class_acc / "
         "per_class_precision {class name: score}, confusion (pixels, [target][prediction]), fg_iou and dice "
-        "(2 classes), class_names, dataset, split, eval_scale, tta, tile, amp, images, skipped. An undefined score "
+        "(2 classes), class_names, dataset, split, eval_scale, tta, tile, amp, batch_size, images, skipped. An undefined score "
         "(e.g. the IoU of a class absent from targets and predictions) is null.",
     ),
 ) -> None:

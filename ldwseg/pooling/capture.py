@@ -21,9 +21,13 @@ _is_exporting = getattr(torch.compiler, "is_exporting", None)
 
 
 def _capturing() -> bool:
-    """True while ``torch.jit.trace`` or ``torch.export`` records the model (the TorchScript
-    and the dynamo ONNX exporter respectively); plain calls and ``torch.compile`` are not."""
-    return torch.jit.is_tracing() or (_is_exporting is not None and _is_exporting())
+    """True while ``torch.jit.trace``, ``torch.export`` or ``torch.compile`` records the model (the
+    TorchScript and the dynamo ONNX exporters, and the compiler); plain calls are not.
+
+    The compiler too: dynamo cannot trace the fast path's writes into views of preallocated
+    buffers (``out=`` of a non-contiguous view) and would break the graph at every pool, running
+    it eagerly between compiled pieces; these ops it captures whole, and inductor fuses them."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or (_is_exporting is not None and _is_exporting())
 
 
 @contextmanager

@@ -53,13 +53,15 @@ gradient then keep float32 accuracy: a pool and its reverse pool reconstruct the
 to float32 rounding, where running them in bf16 would lose all but ~50 dB. Outside
 autocast they run in the input's dtype.
 
-Export: that fast path writes into preallocated buffers (``out=``, ``copy_`` into views)
-and splits the batch with Python ints read from the shapes: a graph capture freezes those
-ints, and the TorchScript tracer records the empty output buffer but not the writes into
-its views, so its ONNX graph returns uninitialised memory. While
-``torch.jit.trace`` (``torch.onnx.export(..., dynamo=False)``) or ``torch.export``
-(``dynamo=True``) records the model, both functions therefore compute the same maths out
-of ops whose sizes stay symbolic, and autograd differentiates them (no custom Function):
+Export and compile: that fast path writes into preallocated buffers (``out=``, ``copy_``
+into views) and splits the batch with Python ints read from the shapes: a graph capture
+freezes those ints, the TorchScript tracer records the empty output buffer but not the
+writes into its views, so its ONNX graph returns uninitialised memory, and dynamo cannot
+trace an ``out=`` view at all (``torch.compile`` would break the graph at every pool). While
+``torch.jit.trace`` (``torch.onnx.export(..., dynamo=False)``), ``torch.export``
+(``dynamo=True``) or ``torch.compile`` records the model, both functions therefore compute
+the same maths out of ops whose sizes stay symbolic, and autograd differentiates them (no
+custom Function):
 
 * the four phases are strided slices; the odd phase of a side is taken from the side
   extended by its last entry, which is the replicate padding of an odd side and leaves an
@@ -76,7 +78,8 @@ Only the filter length and the channel count are frozen into the graph. Batch, h
 width stay symbolic, so a model exported with them declared dynamic (``dynamic_axes`` /
 ``dynamic_shapes``) is exact at every size, odd or even, whatever size it was exported at;
 declared static, the runtime rejects other sizes rather than computing them wrongly. This
-path is slower than the fast one, which only matters while capturing.
+path is slower than the fast one when run eagerly, which only matters while capturing; under
+``torch.compile`` the compiler fuses its ops (``fullgraph=True`` works).
 """
 
 from __future__ import annotations

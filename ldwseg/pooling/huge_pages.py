@@ -64,10 +64,13 @@ def advise_huge_pages(t: Tensor) -> Tensor:
     write of fresh memory. A refusal of the kernel (``EINVAL`` without huge-page support)
     is ignored: the tensor is then faulted in as usual.
     """
+    # first: while torch.compile traces, the storage may not be asked for (dynamo breaks the graph there)
+    if torch.compiler.is_compiling():
+        return t
     if type(t) is not Tensor or t.device.type != "cpu":  # subclasses: fake and functional tensors hold no memory
         return t
     nbytes = t.untyped_storage().nbytes()
-    if nbytes < MIN_BYTES or torch.compiler.is_compiling() or keeps_freed_memory():
+    if nbytes < MIN_BYTES or keeps_freed_memory():
         return t
     if os.environ.get(ENV, "").strip().lower() in ("off", "0", "false", "no"):
         return t

@@ -43,7 +43,7 @@ def evaluate_checkpoint(
     root: str | Path | None = None,
     split: str | None = None,
     device: str = "auto",
-    batch_size: int = 1,
+    batch_size: int | None = None,
     num_workers: int = 0,
     skip_bad: bool = False,
     eval_scale: float | None = None,
@@ -53,6 +53,12 @@ def evaluate_checkpoint(
     progress=None,
 ) -> dict[str, Any]:
     """Metrics of ``checkpoint`` on a split; data set, root and split default to the training run's.
+
+    ``batch_size`` ``None`` takes the run's ``train.val_batch_size``, so the network computes
+    exactly what validation computed. Images of one size only share a batch, so other batch
+    sizes give the same scores up to float rounding: the CPU's convolution kernels may differ
+    with the batch size and flip a pixel whose two best classes tie to 1e-7 (an untrained
+    network has many).
 
     ``eval_scale`` resizes each image before the network (see the module docstring);
     ``None`` takes the run's own ``data.eval_scale``, so the result reproduces the
@@ -97,6 +103,7 @@ def evaluate_checkpoint(
         raise CheckpointError(f"--eval-scale must be in (0, 4], got {scale}; 1 runs the images as they are read")
     if tile:
         check_tiling(tile, DEFAULT_MARGIN, input_multiple(model))
+    batch_size = batch_size or cfg.train.val_batch_size
     loader = DataLoader(
         data, batch_size=batch_size, shuffle=False, collate_fn=pairs_collate, num_workers=num_workers,
         pin_memory=dev.type == "cuda",
@@ -114,6 +121,7 @@ def evaluate_checkpoint(
         "tta": str(tta),
         "tile": tile,
         "amp": amp,
+        "batch_size": batch_size,
         "images": len(data),
         "skipped": len(data.skipped),
         **result,
@@ -160,7 +168,8 @@ def json_report(result: dict[str, Any]) -> dict[str, Any]:
         **{k: _finite(result[k]) for k in ("mean_acc", *FOREGROUND_KEYS) if k in result},
         **per_class,
     }
-    shown = ("confusion", "class_names", "dataset", "split", "eval_scale", "tta", "tile", "amp", "images", "skipped")
+    shown = ("confusion", "class_names", "dataset", "split", "eval_scale", "tta", "tile", "amp", "batch_size", "images",
+             "skipped")  # fmt: skip
     return {**report, **{k: result[k] for k in shown if k in result}}
 
 

@@ -193,6 +193,9 @@ def test_pad_to_even_repeats_last_row_and_column():
 
 
 def test_torch_compile_equals_eager():
+    """Dynamo's capture and AOT autograd of the pools (what ldwseg must get right for the compiler) on the
+    ``aot_eager`` backend: inductor's code generation of the same graph takes minutes of C++ compiling
+    on a small CPU with a cold cache; tests/engine/test_compile.py runs inductor on a whole UNet."""
     pool = LDWPool2d(wavelet="db2", constraint="orthogonal")
     unpool = LDWUnpool2d(pool)
 
@@ -200,7 +203,8 @@ def test_torch_compile_equals_eager():
         return unpool(pool(t) * 2.0, output_size=t.shape[-2:])
 
     x = torch.randn(2, 3, 16, 12, requires_grad=True)
-    compiled = torch.compile(model)  # inductor, the default backend
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
     eager = model(x)
     out = compiled(x)
     assert_close(out, eager)

@@ -109,11 +109,14 @@ def test_evaluate_reproduces_the_logged_val_score_at_the_training_scale(tmp_path
     header = rows[0].split(",")
     logged = max(float(r.split(",")[header.index("val_miou")]) for r in rows[1:])
     scores = {}
-    for batch in ("1", "3", "7"):
-        report = runner.invoke(app, ["evaluate", str(out / "best.safetensors"), "--json", "--batch-size", batch])
+    for batch in ("1", "3", "7", None):
+        size = [] if batch is None else ["--batch-size", batch]
+        report = runner.invoke(app, ["evaluate", str(out / "best.safetensors"), "--json", *size])
         assert report.exit_code == 0, report.output
         scores[batch] = json.loads(report.output.strip().splitlines()[-1])
     assert {r["eval_scale"] for r in scores.values()} == {0.5}
+    assert [scores[b]["batch_size"] for b in ("1", "7", None)] == [1, 7, 3]  # by default, as validation batched
+    assert scores[None]["miou"] == pytest.approx(logged, abs=1e-12)
     assert scores["1"]["miou"] == scores["3"]["miou"] == scores["7"]["miou"] == pytest.approx(logged, abs=1e-12)
     full = runner.invoke(app, ["evaluate", str(out / "best.safetensors"), "--json", "--eval-scale", "1"])
     assert full.exit_code == 0 and json.loads(full.output.strip().splitlines()[-1])["eval_scale"] == 1.0
