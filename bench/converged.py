@@ -187,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
             code = _run(name, command, report=False)
             if code == 0 and name in EXTENDED:
                 decided = decision(command)
+                if decided is None:  # all 5 seeds have finished, so the report itself failed: never guess
+                    print(f"== {name}: the 5-seed decision could not be read; see the same command with --report",
+                          file=sys.stderr)  # fmt: skip
+                    return 1
                 if decided not in DECIDED:
                     print(
                         f"== {name}: 5 seeds decide {decided}: seeds 5, 6, 7 are added, as pre-registered", flush=True

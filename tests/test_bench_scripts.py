@@ -215,7 +215,7 @@ def _converged_module():
 
 
 @pytest.mark.parametrize(("decided", "extended"), [("gain", False), ("equivalent", False), ("loss", True),
-                                                   ("inconclusive", True), (None, True)])  # fmt: skip
+                                                   ("inconclusive", True)])  # fmt: skip
 def test_converged_adds_seeds_5_to_7_only_when_5_seeds_do_not_decide(monkeypatch, tmp_path, decided, extended):
     converged = _converged_module()
     ran = []
@@ -232,6 +232,15 @@ def test_converged_adds_seeds_5_to_7_only_when_5_seeds_do_not_decide(monkeypatch
     ran.clear()
     assert converged.main(["secondary", "knob", "--out", str(tmp_path)]) == 0
     assert [name for name, _ in ran] == ["secondary", "knob"]  # exploratory: never extended
+
+
+def test_converged_stops_when_the_5_seed_decision_cannot_be_read(monkeypatch, tmp_path, capsys):
+    converged = _converged_module()
+    ran = []
+    monkeypatch.setattr(converged, "_run", lambda name, command, report: ran.append(name) or 0)
+    monkeypatch.setattr(converged, "decision", lambda command: None)
+    assert converged.main(["primary", "drive", "--out", str(tmp_path)]) == 1
+    assert ran == ["primary"] and "the 5-seed decision could not be read" in capsys.readouterr().err
 
 
 def test_converged_keeps_each_compare_stages_summary(monkeypatch, tmp_path):
