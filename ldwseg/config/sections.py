@@ -106,7 +106,9 @@ class DataConfig:
     :func:`~ldwseg.datasets.normalization`). ``num_workers``: data-loading processes, ``None``
     for the device's default (0 on the CPU, where workers would take cores from the training;
     ``min(8, cores per process)`` on CUDA, :func:`~ldwseg.engine.build.data_workers`); the
-    batches do not depend on it.
+    batches do not depend on it. ``cache``: keep the decoded training and validation pairs in
+    memory, so epochs after the first skip decoding (the same batches; for data sets that fit
+    in memory, :class:`~ldwseg.datasets.base.SegmentationDataset`).
     """
 
     dataset: str = "synthetic"
@@ -124,6 +126,7 @@ class DataConfig:
     eval_scale: float = 1.0
     repeat: int = 1
     num_workers: int | None = None
+    cache: bool = False
     download: bool = False
     skip_bad: bool = False
 

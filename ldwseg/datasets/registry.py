@@ -125,6 +125,7 @@ def build_dataset(
     channels: int = 3,
     class_names: Sequence[str] | None = None,
     palette: Sequence[Sequence[int]] | None = None,
+    cache: bool = False,
 ) -> SegmentationDataset:
     """The ``split`` of data set ``name`` under ``root``.
 
@@ -147,6 +148,7 @@ def build_dataset(
         channels: the image channels to read (``model.in_channels``; see
             :class:`~.base.SegmentationDataset`).
         class_names, palette: a ``folder`` data set's classes (see :func:`dataset_info`).
+        cache: keep the decoded pairs in memory (see :class:`~.base.SegmentationDataset`).
 
     Example:
         >>> ds = build_dataset("synthetic", None, "val")
@@ -172,4 +174,5 @@ def build_dataset(
         skip_bad=skip_bad,
         check=check,
         channels=channels,
+        cache=cache,
     )

@@ -103,7 +103,9 @@ def check_new_run(out: str | Path) -> None:
     )
 
 
-RESULT_NEUTRAL = ("data.root", "data.num_workers", "train.checkpoint_every", "train.checkpoint_minutes")
+RESULT_NEUTRAL = (
+    "data.root", "data.num_workers", "data.cache", "train.checkpoint_every", "train.checkpoint_minutes",
+)  # fmt: skip
 """Config fields whose value does not change the weights or scores a run ends with: where the
 data set lies (the same data on another machine, or given as a relative path once and an
 absolute one the next time; which data set, split and classes are compared), how it is

@@ -48,7 +48,13 @@ class SegmentationTask:
         classes = {"class_names": d.class_names, "palette": d.palette}
         info = dataset_info(d.dataset, num_classes=d.num_classes, root=d.root, **classes)
         mean, std, top = normalization(channels, d.mean, d.std)
-        common = {"num_classes": d.num_classes, "download": d.download, "skip_bad": d.skip_bad, "channels": channels}
+        common = {
+            "num_classes": d.num_classes,
+            "download": d.download,
+            "skip_bad": d.skip_bad,
+            "channels": channels,
+            "cache": d.cache,
+        }
         scale = (d.scale_min, d.scale_max)
         train_tf = train_transform(d.crop_size, scale=scale, mean=mean, std=std, max_value=top)
         train = build_dataset(d.dataset, d.root, d.train_split, transform=train_tf, **common, **classes)

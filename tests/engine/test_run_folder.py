@@ -35,9 +35,9 @@ def test_other_or_unreadable_settings_are_refused(tmp_path, change):
         check_same_settings(tmp_path / "run", cfg, whose="this compare's")
 
 
-def test_where_the_data_lies_and_how_often_it_checkpoints_may_differ(tmp_path):
+def test_where_the_data_lies_how_it_is_loaded_and_how_often_it_checkpoints_may_differ(tmp_path):
     cfg = apply_overrides(Config(), ["data.root=../shared/data/camvid", "train.checkpoint_minutes=10"])
-    moved = apply_overrides(Config(), ["data.root=/mnt/data/CamVid", "train.checkpoint_minutes=0"])
+    moved = apply_overrides(Config(), ["data.root=/mnt/data/CamVid", "train.checkpoint_minutes=0", "data.cache=true"])
     _store(tmp_path / "run", cfg.to_dict())
     check_same_settings(tmp_path / "run", moved, whose="this compare's")
     with pytest.raises(ConfigError, match="other settings"):
