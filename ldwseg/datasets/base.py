@@ -14,6 +14,7 @@ import numpy as np
 from torch.utils.data import Dataset
 
 from ..errors import DataError
+from .cache import PairCache
 from .info import DatasetInfo
 from .reading import SampleError, read_channels, read_image, read_mask
 
@@ -85,11 +86,9 @@ class SegmentationDataset(Dataset):
             huge data sets, but a broken file then stops training when it is reached).
         channels: the image channels the model takes (``model.in_channels``); see above.
         cache: keep every pair in memory once read (the check above reads them all), so later
-            epochs skip decoding: the image as read and the mask in the smallest unsigned integer
-            type that holds its labels (CamVid's 468 frames: about 330 MB). Items are the same as
-            without it; each read returns fresh copies, so a transform may write into them.
-            Decoding is about 6% of a CamVid training epoch on a 2-core CPU (docs/results.md).
-            With data workers, each worker process keeps its own copy.
+            epochs skip decoding (:mod:`.cache`; CamVid's 468 frames: about 330 MB). Items are
+            the same as without it. A set estimated at more than half of the available memory
+            is refused. With data workers, each worker process keeps its own copy.
     """
 
     def __init__(
@@ -112,7 +111,7 @@ class SegmentationDataset(Dataset):
         self.region = region
         self.files: list[tuple[Path, Path]] = [(Path(i), Path(m)) for i, m in files]
         self.skipped: list[BadFile] = []
-        self._cache: dict[tuple[Path, Path], tuple[np.ndarray, np.ndarray]] | None = {} if cache else None
+        self._cache = PairCache(info.name, len(self.files)) if cache else None
         if not self.files:
             raise DataError(f"{info.name}: expected at least one (image, mask) pair, found none; check the data root")
         missing = [BadFile(p, _MISSING) for pair in self.files for p in self._sample_files(pair) if not p.is_file()]
@@ -166,11 +165,7 @@ class SegmentationDataset(Dataset):
         pair = self.files[index]  # the key: dropping bad samples renumbers the files
         if self._cache is None:
             return self._read(pair)
-        if pair not in self._cache:
-            image, mask = self._read(pair)
-            self._cache[pair] = image, mask.astype(np.min_scalar_type(int(mask.max(initial=0))))
-        image, mask = self._cache[pair]
-        return image.copy(), mask.astype(np.int64)
+        return self._cache.get(pair, lambda: self._read(pair))
 
     @property
     def cached(self) -> int:
@@ -180,7 +175,7 @@ class SegmentationDataset(Dataset):
     @property
     def cache_bytes(self) -> int:
         """The memory the held pairs take (0 without ``cache``)."""
-        return sum(image.nbytes + mask.nbytes for image, mask in (self._cache or {}).values())
+        return 0 if self._cache is None else self._cache.nbytes
 
     def _read(self, pair: tuple[Path, Path]) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`load` from the files."""

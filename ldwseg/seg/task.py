@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from dataclasses import asdict
@@ -17,6 +18,8 @@ from .loss import segmentation_criterion
 from .metrics import FOREGROUND_KEYS, SegmentationMetrics
 
 __all__ = ["SegmentationTask", "iou_column"]
+
+log = logging.getLogger(__name__)
 
 
 def _record(info: Any) -> dict[str, Any]:
@@ -60,6 +63,11 @@ class SegmentationTask:
         train = build_dataset(d.dataset, d.root, d.train_split, transform=train_tf, **common, **classes)
         val_tf = eval_transform(mean=mean, std=std, max_value=top)
         val = build_dataset(d.dataset, d.root, d.val_split, transform=val_tf, **common, **classes)
+        if d.cache and train.cached + val.cached:
+            log.info(
+                "data.cache: %d training and %d validation pairs kept in memory (%.0f MB)",
+                train.cached, val.cached, (train.cache_bytes + val.cache_bytes) / 2**20,
+            )  # fmt: skip
         record = _record(info)
         record.update(eval_scale=d.eval_scale, in_channels=channels, mean=list(mean), std=list(std), max_value=top)
         record["class_weights"] = resolve_class_weights(cfg.train.class_weights, train, info.class_names)

@@ -1,5 +1,7 @@
 """``data.cache``: pairs held in memory once read give the same items, batches and runs as the files."""
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -7,10 +9,12 @@ from PIL import Image
 from trees import make_mixed_folder
 
 import ldwseg.datasets.base as base
+import ldwseg.datasets.cache as cache
 from ldwseg.config import apply_overrides
 from ldwseg.datasets import build_dataset
 from ldwseg.engine.build import get_loaders
 from ldwseg.engine.distributed import DistInfo
+from ldwseg.errors import DataError
 from ldwseg.tasks import get_task, load_config
 
 
@@ -74,7 +78,7 @@ def test_dropping_a_bad_sample_keeps_every_cached_pair_with_its_files(folder):
         np.testing.assert_array_equal(cached[i][1], plain[i][1])
 
 
-def test_a_cached_run_trains_on_the_same_batches(tmp_path):
+def test_a_cached_run_trains_on_the_same_batches(tmp_path, caplog):
     root = make_mixed_folder(tmp_path / "data")
     cfg = load_config(
         None,
@@ -90,7 +94,29 @@ def test_a_cached_run_trains_on_the_same_batches(tmp_path):
         return data, [*loader, *val_loader]
 
     plain_data, plain = batches(cfg)
-    cached_data, cached = batches(apply_overrides(cfg, ["data.cache=true"]))
+    with caplog.at_level(logging.INFO, logger="ldwseg"):
+        cached_data, cached = batches(apply_overrides(cfg, ["data.cache=true"]))
+    assert "data.cache: 7 training and 7 validation pairs kept in memory" in caplog.text
     assert cached_data.train.cached == len(cached_data.train) and plain_data.train.cached == 0
     assert len(cached) == len(plain) == 3 + 7  # 3 training batches of 2 (the last sample dropped), 7 val images
     torch.testing.assert_close(cached, plain, rtol=0, atol=0)  # every image and mask of every batch
+
+
+def test_a_set_that_would_not_fit_in_memory_is_refused_before_it_is_kept(tmp_path, monkeypatch):
+    folder = make_mixed_folder(tmp_path / "same", sizes=[(48, 40)] * 7)  # any pair estimates the set alike
+    one_pair = 48 * 40 * 3 + 48 * 40  # an RGB uint8 image, a mask of one byte per label
+    monkeypatch.setattr(cache, "available_memory", lambda: 2 * 7 * one_pair - 2)  # half of it: just under 7 pairs
+    with pytest.raises(
+        DataError,
+        match=r"data\.cache would keep about 52 KB .*\(7 samples.* of the 105 KB available.*--set data\.cache=false",
+    ):
+        build_dataset("folder", folder, "train", num_classes=6, cache=True)
+    monkeypatch.setattr(cache, "available_memory", lambda: 2 * 7 * one_pair + 2)
+    assert build_dataset("folder", folder, "train", num_classes=6, cache=True).cached == 7
+
+
+def test_the_available_memory_is_read_from_the_system():
+    available = cache.available_memory()
+    if available is None:
+        pytest.skip("no /proc/meminfo here")
+    assert 2**20 < available < 2**50
