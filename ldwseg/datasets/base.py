@@ -88,7 +88,7 @@ class SegmentationDataset(Dataset):
         cache: keep every pair in memory once read (the check above reads them all), so later
             epochs skip decoding (:mod:`.cache`; CamVid's 468 frames: about 330 MB). Items are
             the same as without it. A set estimated at more than half of the available memory
-            is refused. With data workers, each worker process keeps its own copy.
+            is refused. Every process keeps its own (forked data workers share their parent's).
     """
 
     def __init__(

@@ -5,10 +5,15 @@ its labels (the mask), and every read returns fresh copies, so a transform may w
 them. Before the first pair is kept, the whole set's size is estimated from it and checked
 against the memory the system has available: a set that would not fit is refused with one
 error, instead of the process being killed part-way through an epoch.
+
+Every process holds its own cache: under ``torchrun`` each of the ``LOCAL_WORLD_SIZE``
+processes of a machine, which the check counts. Data workers started by ``fork`` read the
+pairs their training process kept without copying them (the arrays are never written).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Hashable
 from pathlib import Path
@@ -81,11 +86,13 @@ class PairCache:
         return image.copy(), mask.astype(np.int64)
 
     def _check_fits(self, pair: Pair) -> None:
-        estimate = (pair[0].nbytes + pair[1].nbytes) * self.count
+        processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+        estimate = (pair[0].nbytes + pair[1].nbytes) * self.count * processes
         available = available_memory()
         if available is not None and estimate > MEMORY_SHARE * available:
+            each = f" in each of {processes} processes" if processes > 1 else ""
             raise DataError(
                 f"{self.name}: data.cache would keep about {_size(estimate)} of decoded images and masks in memory "
-                f"({self.count} samples like the first), more than half of the {_size(available)} available; "
+                f"({self.count} samples like the first{each}), more than half of the {_size(available)} available; "
                 "leave it off (--set data.cache=false) or free memory"
             )

@@ -120,3 +120,12 @@ def test_the_available_memory_is_read_from_the_system():
     if available is None:
         pytest.skip("no /proc/meminfo here")
     assert 2**20 < available < 2**50
+
+
+def test_the_processes_of_a_torchrun_machine_each_count(tmp_path, monkeypatch):
+    folder = make_mixed_folder(tmp_path / "same", sizes=[(48, 40)] * 7)
+    one_pair = 48 * 40 * 4
+    monkeypatch.setattr(cache, "available_memory", lambda: 2 * 7 * one_pair + 2)  # room for one process's cache
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    with pytest.raises(DataError, match=r"about 105 KB .*\(7 samples like the first in each of 2 processes\)"):
+        build_dataset("folder", folder, "train", num_classes=6, cache=True)
