@@ -6,15 +6,22 @@ Markdown row per run: the best score and its epoch, the final score, and the bud
 ``docs/results.md``: the first epoch, among multiples of ``--every``, whose score lies within
 ``--within`` of the run's best.
 
+``--mean`` draws one curve per design instead: the runs grouped by the folder that holds
+them (``max/seed0``, ``max/seed1``, ... are ``max``), the mean over their seeds with a band
+of one standard deviation either side, at the epochs that all of them validated; the table
+then gives each design's final score as mean +- std over its seeds.
+
 Usage::
 
     python bench/learning_curve.py docs/evidence/converged-camvid/max/seed0 --out curve.png
+    python bench/learning_curve.py docs/evidence/converged-camvid/{max,default}/seed* --mean --out curves.png
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import statistics
 from pathlib import Path
 
 
@@ -38,6 +45,35 @@ def budget(scores: list[tuple[int, float]], *, every: int, within: float) -> int
     return next((e for e, s in scores if e % every == 0 and s >= best - within), None)
 
 
+def design_means(curves: dict[Path, list[tuple[int, float]]]) -> dict[str, list[tuple[int, float, float, int]]]:
+    """Per design (the runs' parent folder): ``(epoch, mean, std, runs)`` at the epochs every one of its
+    runs validated; std is the sample standard deviation (0 for one run)."""
+    groups: dict[str, list[dict[int, float]]] = {}
+    for run, scores in curves.items():
+        groups.setdefault(run.parent.name or str(run), []).append(dict(scores))
+    means = {}
+    for design, runs in groups.items():
+        epochs = sorted(set.intersection(*(set(r) for r in runs)))
+        rows = []
+        for e in epochs:
+            values = [r[e] for r in runs]
+            rows.append((e, statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0, len(runs)))
+        means[design] = rows
+    return means
+
+
+def _print_means(means: dict[str, list[tuple[int, float, float, int]]], metric: str) -> None:
+    print(f"| design | seeds | final val {metric} (mean ± std) | epoch | best mean (epoch) |")
+    print("|---|---|---|---|---|")
+    for design, rows in means.items():
+        if not rows:
+            print(f"| {design} | - | - | - | - |")
+            continue
+        epoch, mean, std, runs = rows[-1]
+        top = max(rows, key=lambda row: row[1])
+        print(f"| {design} | {runs} | {mean:.4f} ± {std:.4f} | {epoch} | {top[1]:.4f} ({top[0]}) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", type=Path, nargs="+", help="Run folders (or metrics.csv files).")
@@ -45,7 +81,15 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=10, help="Epochs the budget may take [default: 10].")
     parser.add_argument("--within", type=float, default=0.01, help="Budget tolerance below the best [default: 0.01].")
     parser.add_argument("--out", type=Path, default=None, help="Write the figure here (PNG) [default: no figure].")
+    parser.add_argument("--mean", action="store_true", help="One curve per design: the mean over its seeds, +- std.")
     args = parser.parse_args()
+    if args.mean:
+        means = design_means({run: val_scores(run, args.metric) for run in args.runs})
+        _print_means(means, args.metric)
+        if args.out is not None:
+            _plot({d: [(e, m) for e, m, _, _ in rows] for d, rows in means.items()}, args.metric, args.out,
+                  bands={d: [(m - s, m + s) for _, m, s, _ in rows] for d, rows in means.items()})  # fmt: skip
+        return
     curves = {str(run): val_scores(run, args.metric) for run in args.runs}
     print(
         f"| run | best val {args.metric} (epoch) | final | budget (first multiple of {args.every} within {args.within}) |"
@@ -59,21 +103,32 @@ def main() -> None:
         print(f"| {name} | {top[1]:.4f} ({top[0]}) | {scores[-1][1]:.4f} ({scores[-1][0]}) | "
               f"{budget(scores, every=args.every, within=args.within)} |")  # fmt: skip
     if args.out is not None:
-        import matplotlib
+        _plot(curves, args.metric, args.out)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(6, 3.5))
-        for name, scores in curves.items():
-            ax.plot([e for e, _ in scores], [s for _, s in scores], marker=".", label=name)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"val {args.metric}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(args.out, dpi=120)
-        print(f"wrote {args.out}")
+def _plot(
+    curves: dict[str, list[tuple[int, float]]], metric: str, out: Path,
+    bands: dict[str, list[tuple[float, float]]] | None = None,
+) -> None:  # fmt: skip
+    """One line per curve (with its band of ``(low, high)`` per epoch, when given), saved to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, scores in curves.items():
+        epochs = [e for e, _ in scores]
+        (line,) = ax.plot(epochs, [s for _, s in scores], marker=".", label=name)
+        if bands is not None:
+            ax.fill_between(epochs, *zip(*bands[name]), color=line.get_color(), alpha=0.2, linewidth=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"val {metric}" + (" (mean ± std over seeds)" if bands is not None else ""))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

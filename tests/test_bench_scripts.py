@@ -163,6 +163,28 @@ def test_learning_curve_reports_best_final_and_the_budget_rule(tmp_path):
     assert wrong.returncode != 0 and "val_miou" in wrong.stderr
 
 
+def test_learning_curve_means_each_designs_seeds_at_the_epochs_all_validated(tmp_path):
+    scores = {  # seed 1 of "b" alone validated epoch 15: no mean there, or it would be b's best
+        ("a", 0): {10: 0.40, 20: 0.60}, ("a", 1): {10: 0.50, 20: 0.62},
+        ("b", 0): {10: 0.30, 20: 0.64}, ("b", 1): {10: 0.36, 15: 0.9, 20: 0.61},
+    }  # fmt: skip
+    for (design, seed), values in scores.items():
+        run = tmp_path / design / f"seed{seed}"
+        run.mkdir(parents=True)
+        rows = ["epoch,val_miou"] + [f"{e},{values.get(e, '')}" for e in range(1, 21)]
+        (run / "metrics.csv").write_text("\n".join(rows) + "\n")
+    runs = [str(tmp_path / d / f"seed{s}") for d, s in scores]
+    result = run_script(BENCH / "learning_curve.py", *runs, "--mean", "--out", str(tmp_path / "m.png"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = [line for line in result.stdout.splitlines() if line.startswith(("| a ", "| b "))]
+    a20, b20 = np.array([0.60, 0.62]), np.array([0.64, 0.61])
+    assert rows == [
+        f"| a | 2 | {a20.mean():.4f} ± {a20.std(ddof=1):.4f} | 20 | {a20.mean():.4f} (20) |",
+        f"| b | 2 | {b20.mean():.4f} ± {b20.std(ddof=1):.4f} | 20 | {b20.mean():.4f} (20) |",
+    ]
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
 def test_library_speed_times_the_shapes_given_and_counts_page_faults(tmp_path):
     result = run_script(BENCH / "library_speed.py", "--shape", "2,8,16,16", "--repeats", "1", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
