@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["MEMORY_SHARE", "PairCache", "available_memory"]
+__all__ = ["MEMORY_SHARE", "PairCache", "available_memory", "size_words"]
 
 MEMORY_SHARE = 0.5
 """The largest share of the available memory an estimated cache may take."""
@@ -41,10 +41,10 @@ def available_memory() -> int | None:
     return None
 
 
-def _size(nbytes: float) -> str:
+def size_words(nbytes: float) -> str:
     """``nbytes`` for a message.
 
-    >>> _size(3 * 2**30), _size(330 * 2**20), _size(67_200)
+    >>> size_words(3 * 2**30), size_words(330 * 2**20), size_words(67_200)
     ('3.0 GB', '330 MB', '66 KB')
     """
     if nbytes >= 2**30:
@@ -92,7 +92,7 @@ class PairCache:
         if available is not None and estimate > MEMORY_SHARE * available:
             each = f" in each of {processes} processes" if processes > 1 else ""
             raise DataError(
-                f"{self.name}: data.cache would keep about {_size(estimate)} of decoded images and masks in memory "
-                f"({self.count} samples like the first{each}), more than half of the {_size(available)} available; "
+                f"{self.name}: data.cache would keep about {size_words(estimate)} of decoded images and masks in memory "
+                f"({self.count} samples like the first{each}), more than half of the {size_words(available)} available; "
                 "leave it off (--set data.cache=false) or free memory"
             )

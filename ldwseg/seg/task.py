@@ -10,6 +10,7 @@ from typing import Any
 
 from ..config import Config
 from ..datasets import build_dataset, dataset_info, eval_transform, normalization, pairs_collate, train_transform
+from ..datasets.cache import size_words
 from ..engine.precision import Precision
 from ..engine.task import TaskData
 from .class_weights import resolve_class_weights
@@ -65,8 +66,8 @@ class SegmentationTask:
         val = build_dataset(d.dataset, d.root, d.val_split, transform=val_tf, **common, **classes)
         if d.cache and train.cached + val.cached:
             log.info(
-                "data.cache: %d training and %d validation pairs kept in memory (%.0f MB)",
-                train.cached, val.cached, (train.cache_bytes + val.cache_bytes) / 2**20,
+                "data.cache: %d training and %d validation pairs kept in memory (%s)",
+                train.cached, val.cached, size_words(train.cache_bytes + val.cache_bytes),
             )  # fmt: skip
         record = _record(info)
         record.update(eval_scale=d.eval_scale, in_channels=channels, mean=list(mean), std=list(std), max_value=top)
